@@ -1,0 +1,136 @@
+"""A worked solution as a list of plain blocks, read by every renderer.
+
+Problems produce blocks (prose, equation chains, tables, figures, checks);
+the terminal renderer (:func:`to_text`) and the LaTeX templates read the same
+list, so the key, the terminal and a notebook always show the same thing.
+Maths travels as :class:`Math` holding both its LaTeX (from SymPy's printer)
+and its plain-text form; prose is plain text that renderers escape.
+
+>>> print(to_text([Heading("Forward pass"), Equations((EqRow(Math("z_{1}", "z1"),
+...     (Math("0.3", "0.3"),)),))]))
+Forward pass
+------------
+  z1 = 0.3
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Math:
+    tex: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Prose:
+    """A paragraph: a tuple of str (escaped by renderers) and Math parts."""
+
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class EqRow:
+    """``lhs = rhs[0] = rhs[1] = ...``, optionally with a short note."""
+
+    lhs: Math
+    rhs: tuple
+    note: str = ""
+    relation: str = "="
+
+
+@dataclass(frozen=True)
+class Equations:
+    rows: tuple
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple                # str or Math cells
+    rows: tuple                  # tuples of str or Math cells
+    caption: str = ""
+    align: str = ""              # LaTeX column spec, e.g. "lrr"; default all centred
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A generated figure: ``kind`` selects the template, ``data`` is plain data.
+
+    Kinds and their data (all numbers are plain floats, computed):
+
+    * ``plot``: ``{"xlabel": str, "ylabel": str, "logy": bool,
+      "series": [{"label": str, "x": [float], "y": [float]}]}``
+      (optionally ``"step": True`` for a staircase such as a PR curve);
+    * ``network``: ``{"layers": [[name, ...], ...], "edges": [[src, dst, label], ...],
+      "latex": {name: latex}}``: a layered drawing of a graph;
+    * ``unrolled-rnn``: ``{"T": int}``;
+    * ``boxes``: ``{"boxes": [{"label": str, "x": float, "y": float, "w": float,
+      "h": float, "style": "truth"|"pred"}]}``.
+    """
+
+    kind: str
+    data: dict = field(hash=False, compare=False, default_factory=dict)
+    caption: str = ""
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The verification line: the contract's ``checks`` records."""
+
+    items: tuple
+
+
+def prose(*parts) -> Prose:
+    return Prose(tuple(parts))
+
+
+def _cell_text(c) -> str:
+    return c.text if isinstance(c, Math) else str(c)
+
+
+def to_text(blocks) -> str:
+    """Render blocks for a terminal (plain text, no colour)."""
+    out: list[str] = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            if out and out[-1] != "":
+                out.append("")
+            rule = "=" if b.level <= 1 else "-"
+            out += [b.text, rule * len(b.text)]
+        elif isinstance(b, Prose):
+            out.append("".join(_cell_text(p) for p in b.parts))
+        elif isinstance(b, Equations):
+            for row in b.rows:
+                line = f"  {row.lhs.text} {row.relation} " + " = ".join(r.text for r in row.rhs)
+                if row.note:
+                    line += f"    ({row.note})"
+                out.append(line)
+        elif isinstance(b, Table):
+            cells = [[_cell_text(c) for c in b.header]] + [[_cell_text(c) for c in r] for r in b.rows]
+            widths = [max(len(r[i]) for r in cells if i < len(r)) for i in range(len(cells[0]))]
+            if b.caption:
+                out.append(b.caption)
+            for k, r in enumerate(cells):
+                out.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+                if k == 0:
+                    out.append("  " + "  ".join("-" * w for w in widths))
+        elif isinstance(b, Figure):
+            out.append(f"[figure: {b.caption or b.kind}]")
+        elif isinstance(b, Checks):
+            for c in b.items:
+                err = c.get("max_abs_err", c.get("max_rel_err"))
+                kind = "max abs err" if "max_abs_err" in c else "max rel err"
+                status = {True: "passed", False: "FAILED", None: "n/a"}[c["passed"]]
+                line = f"  {c['method']}: {kind} {err:.3g}, {status}"
+                if c.get("note"):
+                    line += f" ({c['note']})"
+                out.append(line)
+    return "\n".join(out)

@@ -1,0 +1,43 @@
+"""``derive solve TARGET``: the worked solution of one problem or spec."""
+from __future__ import annotations
+
+import json
+
+from ..errors import as_user_error, in_file
+from ._common import emit, load_target, read_values
+
+
+def add_parser(sub):
+    p = sub.add_parser("solve", help="the worked solution of one problem or spec file")
+    p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
+    p.add_argument("--values", metavar="FILE", help="YAML/JSON mapping of names to numbers")
+    p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="override one value")
+    p.add_argument("--format", choices=["text", "json", "tex", "pdf"], default="text")
+    p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
+    p.add_argument("--steps", type=int, default=1, metavar="K", help="update steps to apply (default 1)")
+    p.set_defaults(run=run)
+
+
+def solve(args):
+    problem = load_target(args.target)
+    values = read_values(args.values, args.set)
+    try:
+        return problem.solve(values or None, steps=args.steps)
+    except Exception as exc:  # noqa: BLE001
+        if as_user_error(exc) is None:
+            raise
+        where = args.values or args.target
+        raise in_file(where, exc) from None
+
+
+def run(args) -> int:
+    solution = solve(args)
+    if args.format == "json":
+        emit(json.dumps(solution.to_json(), indent=2), args.out)
+    elif args.format in ("tex", "pdf"):
+        from ..render import write_solution
+
+        write_solution(solution, args.format, args.out)
+    else:
+        emit(solution.to_text(), args.out)
+    return 0

@@ -1,0 +1,226 @@
+"""A safe parser for user expressions: Python's ``ast`` with an allow-list.
+
+User text (spec right-hand sides, hand answers) is never given to ``eval``,
+``sympify`` or ``parse_expr``.  It is parsed with :func:`ast.parse` and the tree
+is walked here: numbers, declared names, ``+ - * / **``, unary minus,
+parentheses and calls to the operation table are turned into SymPy objects
+directly; anything else is refused with a message that says what and where.
+
+>>> import sympy
+>>> x = sympy.Symbol('x', real=True)
+>>> parse_expr_safe("relu(2*x) + 0.1", {"x": x})
+relu(2*x) + 1/10
+>>> parse_expr_safe("__import__('os')", {"x": x})
+Traceback (most recent call last):
+...
+derive.parse.ExprError: name '__import__' is not allowed (dunder names are refused)
+"""
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+
+import sympy
+
+from .ops import OPS
+
+MAX_TEXT = 4000        # characters in one expression
+MAX_NODES = 800        # AST nodes in one expression
+MAX_DEPTH = 40         # nesting of the AST
+MAX_EXPONENT = 64      # |numeric exponent| in a ** b
+MAX_NUMBER_TEXT = 40   # characters in one numeric literal
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class ExprError(ValueError):
+    """An expression was refused; the message says why."""
+
+
+def check_name(name: str) -> str:
+    """Validate a user-chosen quantity name; returns it or raises ExprError.
+
+    >>> check_name("w1_11")
+    'w1_11'
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ExprError(f"name {name!r} is not a valid name (letters, digits and _, starting with a letter)")
+    if name.startswith("__") or "__" in name:
+        raise ExprError(f"name {name!r} is not allowed (dunder names are refused)")
+    if keyword.iskeyword(name):
+        raise ExprError(f"name {name!r} is a Python keyword")
+    if name in OPS:
+        raise ExprError(f"name {name!r} is the name of an operation")
+    if len(name) > 64:
+        raise ExprError(f"name {name[:20]!r}... is longer than 64 characters")
+    return name
+
+
+def number(text_or_value) -> sympy.Expr:
+    """A user number as SymPy: short decimals become exact rationals.
+
+    >>> number(0.1), number("0.1875"), number(2)
+    (1/10, 3/16, 2)
+    """
+    if isinstance(text_or_value, bool):
+        raise ExprError(f"{text_or_value!r} is not a number")
+    if isinstance(text_or_value, int):
+        return sympy.Integer(text_or_value)
+    if isinstance(text_or_value, float):
+        if text_or_value != text_or_value or text_or_value in (float("inf"), float("-inf")):
+            raise ExprError(f"{text_or_value!r} is not a finite number")
+        text = repr(text_or_value)
+    elif isinstance(text_or_value, str):
+        text = text_or_value.strip()
+    else:
+        raise ExprError(f"{text_or_value!r} is not a number")
+    if len(text) > MAX_NUMBER_TEXT:
+        raise ExprError(f"number {text[:20]}... has more than {MAX_NUMBER_TEXT} characters")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ExprError(f"{text!r} is not a number") from None
+    if value != value or abs(value) == float("inf"):
+        raise ExprError(f"{text!r} is not a finite number")
+    mantissa = text.lower().split("e")[0]
+    digits = len(mantissa.replace("-", "").replace("+", "").replace(".", "").lstrip("0"))
+    exp_part = int(text.lower().split("e")[1]) if "e" in text.lower() else 0
+    if digits <= 15 and abs(exp_part) <= 30:
+        # A short decimal the user typed: keep it exact.
+        return sympy.Rational(text)
+    return sympy.Float(value)
+
+
+class _Builder(ast.NodeVisitor):
+    def __init__(self, names, funcs):
+        self.names = names
+        self.funcs = funcs
+
+    def generic_visit(self, node):
+        raise ExprError(f"{type(node).__name__.lower()} is not allowed in an expression")
+
+    def visit_Expression(self, node):
+        return self.visit(node.body)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise ExprError(f"constant {node.value!r} is not a number")
+        if isinstance(node.value, int) and abs(node.value) > 10**30:
+            raise ExprError("integer literal is too large")
+        return number(node.value if isinstance(node.value, int) else repr(node.value))
+
+    def visit_Name(self, node):
+        name = node.id
+        if "__" in name:
+            raise ExprError(f"name {name!r} is not allowed (dunder names are refused)")
+        if name in self.funcs:
+            raise ExprError(f"{name!r} is an operation and must be called, as {name}(...)")
+        if name not in self.names:
+            raise ExprError(f"unknown name {name!r}")
+        return self.names[name]
+
+    def visit_UnaryOp(self, node):
+        operand = self.visit(node.operand)
+        if isinstance(node.op, ast.USub):
+            return -operand
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        raise ExprError(f"operator {type(node.op).__name__} is not allowed")
+
+    def visit_BinOp(self, node):
+        left = self.visit(node.left)
+        right = self.visit(node.right)
+        op = node.op
+        if isinstance(op, ast.Add):
+            return left + right
+        if isinstance(op, ast.Sub):
+            return left - right
+        if isinstance(op, ast.Mult):
+            return left * right
+        if isinstance(op, ast.Div):
+            if right.is_zero:
+                raise ExprError("division by zero")
+            return left / right
+        if isinstance(op, ast.Pow):
+            if right.is_Number:
+                if abs(right) > MAX_EXPONENT:
+                    raise ExprError(f"exponent {right} is larger than {MAX_EXPONENT} in absolute value")
+                if left.is_zero and right.is_negative:
+                    raise ExprError("zero raised to a negative power")
+            elif not right.free_symbols:
+                raise ExprError("a constant exponent must be a plain number")
+            return sympy.Pow(left, right)
+        raise ExprError(f"operator {type(op).__name__} is not allowed")
+
+    def visit_Call(self, node):
+        if not isinstance(node.func, ast.Name):
+            raise ExprError("only the operations of the table may be called (no attributes or subscripts)")
+        fname = node.func.id
+        if "__" in fname:
+            raise ExprError(f"name {fname!r} is not allowed (dunder names are refused)")
+        if fname not in self.funcs:
+            raise ExprError(f"unknown function {fname!r}; known: {', '.join(sorted(self.funcs))}")
+        if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
+            raise ExprError(f"{fname}() takes exactly one positional argument")
+        return self.funcs[fname](self.visit(node.args[0]))
+
+
+def _depth(node, limit):
+    stack = [(node, 1)]
+    count = 0
+    while stack:
+        cur, d = stack.pop()
+        count += 1
+        if d > limit:
+            raise ExprError(f"expression is nested deeper than {limit} levels")
+        if count > MAX_NODES:
+            raise ExprError(f"expression has more than {MAX_NODES} parts")
+        stack.extend((child, d + 1) for child in ast.iter_child_nodes(cur))
+
+
+def parse_expr_safe(text, names: dict, funcs: dict | None = None) -> sympy.Expr:
+    """Parse ``text`` into a SymPy expression over ``names`` (name -> Symbol).
+
+    Numbers and bare numeric YAML values are accepted too.  Raises
+    :class:`ExprError` with a one-line reason on anything outside the
+    allow-list.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return number(text)
+    if not isinstance(text, str):
+        raise ExprError(f"expected an expression, got {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise ExprError(f"expression is longer than {MAX_TEXT} characters")
+    if "\x00" in text:
+        raise ExprError("expression contains a NUL character")
+    funcs = funcs if funcs is not None else default_funcs()
+    source = text.strip()
+    if not source:
+        raise ExprError("expression is empty")
+    # Nesting is bounded before parsing: CPython's parser itself can blow its
+    # stack on pathological input.
+    depth = 0
+    for ch in source:
+        if ch in "([{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ExprError(f"expression is nested deeper than {MAX_DEPTH} levels")
+        elif ch in ")]}":
+            depth -= 1
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"syntax error at column {exc.offset or 0}: {exc.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExprError("expression could not be parsed (too deep or malformed)") from None
+    _depth(tree, MAX_DEPTH * 2)
+    try:
+        return _Builder(names, funcs).visit(tree)
+    except RecursionError:
+        raise ExprError("expression is too deeply nested") from None
+
+
+def default_funcs() -> dict:
+    """Callables allowed in expressions: exactly the operation table."""
+    return {name: op.sympy for name, op in OPS.items()}

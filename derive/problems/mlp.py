@@ -1,0 +1,7 @@
+"""The two MLP built-ins, defined by spec files like any user's network."""
+from . import package_spec
+
+PROBLEMS = [
+    package_spec("mlp-tanh-sigmoid", source="seed 002, Q1.3", order=(2, 1, 3)),
+    package_spec("mlp-relu-regression", source="seed 004, Q2", order=(4, 2)),
+]

@@ -1,0 +1,251 @@
+"""Spec files: a user's network in YAML or JSON, read safely and built into a graph.
+
+YAML goes through a safe loader that also refuses duplicate keys and aliases;
+every expression goes through :func:`derive.parse.parse_expr_safe`; sizes are
+bounded; every refusal is a :class:`SpecError` whose message names the field.
+
+>>> spec = load_spec_text('''
+... inputs: {x: 2}
+... targets: {y: 1}
+... parameters: {w: 0.5}
+... forward: {o: w*x}
+... loss: (o - y)**2 / 2
+... optimizer: {rule: sgd, lr: 0.1}
+... ''', "demo.yaml")
+>>> spec.graph.computed, spec.values["w"]
+(['o', 'L'], 1/2)
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .graph import Graph, GraphError
+from .optim import Optimizer, OptimizerError
+from .parse import ExprError, check_name, number, parse_expr_safe
+
+MAX_FILE_BYTES = 256 * 1024
+MAX_NAMES = 4000
+#: seconds allowed for building, deriving and checking one user spec
+TIME_LIMIT = 20
+
+SECTIONS = ("inputs", "targets", "parameters")
+KIND_OF = {"inputs": "input", "targets": "target", "parameters": "parameter"}
+KNOWN_KEYS = {"name", "title", "question", "inputs", "targets", "parameters", "forward", "loss",
+              "loss_name", "optimizer", "description", "notes"}
+
+
+class SpecError(ValueError):
+    """A refused spec or values file: ``where`` (field or line) and ``what``."""
+
+    def __init__(self, where: str, what: str):
+        self.where = where
+        self.what = what
+        super().__init__(f"{where}: {what}" if where else what)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and aliases (no YAML bombs)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML aliases are not allowed")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                dup = key in seen
+            except TypeError:
+                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: a key must be a plain name") from None
+            if dup:
+                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+
+
+def read_data(text: str, source: str):
+    """Parse YAML or JSON text (by the file name's ending) with the safe rules."""
+    if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
+        raise SpecError("", f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
+    if source.endswith(".json"):
+        def pairs(items):
+            out = {}
+            for k, v in items:
+                if k in out:
+                    raise SpecError("", f"key {k!r} appears twice")
+                out[k] = v
+            return out
+        try:
+            return json.loads(text, object_pairs_hook=pairs)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise SpecError("", "JSON is nested too deeply") from None
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}" if mark else ""
+        raise SpecError(line, f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        msg = str(exc)
+        if msg.startswith("line "):
+            where, _, what = msg.partition(": ")
+            raise SpecError(where, what) from None
+        raise SpecError("", f"invalid YAML: {msg.splitlines()[0] if msg else 'unreadable'}") from None
+    except RecursionError:
+        raise SpecError("", "YAML is nested too deeply") from None
+
+
+def read_file(path):
+    """The parsed data of a spec/values file; SpecError if unreadable."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError("", f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError("", f"cannot read file ({type(exc).__name__})") from None
+    return read_data(text, str(p))
+
+
+@dataclass
+class Spec:
+    """A built graph with its given values and its update rule."""
+
+    graph: Graph
+    values: dict                      # leaf name -> sympy number
+    optimizer: Optimizer
+    title: str = ""
+    question: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+@contextmanager
+def time_limit(seconds: float, where: str):
+    """Bound the time of symbolic work on user input (SIGALRM, main thread)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise SpecError(where, f"took longer than {seconds:g} s to derive; simplify the spec")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def build_spec(data, source: str = "spec") -> Spec:
+    """Build a :class:`Spec` from parsed data; SpecError names what is wrong."""
+    if not isinstance(data, dict):
+        raise SpecError("", "a spec must be a mapping with inputs, parameters, forward and loss")
+    for key in data:
+        if key not in KNOWN_KEYS:
+            raise SpecError(str(key)[:40], f"unknown field; known: {', '.join(sorted(KNOWN_KEYS))}")
+    title = data.get("title") or data.get("name") or Path(source).stem
+    if not isinstance(title, str):
+        raise SpecError("name", "must be text")
+    graph = Graph(title[:200])
+    values: dict = {}
+    count = 0
+    for section in SECTIONS:
+        block = data.get(section) or {}
+        if section == "parameters" and not block:
+            raise SpecError("parameters", "at least one trainable parameter is needed")
+        if not isinstance(block, dict):
+            raise SpecError(section, "must be a mapping of names to numbers")
+        for name, raw in block.items():
+            where = f"{section}.{name}"
+            _name(where, name)
+            if name in graph.nodes:
+                raise SpecError(where, "name defined twice")
+            values[name] = _value(where, raw)
+            graph.add_leaf(name, KIND_OF[section])
+            count += 1
+    forward = data.get("forward") or {}
+    if not isinstance(forward, dict):
+        raise SpecError("forward", "must be a mapping of names to expressions, in order")
+    loss_name = data.get("loss_name", "L")
+    _name("loss_name", loss_name)
+    for name, text in forward.items():
+        where = f"forward.{name}"
+        _name(where, name)
+        if name in graph.nodes or name == loss_name:
+            raise SpecError(where, "name defined twice")
+        count += 1
+        if count > MAX_NAMES:
+            raise SpecError("forward", f"more than {MAX_NAMES} quantities")
+        graph.add(name, _expr(where, text, graph))
+    if "loss" not in data or data["loss"] in (None, ""):
+        raise SpecError("loss", "missing: the spec needs a loss expression")
+    loss = _expr("loss", data["loss"], graph)
+    if not loss.free_symbols:
+        raise SpecError("loss", "does not depend on any quantity")
+    graph.add(loss_name, loss, kind="loss")
+    try:
+        optimizer = Optimizer.from_spec(data.get("optimizer"))
+    except OptimizerError as exc:
+        where, _, what = str(exc).partition(": ")
+        raise SpecError(where, what) from None
+    question = data.get("question") or data.get("description") or ""
+    if not isinstance(question, str):
+        raise SpecError("question", "must be text")
+    return Spec(graph, values, optimizer, title[:200], question, data)
+
+
+def load_spec_text(text: str, source: str) -> Spec:
+    return build_spec(read_data(text, source), source)
+
+
+def load_spec(path) -> Spec:
+    return build_spec(read_file(path), str(path))
+
+
+def _name(where, name):
+    try:
+        check_name(name)
+    except ExprError as exc:
+        raise SpecError(where, str(exc)) from None
+
+
+def _value(where, raw):
+    if isinstance(raw, (list, dict)):
+        raise SpecError(where, "vector and matrix values need a shape; see the README's vector specs")
+    try:
+        return number(raw)
+    except ExprError as exc:
+        raise SpecError(where, f"not a numeric value ({exc})") from None
+
+
+def _expr(where, text, graph: Graph):
+    names = {n: node.symbol for n, node in graph.nodes.items()}
+    try:
+        return parse_expr_safe(text, names)
+    except ExprError as exc:
+        raise SpecError(where, str(exc)) from None
+    except GraphError as exc:
+        raise SpecError(where, str(exc)) from None
+
+
+__all__ = ["Spec", "SpecError", "build_spec", "load_spec", "load_spec_text", "read_data",
+           "read_file", "time_limit"]
