@@ -18,7 +18,7 @@ the hand-answer checker all read; none of them recomputes it.
 >>> [s.name for s in d.steps]
 ['dL/dL', 'dL/da', 'dL/dw']
 >>> d.by_node["w"].expr
-x*dL/da*step(w*x)
+dL/da*x*step(w*x)
 """
 from __future__ import annotations
 
