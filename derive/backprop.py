@@ -31,6 +31,33 @@ from .ops import MissingRule, op_of, relu  # noqa: F401  (relu for the doctest)
 
 #: graphs larger than this get no fully expanded gradient (it would be huge)
 EXPAND_LIMIT_NODES = 60
+#: an expansion whose printed tree would exceed this many parts is not shown
+EXPAND_LIMIT_SIZE = 4000
+
+
+def tree_size(expr, memo=None) -> int:
+    """Parts in the printed tree of ``expr``, counted over its DAG (so an
+    exponentially large print is measured in linear time).
+
+    >>> x = sympy.Symbol("x"); e = x
+    >>> for _ in range(40): e = e * (e + 1)
+    >>> tree_size(e) > 10**9
+    True
+    """
+    memo = {} if memo is None else memo
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if e in memo:
+            stack.pop()
+            continue
+        pending = [a for a in e.args if a not in memo]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        memo[e] = 1 + sum(memo[a] for a in e.args)
+    return memo[expr]
 
 
 @dataclass(frozen=True)
@@ -121,36 +148,73 @@ class Derivation:
         written by hand.  None for graphs too large to expand."""
         if len(self.graph.nodes) > EXPAND_LIMIT_NODES:
             return None
-        return self._expansions(forward=False).get(node)
+        return _bounded(self._expansions(forward=False).get(node))
 
     def expanded(self, node: str):
         """dL/d(node) fully expanded in the problem's givens (inputs, targets,
         parameters).  None for graphs too large to expand."""
         if len(self.graph.nodes) > EXPAND_LIMIT_NODES:
             return None
-        return self._expansions(forward=True).get(node)
+        return _bounded(self._expansions(forward=True).get(node))
 
     def _expansions(self, forward: bool) -> dict:
+        """Substituted forms of every adjoint, built only while their printed
+        size stays under EXPAND_LIMIT_SIZE (sizes are estimated before an
+        expression is built, so a deep graph never builds a huge tree)."""
         key = "_exp_fwd" if forward else "_exp_adj"
         cached = self.__dict__.get(key)
         if cached is not None:
             return cached
-        fwd = {}
+        fwd: dict = {}
+        size: dict = {}     # symbol -> printed size of its substitution
+        too_big = object()
+
+        def estimate(expr):
+            total = tree_size(expr)
+            for sym in expr.free_symbols:
+                if sym in size:
+                    if size[sym] is too_big:
+                        return None
+                    total += expr.count(sym) * (size[sym] - 1)
+            return total
+
         if forward:
             for name, node in self.graph.nodes.items():
-                if node.expr is not None:
+                if node.expr is None:
+                    continue
+                est = estimate(node.expr)
+                if est is None or est > EXPAND_LIMIT_SIZE:
+                    size[node.symbol] = too_big
+                else:
                     fwd[node.symbol] = node.expr.xreplace(fwd)
-        adj = {}
-        out = {}
+                    size[node.symbol] = est
+        adj: dict = {}
+        out: dict = {}
         for s in self.steps:
             if not s.terms:
                 value = sympy.Integer(1)
             else:
-                value = sympy.Add(*[adj[t.upstream] * t.local.xreplace(fwd) for t in s.terms])
+                parts = []
+                for t in s.terms:
+                    up = adj.get(t.upstream)
+                    est = estimate(t.local)
+                    if up is None or est is None or est + tree_size(up) > EXPAND_LIMIT_SIZE:
+                        parts = None
+                        break
+                    parts.append(up * t.local.xreplace(fwd))
+                value = sympy.Add(*parts) if parts is not None else None
+                if value is not None and tree_size(value) > EXPAND_LIMIT_SIZE:
+                    value = None
             adj[s.symbol] = value
             out[s.node] = value
         self.__dict__[key] = out
         return out
+
+
+def _bounded(expr):
+    if expr is None or tree_size(expr) > EXPAND_LIMIT_SIZE:
+        return None
+    return expr
 
 
 def derive(graph: Graph) -> Derivation:

@@ -179,7 +179,13 @@ class Graph:
                 v = leaf_values[name]
                 v = v if isinstance(v, sympy.Basic) else number(v)
             else:
-                v = settle(node.expr.xreplace(subs), name)
+                try:
+                    v = settle(node.expr.xreplace(subs), name)
+                except (OverflowError, ValueError, ZeroDivisionError, MemoryError) as exc:
+                    if isinstance(exc, GraphError):
+                        raise
+                    raise GraphError(f"{name}: value cannot be computed ({type(exc).__name__}: "
+                                     f"the number is too large or undefined)") from None
             values[name] = v
             subs[node.symbol] = v
         return values

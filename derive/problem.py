@@ -23,6 +23,8 @@ from . import blocks as B
 from .backprop import Derivation, Evaluation, derive, evaluate
 from .fmt import exact_string, num_tex, num_text
 from .graph import GraphError, nest
+from .latex import superscript
+from .network import network_figure
 from .numeric import verify
 from .optim import Optimizer, OptimizerError
 from .parse import ExprError, number
@@ -256,9 +258,16 @@ class GraphSolution(Solution):
             step = self.derivation.by_node.get(p)
             expanded = self.derivation.expanded(p) if step else sympy.Integer(0)
             chain = self.derivation.in_forward_names(p) if step else sympy.Integer(0)
-            shown = expanded if expanded is not None else (step.expr if step else sympy.Integer(0))
+            if expanded is not None:
+                shown, form, shown_names = expanded, "expanded", names_text
+            elif chain is not None:
+                shown, form, shown_names = chain, "chain", names_text
+            else:  # too large to expand: in terms of the named adjoints
+                shown, form = step.expr, "adjoints"
+                shown_names = {s.symbol: s.name.replace("/", "_") for s in self.derivation.steps}
             entry = {"value": float(v),
-                     "expr": text(shown, names_text),
+                     "expr": text(shown, shown_names),
+                     "form": form,
                      "latex": tex(shown, self._names_tex())}
             if chain is not None:
                 entry["chain"] = text(chain, names_text)
@@ -306,6 +315,9 @@ class GraphSolution(Solution):
         out: list = []
         if self.problem.question:
             out.append(B.prose(self.problem.question.strip()))
+        figure = network_figure(g)     # MLP-shaped graphs small enough to draw
+        if figure is not None:
+            out.append(figure)
         out.append(B.Heading("Given"))
         rows = []
         for kind, label in (("input", "input"), ("target", "target"), ("parameter", "parameter")):
@@ -407,7 +419,7 @@ class GraphSolution(Solution):
                     general = (B.Math(rf"{node.latex} + \eta \left({tex(neg, names)}\right)",
                                       f"{p} + lr * ({text(neg, names_text)})"),)
                 rows.append(B.EqRow(
-                    B.Math(node.latex + r"^{+}", p + "+"),
+                    B.Math(superscript(node.latex, "+"), p + "+"),
                     (B.Math(rf"{node.latex} - \eta \, {grad_tex}", f"{p} - lr * {grad_txt}"),) + general + (
                      B.Math(rf"{num_tex(v0)} - {num_tex(lr)} \cdot {_paren_tex(gv)}",
                             f"{num_text(v0)} - {num_text(lr)} * {_paren_txt(gv)}"),
@@ -418,18 +430,81 @@ class GraphSolution(Solution):
                                "."))
             out.append(B.Equations(tuple(rows)))
         else:
-            header = ("parameter", "start") + tuple(f"after step {k}" for k in range(1, self.steps + 1))
-            trows = []
-            for p in g.parameters:
-                trows.append((B.Math(g.nodes[p].latex, p),) + tuple(
-                    B.Math(num_tex(tp[p]), num_text(tp[p])) for tp in self.trajectory.params))
-            out.append(B.prose(f"{opt.describe()}, as torch.optim computes it:"))
-            out.append(B.Table(header, tuple(trows)))
+            out += self._stateful_update_blocks()
         if self.steps > 1 and rows:
             header = ("parameter", "start") + tuple(f"after step {k}" for k in range(1, self.steps + 1))
             trows = [(B.Math(g.nodes[p].latex, p),) + tuple(
                 B.Math(num_tex(tp[p]), num_text(tp[p])) for tp in self.trajectory.params) for p in g.parameters]
             out.append(B.Table(header, tuple(trows), caption=f"{self.steps} steps on the same example"))
+        return out
+
+    def _stateful_update_blocks(self) -> list:
+        """Any rule but plain SGD: the rule with its state, symbolically, then
+        step 1 worked for every parameter, then the numbers of each step."""
+        from .graph import settle
+        from .optim import STATE, general_notation, parameter_notation, rule_rows, shown_tex, shown_text, trace
+
+        g, opt = self.graph, self.optimizer
+        loss_tex = g.nodes[g.loss].latex
+        out = [B.prose(f"{opt.describe()}, computed as {opt.torch_call()} computes it. Each parameter ",
+                       B.Math(r"\theta", "theta"), " is updated on its own; ",
+                       B.Math("g_{t}", "g_t"), f" is d{g.loss}/dtheta at the parameters after t - 1 steps and t "
+                       "counts the steps (torch's state['step']).")]
+        t = sympy.Symbol("t", positive=True, integer=True)
+        rows = rule_rows(opt, t, general_notation())
+        start = opt.initial_state()
+        if opt.rule in ("sgd", "momentum", "nesterov") and start:
+            # torch creates the buffer at the first step as the gradient itself (no dampening)
+            first = [B.EqRow(r.lhs, r.rhs, "step 1") for r in rule_rows(opt, 1, general_notation("1", "0"))
+                     if r.lhs.text == "b_1"]
+            at = next(i for i, r in enumerate(rows) if r.lhs.text == "b_t")
+            rows = rows[:at] + first + [B.EqRow(r.lhs, r.rhs, "t > 1" if r.lhs.text == "b_t" else "")
+                                        for r in rows[at:]]
+            start = {}
+        out.append(B.Equations(tuple(rows)))
+        if start:
+            parts = ["Before the first step: "]
+            for i, (k, v) in enumerate(start.items()):
+                parts += ["; " if i else "", B.Math(f"{STATE[k][0]}_{{0}} = {num_tex(v)}", f"{STATE[k][1]}_0 = {num_text(v)}"),
+                          f" ({STATE[k][2]})"]
+            out.append(B.prose(*parts, "."))
+
+        def gradients(params):
+            fwd = self.graph.forward(dict(self.leaves, **params))
+            ev = evaluate(self.derivation, fwd)
+            return {p: ev.adjoint.get(p, sympy.Integer(0)) for p in params}, fwd[g.loss]
+
+        run = trace(opt, {p: self.leaves[p] for p in g.parameters}, gradients, self.steps,
+                    settle=lambda v: settle(sympy.sympify(v), "update"))
+        first = run[0]
+        out.append(B.Heading("Step 1, parameter by parameter", 3))
+        rows = []
+        for p in g.parameters:
+            node = g.nodes[p]
+            note = parameter_notation(node.latex, p, rf"\frac{{\partial {loss_tex}}}{{\partial {node.latex}}}",
+                                      f"d{g.loss}/d{p}", 1)
+            numbers = {"param": first.params[p], "grad": first.grads[p], "state": first.state[p]}
+            rows += rule_rows(opt, 1, note, numbers, first.values[p])
+        out.append(B.Equations(tuple(rows)))
+
+        if self.steps > 1:
+            targets = [k for k in first.values[g.parameters[0]] if k != "param"]
+            for rec in run:
+                notation = general_notation(str(rec.t), str(rec.t - 1))
+                header = ("parameter", B.Math(notation.theta_old[0], notation.theta_old[1]),
+                          B.Math(notation.grad[0], notation.grad[1]))
+                header += tuple(B.Math(*(notation.grad_decayed if k == "grad" else notation.state(k, True)))
+                                for k in targets)
+                header += (B.Math(notation.theta_new[0], notation.theta_new[1]),)
+                trows = []
+                for p in g.parameters:
+                    cells = [rec.params[p], rec.grads[p]] + [rec.values[p][k] for k in targets] + [rec.values[p]["param"]]
+                    trows.append((B.Math(g.nodes[p].latex, p),) + tuple(B.Math(shown_tex(v), shown_text(v)) for v in cells))
+                out.append(B.Table(header, tuple(trows), caption=f"step {rec.t} (loss before it: {shown_text(rec.loss)})"))
+        header = ("parameter", "start") + tuple(f"after step {k}" for k in range(1, self.steps + 1))
+        trows = [(B.Math(g.nodes[p].latex, p),) + tuple(
+            B.Math(shown_tex(tp[p]), shown_text(tp[p])) for tp in self.trajectory.params) for p in g.parameters]
+        out.append(B.Table(header, tuple(trows), caption=f"the parameters over {self.steps} step(s)"))
         return out
 
 
