@@ -1,0 +1,138 @@
+"""``derive check TARGET ANSWERS``: verify hand answers (one person or a class CSV)."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..answers import Batch, read_answers
+from ..check import ACCEPTED, ATOL, RTOL, check, check_batch, exit_code
+from ..errors import UserError, as_user_error, in_file
+from ..spec import SpecError
+from ._common import load_target, read_values
+
+COLOURS = {"correct": "32", "equivalent": "32", "rounding": "36", "carried-forward": "33",
+           "incorrect": "31", "unknown-name": "35", "unparseable": "35"}
+
+
+def add_parser(sub):
+    p = sub.add_parser("check", help="verify hand answers against the worked solution",
+                       description="Verify hand answers. A number is correct when |given - exact| <= "
+                                   f"max(RTOL*|exact|, ATOL) (defaults {RTOL:g} and {ATOL:g}); an answer "
+                                   "off only by the rounding of the digits it shows is 'rounding'. "
+                                   "Exit 0 when every answer is correct, equivalent or rounding, else 1.")
+    p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
+    p.add_argument("answers", metavar="ANSWERS",
+                   help="YAML/JSON mapping of quantity names to answers, or a CSV with an id column")
+    p.add_argument("--values", metavar="FILE", help="YAML/JSON mapping of names to numbers (other givens)")
+    p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="override one value")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--rtol", type=_tol("--rtol"), default=RTOL, metavar="R",
+                   help=f"relative tolerance (default {RTOL:g})")
+    p.add_argument("--atol", type=_tol("--atol"), default=ATOL, metavar="A",
+                   help=f"absolute tolerance near zero (default {ATOL:g})")
+    p.set_defaults(run=run)
+
+
+def _tol(flag):
+    def conv(text):
+        try:
+            v = float(text)
+        except ValueError:
+            raise UserError(flag, f"expected a number, got {text!r}") from None
+        if not (v >= 0 and v < float("inf")):
+            raise UserError(flag, "must be a non-negative finite number")
+        return v
+    return conv
+
+
+def run(args) -> int:
+    problem = load_target(args.target)
+    values = read_values(args.values, args.set)
+    try:
+        solution = problem.solve(values or None)
+    except Exception as exc:  # noqa: BLE001
+        if as_user_error(exc) is None:
+            raise
+        raise in_file(args.values or args.target, exc) from None
+    try:
+        answers = read_answers(args.answers)
+    except SpecError as exc:
+        raise in_file(args.answers, exc) from None
+    try:
+        if isinstance(answers, Batch):
+            result = check_batch(solution, answers, args.rtol, args.atol, target=args.target)
+        else:
+            result = check(solution, answers, args.rtol, args.atol, target=args.target)
+    except SpecError as exc:
+        raise in_file(args.answers, exc) from None
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(render_text(result, colour=sys.stdout.isatty()))
+    return exit_code(result)
+
+
+def _paint(text, verdict, colour):
+    return f"\x1b[{COLOURS[verdict]}m{text}\x1b[0m" if colour else text
+
+
+def _table(header, rows, colour_col=None, colour=False) -> list:
+    widths = [max(len(str(r[k])) for r in [header] + rows) for k in range(len(header))]
+    widths[-1] = 0
+    out = ["  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths)).rstrip(),
+           "  " + "  ".join("-" * max(w, len(str(h))) for h, w in zip(header, widths)).rstrip()]
+    for r in rows:
+        cells = []
+        for k, (c, w) in enumerate(zip(r, widths)):
+            text = str(c).ljust(w)
+            if k == colour_col:
+                text = _paint(text, str(c), colour)
+            cells.append(text)
+        out.append("  " + "  ".join(cells).rstrip())
+    return out
+
+
+def _show(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, list):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _summary_line(summary) -> str:
+    parts = [f"{summary[v]} {v}" for v in summary if v != "total" and summary[v]]
+    ok = sum(summary.get(v, 0) for v in ACCEPTED)
+    return f"{ok}/{summary['total']} accepted" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def render_text(result: dict, colour: bool = False) -> str:
+    """A table for a person: one line per answer, then the counts."""
+    lines = [f"derive check {result['target']}"]
+    if "rows" not in result:
+        rows = [(it["name"], it["given"], _show(it["expected"]), it["verdict"], it["message"])
+                for it in result["items"]]
+        lines += _table(("answer", "given", "expected", "verdict", "note"), rows, 3, colour)
+        lines.append(_summary_line(result["summary"]))
+        return "\n".join(lines)
+    lines.append("")
+    lines.append("Per question")
+    qrows = []
+    for name, q in result["questions"].items():
+        common = "; ".join(f"{c['given']} x{c['count']}" + (f" ({c['message']})" if c["message"] else "")
+                           for c in q["common_wrong"])
+        share = "-" if q["share_correct"] is None else f"{100 * q['share_correct']:.0f}%"
+        qrows.append((name, q["answered"], share, common))
+    lines += _table(("question", "answered", "accepted", "most common wrong answers"), qrows)
+    lines.append("")
+    lines.append("Per student")
+    srows = []
+    for r in result["rows"]:
+        wrong = [f"{it['name']} ({it['verdict']})" for it in r["items"] if it["verdict"] not in ACCEPTED]
+        s = r["summary"]
+        srows.append((r["id"], f"{sum(s[v] for v in ACCEPTED)}/{s['total']}", ", ".join(wrong)))
+    lines += _table(("id", "accepted", "not accepted"), srows)
+    lines.append(_summary_line(result["summary"]))
+    return "\n".join(lines)
