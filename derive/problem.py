@@ -161,6 +161,10 @@ class GraphProblem(Problem):
             try:
                 return GraphSolution(self, leaves, optimizer, steps)
             except GraphError as exc:
+                node, sep, what = str(exc).partition(": ")
+                if sep and node in self.graph.nodes:  # name the field: forward.o, or loss
+                    field = "loss" if node == self.graph.loss else f"forward.{node}"
+                    raise SpecError(field, what) from None
                 raise SpecError("forward", str(exc)) from None
 
 
@@ -191,7 +195,9 @@ class GraphSolution(Solution):
         self.forward = self.graph.forward(leaves)
         self.evaluation: Evaluation = evaluate(self.derivation, self.forward)
         self.gradients = {p: self.evaluation.adjoint.get(p, sympy.Integer(0)) for p in self.graph.parameters}
-        self.checks = verify(self.graph, self.forward_leaves(), self.gradients)
+        #: adjoints of the inputs the problem asks about (graph.wrt_inputs), verified like gradients
+        self.input_gradients = {n: self.evaluation.adjoint.get(n, sympy.Integer(0)) for n in self.graph.wrt_inputs}
+        self.checks = verify(self.graph, self.forward_leaves(), {**self.gradients, **self.input_gradients})
         self.trajectory = self._run(steps)
         self.updates = self.trajectory.params[-1]
 
@@ -288,6 +294,8 @@ class GraphSolution(Solution):
             "adjoints": {s.name: float(self.evaluation.adjoint[s.node]) for s in self.derivation.steps},
             "exact": {n: exact_string(v) for n, v in self.forward.items() if exact_string(v)},
         }
+        if self.input_gradients:
+            out["input_gradients"] = self._group_values(self.input_gradients)
         if self.steps > 1:
             out["losses"] = [float(x) for x in self.trajectory.losses]
         return out
@@ -390,7 +398,7 @@ class GraphSolution(Solution):
         rhs = []
         if not (len(s.terms) == 1 and s.terms[0].via == g.loss):
             rhs.append(B.Math(" + ".join(chain_tex), " + ".join(chain_txt)))
-        expr = s.expr.xreplace({self.derivation.by_node[g.loss].symbol: 1})
+        expr = s.expr.xreplace({self.derivation.by_node[g.loss].symbol: sympy.Integer(1)})
         rhs.append(B.Math(tex(expr, names), text(expr, names_text)))
         subs = {x: nums[x] for x in expr.free_symbols if x in nums}
         if subs and not expr.is_Symbol:
