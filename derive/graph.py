@@ -24,6 +24,10 @@ from .parse import number
 LEAF_KINDS = ("input", "target", "parameter")
 #: Digits of working precision where a value is not exact.
 PRECISION = 30
+#: exact rationals larger than this (bits of numerator or denominator) become floats
+MAX_EXACT_BITS = 256
+#: |values| beyond this cannot be checked in double precision: refused
+MAX_MAGNITUDE = sympy.Float("1e300")
 
 
 class GraphError(ValueError):
@@ -120,8 +124,9 @@ class Graph:
     def add(self, name: str, expr, kind: str = "forward", latex: str | None = None) -> sympy.Symbol:
         """Add a node ``name = expr``; every name in ``expr`` must exist already."""
         expr = sympy.sympify(expr) if not isinstance(expr, sympy.Basic) else expr
-        known = {n.symbol for n in self.nodes.values()}
-        unknown = sorted(str(s) for s in expr.free_symbols if s not in known)
+        # a lookup by name, not a set of every symbol: building stays linear in the graph
+        unknown = sorted(str(s) for s in expr.free_symbols
+                         if s.name not in self.nodes or self.nodes[s.name].symbol != s)
         if unknown:
             raise GraphError(f"{name}: uses {', '.join(unknown)} before it is defined")
         sym = self._new(name, kind, expr, latex)
@@ -196,9 +201,31 @@ def settle(value, where: str = "") -> sympy.Expr:
 
     Raises GraphError for values that are not finite real numbers.
     """
+    if not (value.is_Rational or value.is_Float):
+        _check_magnitudes(value, where)
     out = value if (value.is_Rational or value.is_Float) else value.evalf(PRECISION)
-    if not out.is_Number or out.is_real is False or out in (sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
-        raise GraphError(f"{where}: value is not a finite real number ({out})")
+    if out in (sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        raise GraphError(f"{where}: value is infinite or undefined ({out}; a division by zero?)")
+    if not out.is_Number or out.is_real is False:
+        raise GraphError(f"{where}: value is not a finite real number ({sympy.N(out, 6)})")
+    if out.is_Rational and max(abs(out.p), out.q).bit_length() > MAX_EXACT_BITS:
+        # Exact values that keep growing (repeated squaring) would cost
+        # unbounded time and memory; past this size a 30-digit float serves.
+        out = out.evalf(PRECISION)
+    if abs(out) > MAX_MAGNITUDE:
+        raise GraphError(f"{where}: value is too large to evaluate (about {sympy.N(out, 3)})")
+    return out
+
+
+def _check_magnitudes(expr, where: str):
+    """Evaluate ``expr`` bottom-up in double precision and refuse any part
+    beyond MAX_MAGNITUDE before the whole is evaluated at 30 digits:
+    exp(exp(exp(x))) would otherwise run for minutes."""
+    if expr.is_Number or not expr.args:
+        return expr
+    out = expr.func(*[_check_magnitudes(a, where) for a in expr.args]).evalf(15)
+    if out.is_Float and abs(out) > MAX_MAGNITUDE:
+        raise GraphError(f"{where}: value is too large to evaluate (a part of it is about {sympy.N(out, 3)})")
     return out
 
 

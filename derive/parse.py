@@ -66,6 +66,8 @@ def number(text_or_value) -> sympy.Expr:
     if isinstance(text_or_value, bool):
         raise ExprError(f"{text_or_value!r} is not a number")
     if isinstance(text_or_value, int):
+        if abs(text_or_value) > 10**30:
+            raise ExprError(f"number {str(text_or_value)[:20]}... is too large (more than 30 digits)")
         return sympy.Integer(text_or_value)
     if isinstance(text_or_value, float):
         if text_or_value != text_or_value or text_or_value in (float("inf"), float("-inf")):
@@ -92,13 +94,30 @@ def number(text_or_value) -> sympy.Expr:
     return sympy.Float(value)
 
 
+#: how refused syntax is named in messages (Python's own names for the rest)
+_SYNTAX_NAMES = {
+    "Attribute": "attribute access (.)", "Subscript": "subscript ([...])", "Lambda": "lambda",
+    "ListComp": "list comprehension", "SetComp": "set comprehension",
+    "DictComp": "dict comprehension", "GeneratorExp": "generator expression",
+    "JoinedStr": "f-string", "NamedExpr": "assignment (:=)", "Compare": "comparison",
+    "BoolOp": "and/or", "IfExp": "if/else", "List": "list", "Tuple": "tuple", "Set": "set",
+    "Dict": "dict", "Starred": "starred argument (*)", "Await": "await", "Yield": "yield",
+    "YieldFrom": "yield",
+}
+_OPERATOR_NAMES = {
+    "BitXor": "^ (write powers as **)", "MatMult": "@", "Mod": "%", "FloorDiv": "//",
+    "BitAnd": "&", "BitOr": "|", "LShift": "<<", "RShift": ">>", "Invert": "~", "Not": "not",
+}
+
+
 class _Builder(ast.NodeVisitor):
     def __init__(self, names, funcs):
         self.names = names
         self.funcs = funcs
 
     def generic_visit(self, node):
-        raise ExprError(f"{type(node).__name__.lower()} is not allowed in an expression")
+        what = _SYNTAX_NAMES.get(type(node).__name__, type(node).__name__.lower())
+        raise ExprError(f"{what} is not allowed in an expression")
 
     def visit_Expression(self, node):
         return self.visit(node.body)
@@ -117,7 +136,9 @@ class _Builder(ast.NodeVisitor):
         if name in self.funcs:
             raise ExprError(f"{name!r} is an operation and must be called, as {name}(...)")
         if name not in self.names:
-            raise ExprError(f"unknown name {name!r}")
+            err = ExprError(f"unknown name {name!r}")
+            err.unknown_name = name  # lets a spec say "used before it is defined"
+            raise err
         return self.names[name]
 
     def visit_UnaryOp(self, node):
@@ -126,9 +147,19 @@ class _Builder(ast.NodeVisitor):
             return -operand
         if isinstance(node.op, ast.UAdd):
             return operand
-        raise ExprError(f"operator {type(node.op).__name__} is not allowed")
+        raise ExprError(f"operator {_OPERATOR_NAMES.get(type(node.op).__name__, type(node.op).__name__)} is not allowed")
 
     def visit_BinOp(self, node):
+        if _is_sum(node):
+            # a + b - c + ... is a left-leaning chain in the AST; walked as a
+            # list so a long sum is not mistaken for deep nesting.
+            terms = []
+            while _is_sum(node):
+                right = self.visit(node.right)
+                terms.append(-right if isinstance(node.op, ast.Sub) else right)
+                node = node.left
+            terms.append(self.visit(node))
+            return sympy.Add(*reversed(terms))
         left = self.visit(node.left)
         right = self.visit(node.right)
         op = node.op
@@ -151,7 +182,7 @@ class _Builder(ast.NodeVisitor):
             elif not right.free_symbols:
                 raise ExprError("a constant exponent must be a plain number")
             return sympy.Pow(left, right)
-        raise ExprError(f"operator {type(op).__name__} is not allowed")
+        raise ExprError(f"operator {_OPERATOR_NAMES.get(type(op).__name__, type(op).__name__)} is not allowed")
 
     def visit_Call(self, node):
         if not isinstance(node.func, ast.Name):
@@ -166,6 +197,10 @@ class _Builder(ast.NodeVisitor):
         return self.funcs[fname](self.visit(node.args[0]))
 
 
+def _is_sum(node) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub))
+
+
 def _depth(node, limit):
     stack = [(node, 1)]
     count = 0
@@ -176,7 +211,10 @@ def _depth(node, limit):
             raise ExprError(f"expression is nested deeper than {limit} levels")
         if count > MAX_NODES:
             raise ExprError(f"expression has more than {MAX_NODES} parts")
-        stack.extend((child, d + 1) for child in ast.iter_child_nodes(cur))
+        for child in ast.iter_child_nodes(cur):
+            # the terms of one long sum are siblings, not nested levels
+            same_sum = _is_sum(cur) and child is cur.left and _is_sum(child)
+            stack.append((child, d if same_sum else d + 1))
 
 
 def parse_expr_safe(text, names: dict, funcs: dict | None = None) -> sympy.Expr:

@@ -73,19 +73,29 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+    def construct_undefined(self, node):
+        line = node.start_mark.line + 1
+        if node.tag == "tag:yaml.org,2002:merge":
+            raise yaml.YAMLError(f"line {line}: YAML merge keys (<<) are not allowed")
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise yaml.YAMLError(f"line {line}: YAML tag {tag[:60]} is not allowed "
+                             "(only plain mappings, lists, numbers and text)")
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+_Loader.add_constructor(None, _Loader.construct_undefined)
 
 
 def read_data(text: str, source: str):
     """Parse YAML or JSON text (by the file name's ending) with the safe rules."""
     if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
-        raise SpecError("", f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
+        raise SpecError("size", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
     if source.endswith(".json"):
         def pairs(items):
             out = {}
             for k, v in items:
                 if k in out:
-                    raise SpecError("", f"key {k!r} appears twice")
+                    raise SpecError(str(k)[:40], "key appears twice")
                 out[k] = v
             return out
         try:
@@ -96,6 +106,10 @@ def read_data(text: str, source: str):
             raise SpecError("", "JSON is nested too deeply") from None
     try:
         return yaml.load(text, Loader=_Loader)
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "\0")
+        raise SpecError(f"line {line}", f"invalid YAML: control character #x{char:04x} is not allowed") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""
@@ -115,7 +129,7 @@ def read_file(path):
     p = Path(path)
     try:
         if p.stat().st_size > MAX_FILE_BYTES:
-            raise SpecError("", f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
+            raise SpecError("size", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("", "no such file") from None
@@ -158,7 +172,9 @@ def time_limit(seconds: float, where: str):
 def build_spec(data, source: str = "spec") -> Spec:
     """Build a :class:`Spec` from parsed data; SpecError names what is wrong."""
     if not isinstance(data, dict):
-        raise SpecError("", "a spec must be a mapping with inputs, parameters, forward and loss")
+        found = "the file is empty" if data is None else f"found {type(data).__name__}"
+        raise SpecError("top level", f"{found}; a spec must be a mapping with inputs, parameters, "
+                                     "forward and loss")
     for key in data:
         if key not in KNOWN_KEYS:
             raise SpecError(str(key)[:40], f"unknown field; known: {', '.join(sorted(KNOWN_KEYS))}")
@@ -187,6 +203,7 @@ def build_spec(data, source: str = "spec") -> Spec:
         raise SpecError("forward", "must be a mapping of names to expressions, in order")
     loss_name = data.get("loss_name", "L")
     _name("loss_name", loss_name)
+    later = {str(n) for n in forward} | {loss_name}
     for name, text in forward.items():
         where = f"forward.{name}"
         _name(where, name)
@@ -195,18 +212,22 @@ def build_spec(data, source: str = "spec") -> Spec:
         count += 1
         if count > MAX_NAMES:
             raise SpecError("forward", f"more than {MAX_NAMES} quantities")
-        graph.add(name, _expr(where, text, graph))
+        graph.add(name, _expr(where, text, graph, later))
     if "loss" not in data or data["loss"] in (None, ""):
         raise SpecError("loss", "missing: the spec needs a loss expression")
-    loss = _expr("loss", data["loss"], graph)
+    loss = _expr("loss", data["loss"], graph, later)
     if not loss.free_symbols:
         raise SpecError("loss", "does not depend on any quantity")
+    if not _reaches_parameter(graph, loss):
+        raise SpecError("loss", "does not depend on any parameter, so there is no gradient to derive")
     graph.add(loss_name, loss, kind="loss")
     try:
         optimizer = Optimizer.from_spec(data.get("optimizer"))
     except OptimizerError as exc:
         where, _, what = str(exc).partition(": ")
         raise SpecError(where, what) from None
+    if not optimizer.lr > 0:
+        raise SpecError("optimizer.lr", f"the learning rate must be positive, got {optimizer.lr}")
     question = data.get("question") or data.get("description") or ""
     if not isinstance(question, str):
         raise SpecError("question", "must be text")
@@ -228,6 +249,18 @@ def _name(where, name):
         raise SpecError(where, str(exc)) from None
 
 
+def _reaches_parameter(graph: Graph, expr) -> bool:
+    """Whether expr depends, through the forward nodes, on a parameter."""
+    needed = set(expr.free_symbols)
+    for node in reversed(list(graph.nodes.values())):
+        if node.symbol in needed:
+            if node.kind == "parameter":
+                return True
+            if node.expr is not None:
+                needed |= node.expr.free_symbols
+    return False
+
+
 def _value(where, raw):
     if isinstance(raw, (list, dict)):
         raise SpecError(where, "vector and matrix values need a shape; see the README's vector specs")
@@ -237,11 +270,16 @@ def _value(where, raw):
         raise SpecError(where, f"not a numeric value ({exc})") from None
 
 
-def _expr(where, text, graph: Graph):
+def _expr(where, text, graph: Graph, later=frozenset()):
     names = {n: node.symbol for n, node in graph.nodes.items()}
     try:
         return parse_expr_safe(text, names)
     except ExprError as exc:
+        name = getattr(exc, "unknown_name", None)
+        if name is not None and name in later:
+            itself = where.endswith(f".{name}")
+            raise SpecError(where, f"{name!r} is used {'in its own definition' if itself else 'before it is defined'}"
+                                   " (a right side may use only names defined above it)") from None
         raise SpecError(where, str(exc)) from None
     except GraphError as exc:
         raise SpecError(where, str(exc)) from None

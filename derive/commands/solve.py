@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import warnings
+
+import numpy as np
 
 from ..errors import as_user_error, in_file
 from ._common import emit, load_target, read_values
@@ -22,7 +25,11 @@ def solve(args):
     problem = load_target(args.target)
     values = read_values(args.values, args.set)
     try:
-        return problem.solve(values or None, steps=args.steps)
+        # Overflow in the numeric checks is detected and reported as one
+        # refusal; numpy's own warnings would only add lines to stderr.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return problem.solve(values or None, steps=args.steps)
     except Exception as exc:  # noqa: BLE001
         if as_user_error(exc) is None:
             raise

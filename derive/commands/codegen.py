@@ -1,0 +1,42 @@
+"""``derive codegen TARGET``: a standalone numpy module for a gradient problem."""
+from __future__ import annotations
+
+from ..errors import UserError, as_user_error, in_file
+from ..spec import time_limit
+from ._common import emit, load_target
+
+#: seconds allowed for generating code from a user's spec (cse can be costly)
+TIME_LIMIT = 60
+
+
+def add_parser(sub):
+    p = sub.add_parser("codegen", help="a standalone numpy module: loss_and_gradients(**values)")
+    p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
+    p.add_argument("--out", metavar="FILE", help="write the module here instead of standard output")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..codegen import generate
+
+    problem = load_target(args.target)
+    if getattr(problem, "graph", None) is None or getattr(problem.graph, "loss", None) is None:
+        raise UserError(args.target, "has no gradients to generate code for (it is not a network problem)")
+    guard = time_limit(TIME_LIMIT, "codegen") if getattr(problem, "user", False) else _Null()
+    try:
+        with guard:
+            text = generate(problem, command=f"derive codegen {args.target}")
+    except Exception as exc:  # noqa: BLE001
+        if as_user_error(exc) is None:
+            raise
+        raise in_file(args.target, exc) from None
+    emit(text.rstrip("\n"), args.out)
+    return 0
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

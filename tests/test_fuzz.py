@@ -1,0 +1,164 @@
+"""Property-based fuzzing of spec loading and solving (hypothesis).
+
+Random text, textual mutations of the two shipped MLP specs and structural
+mutations of their data go through the CLI in-process (`derive solve FILE`).
+Whatever the input, derive either solves it (exit 0, output on stdout) or
+refuses it with exactly one line `derive: error: FILE: ...` (exit 2), never a
+traceback, within the time bound.  Examples per run: 60 + 150 + 150 = 360.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from derive.cli import main
+
+SPECS = Path(__file__).resolve().parents[1] / "derive" / "problems" / "specs"
+VALID = {name: (SPECS / f"{name}.yaml").read_text() for name in ("mlp-relu-regression", "mlp-tanh-sigmoid")}
+#: seconds one example may take (a user spec's symbolic work is bounded at 20-60 s;
+#: these small inputs must stay far below)
+TIME_BOUND = 20.0
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+_WORKDIR = tempfile.TemporaryDirectory(prefix="derive-fuzz-")
+
+#: fragments that tend to break parsers, loaders and evaluators
+TOKENS = ["__", "__import__('os')", "(", ")", "((((", "**", "9**9**9", "2**10000", "&a ", "*a", "<<: ",
+          "!!python/object/apply:os.system [x]", "!!str ", ":", ": ", "\n", "\n  ", "\t", "{", "}", "[", "]",
+          "'", '"', "lambda: 0", ".", ".real", "[0]", "tanh(", "relu(", "sigmoid", "log(", "sqrt(", "exp(",
+          "0", "-", "1e999", "1e-999", ".nan", ".inf", "null", "true", "~", "#", "---", "...", "%", "@", "^",
+          "x1", "w1", "o1", "L", "y", "loss", "forward", "optimizer", "rule", "lr", "/0", "/(x1-x1)", "\x00",
+          "é", "9" * 50, ",", ";", "=", "if", "yield", "f'{w1}'", "(q := 1)", "*args"]
+
+
+def run_solve(text: str, suffix: str = ".yaml", fmt: str = "json"):
+    path = Path(_WORKDIR.name) / f"fuzz{suffix}"
+    path.write_bytes(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    out, err = io.StringIO(), io.StringIO()
+    start = time.monotonic()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["solve", str(path), "--format", fmt])
+    elapsed = time.monotonic() - start
+    return path, code, out.getvalue(), err.getvalue(), elapsed
+
+
+def assert_solves_or_refuses(text: str, suffix: str = ".yaml", fmt: str = "json"):
+    path, code, out, err, elapsed = run_solve(text, suffix, fmt)
+    assert elapsed < TIME_BOUND, f"took {elapsed:.1f}s"
+    if code == 0:
+        assert out and err == ""
+    else:
+        assert code == 2, (code, err)
+        assert out == ""
+        assert err.endswith("\n") and err.count("\n") == 1, err
+        assert err.startswith(f"derive: error: {path}: "), err
+        assert "Traceback" not in err
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.text(max_size=400), st.sampled_from([".yaml", ".json"]))
+def test_random_text(text, suffix):
+    assert_solves_or_refuses(text.replace("\x00", "\ufffd") if suffix == ".json" else text, suffix)
+
+
+@st.composite
+def mutated_text(draw):
+    text = VALID[draw(st.sampled_from(sorted(VALID)))]
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["insert", "delete", "replace", "duplicate-line", "drop-line"]))
+        i = draw(st.integers(0, len(text)))
+        if kind == "insert":
+            text = text[:i] + draw(st.sampled_from(TOKENS) | st.text(max_size=8)) + text[i:]
+        elif kind == "delete":
+            text = text[:i] + text[i + draw(st.integers(1, 20)):]
+        elif kind == "replace":
+            text = text[:i] + draw(st.sampled_from(TOKENS)) + text[i + draw(st.integers(1, 6)):]
+        else:
+            lines = text.split("\n")
+            k = draw(st.integers(0, len(lines) - 1))
+            lines[k:k + 1] = [lines[k], lines[k]] if kind == "duplicate-line" else []
+            text = "\n".join(lines)
+    return text
+
+
+@settings(FUZZ, max_examples=150)
+@given(mutated_text(), st.sampled_from(["json", "text"]))
+def test_mutated_spec_text(text, fmt):
+    assert_solves_or_refuses(text, ".yaml", fmt)
+
+
+LEAF_VALUES = st.one_of(
+    st.integers(-10**40, 10**40), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+    st.sampled_from(TOKENS), st.text(max_size=20), st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.sampled_from(["a", "x1", "w1", "__x"]), st.integers(-3, 3), max_size=2),
+    st.sampled_from(["w1*x1", "tanh(w1) + o1", "relu(x1 - 1)", "sigmoid(y)", "log(x1)", "sqrt(-1)",
+                     "x1/(w1 - w1)", "exp(exp(exp(9)))", "o1**64", "w1**-64", "softplus(1000)", "0.1 + 0.2"]),
+)
+
+
+NAMES = ["x1", "x2", "y", "w1", "w2", "w5", "b1", "z1", "a1", "o1", "w1_11", "w2_12", "h1", "u", "o"]
+EXPRESSIONS = st.builds(
+    lambda f, a, op, b: f"{f}({a} {op} {b})" if f else f"{a} {op} {b}",
+    st.sampled_from(["", "tanh", "sigmoid", "relu", "exp", "log", "sqrt", "softplus", "step"]),
+    st.sampled_from(NAMES + ["0", "1", "0.5", "-2"]), st.sampled_from(["+", "-", "*", "/", "**"]),
+    st.sampled_from(NAMES + ["0", "1", "0.5", "2", "3"]))
+#: values a user might really write: mostly solvable, sometimes at an edge
+PLAUSIBLE_NUMBER = st.one_of(st.floats(-5, 5, allow_nan=False).map(lambda v: round(v, 3)),
+                             st.integers(-5, 5), st.floats(-1e6, 1e6, allow_nan=False))
+PLAUSIBLE = st.one_of(PLAUSIBLE_NUMBER, EXPRESSIONS, EXPRESSIONS)
+
+
+def _paths(data, prefix=()):
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield prefix + (k,)
+            yield from _paths(v, prefix + (k,))
+
+
+@st.composite
+def mutated_data(draw):
+    data = yaml.safe_load(VALID[draw(st.sampled_from(sorted(VALID)))])
+    for _ in range(draw(st.integers(1, 3))):
+        paths = list(_paths(data))
+        path = draw(st.sampled_from(paths))
+        parent = data
+        for k in path[:-1]:
+            parent = parent[k]
+        kind = draw(st.sampled_from(["set-plausible", "set-plausible", "set-plausible", "set", "delete",
+                                     "add", "rename"]))
+        inner = [p for p in paths if len(p) == 2 and isinstance(data.get(p[0]), dict)]
+        if kind == "set-plausible" and inner:
+            section, name = draw(st.sampled_from(inner))
+            numbers = section in ("inputs", "targets", "parameters", "optimizer")
+            data[section][name] = draw(PLAUSIBLE_NUMBER if numbers else PLAUSIBLE)
+        elif kind.startswith("set"):
+            parent[path[-1]] = draw(LEAF_VALUES)
+        elif kind == "delete":
+            del parent[path[-1]]
+        elif kind == "add":
+            parent[draw(st.sampled_from(["x3", "w7", "z1", "__x", "loss", "o1", "lr", "rule", "L", "1x", "tanh"]))] = \
+                draw(LEAF_VALUES)
+        else:
+            parent[draw(st.sampled_from(["x1", "w1", "q", "o1", "a b", "inputs", "forward"]))] = parent.pop(path[-1])
+        if not isinstance(data, dict) or not data:
+            break
+    return data
+
+
+@settings(FUZZ, max_examples=150)
+@given(mutated_data(), st.booleans())
+def test_mutated_spec_data(data, as_json):
+    import json
+
+    if as_json:
+        text = json.dumps(data, allow_nan=True)
+    else:
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    assert_solves_or_refuses(text, ".json" if as_json else ".yaml")
