@@ -93,7 +93,8 @@ def local_derivative(expr, wrt: sympy.Symbol, out: sympy.Symbol | None = None):
     if wrt not in expr.free_symbols:
         return sympy.Integer(0)
     if expr.is_Add:
-        return sympy.Add(*[local_derivative(a, wrt) for a in expr.args])
+        # only the terms that contain wrt: a loss summed over T steps costs O(T), not O(T) calls per step
+        return sympy.Add(*[local_derivative(a, wrt) for a in expr.args if wrt in a.free_symbols])
     if expr.is_Mul:
         total = []
         for i, factor in enumerate(expr.args):
@@ -259,18 +260,26 @@ def derive(graph: Graph) -> Derivation:
     finished = {loss}
     pending_leaves = [n for n in order if graph.nodes[n].expr is None and n in wanted]
 
-    def flush():
-        for leaf in pending_leaves:
+    rank = {n: i for i, n in enumerate(order)}
+    # leaves each node uses: only these can become ready when it finishes,
+    # so the reverse pass stays linear in the graph (an unrolled RNN in T)
+    uses = {n: [] for n in order}
+    for leaf in pending_leaves:
+        for c in consumers[leaf]:
+            uses[c].append(leaf)
+
+    def flush(candidates):
+        for leaf in sorted(set(candidates), key=rank.__getitem__):
             if leaf not in done_leaf and all(c in finished for c in consumers[leaf]):
                 done_leaf.add(leaf)
                 visit(leaf)
 
-    flush()
+    flush(pending_leaves + uses[loss])
     for name in reversed(computed):
         if name in wanted:
             visit(name)
         finished.add(name)
-        flush()
+        flush(uses[name])
     return Derivation(graph, steps, by_node)
 
 

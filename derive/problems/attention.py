@@ -1,0 +1,193 @@
+r"""``bahdanau-attention`` (seed 003, 1.c): additive attention and its gradients.
+
+For source annotations h_1 .. h_Tx (the columns of ``h``, p x Tx) and the
+previous decoder state s_prev (m):
+
+    u_j = tanh(W s_prev + V h_j)   (a)       e_j = v^T u_j
+    alpha = softmax(e)                       c = sum_j alpha_j h_j
+    L = 1/2 ||c - y||^2
+
+Gradients with respect to v, W, V and the inputs s_prev and h, with the
+softmax Jacobian d alpha_j / d e_k = alpha_j (delta_jk - alpha_k) written out.
+
+Default values follow one documented rule for every size (1-based r, s, j):
+v_r = ((r mod 3) + 1) / 2;  W_rs = ((r + 2s) mod 5 - 2) / 5;
+V_rs = ((2r + s) mod 5 - 2) / 5;  s_prev_s = ((s mod 2) - 0.5);
+h_rj = ((r + 3j) mod 5 - 2) / 2;  y_r = ((r mod 3) - 1) / 2.
+
+>>> from derive.problems import load
+>>> sol = load("bahdanau-attention").solve()
+>>> all(c["passed"] for c in sol.checks)
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from .. import blocks as B
+from ..tensor import (Dim, Tensor, TensorGraph, TensorModel, TensorProblem, apply, dot, jacobian,
+                      matrix_math, total)
+
+R = sympy.Rational
+TOL = 1e-9
+
+
+def default_values(a: int, m: int, p: int, Tx: int) -> dict:
+    """The documented rule (see the module docstring)."""
+    return {
+        "v": [R(r % 3 + 1, 2) for r in range(1, a + 1)],
+        "W": [[R((r + 2 * s) % 5 - 2, 5) for s in range(1, m + 1)] for r in range(1, a + 1)],
+        "V": [[R((2 * r + s) % 5 - 2, 5) for s in range(1, p + 1)] for r in range(1, a + 1)],
+        "s_prev": [R(2 * (s % 2) - 1, 2) for s in range(1, m + 1)],
+        "h": [[R((r + 3 * j) % 5 - 2, 2) for j in range(1, Tx + 1)] for r in range(1, p + 1)],
+        "y": [R(r % 3 - 1, 2) for r in range(1, p + 1)],
+    }
+
+
+class AttentionModel(TensorModel):
+    def __init__(self, a: int, m: int, p: int, Tx: int):
+        tg = TensorGraph("Bahdanau attention")
+        v = tg.parameter("v", (a,))
+        W = tg.parameter("W", (a, m))
+        V = tg.parameter("V", (a, p))
+        s_prev = tg.input("s_prev", (m,))
+        h = tg.input("h", (p, Tx))
+        y = tg.target("y", (p,))
+        Ws = W @ s_prev
+        es = []
+        for j in range(Tx):
+            u = tg.define(f"u_{j + 1}", apply("tanh", Ws + V @ h.col(j)))
+            es.append(dot(v, u))
+        e = tg.define("e", Tensor((Tx,), tuple(es)))
+        alpha = tg.softmax("alpha", e, normaliser="S")
+        ctx = sum((h.col(j) * alpha.exprs[j] for j in range(1, Tx)), h.col(0) * alpha.exprs[0])
+        c = tg.define("c", ctx)
+        tg.loss("L", total((c - y) * (c - y)) / 2)
+        tg.want_adjoint(s_prev)
+        tg.want_adjoint(h)
+        super().__init__(tg, {"a": a, "m": m, "p": p, "Tx": Tx})
+
+    def equations(self):
+        Tx = self.dims["Tx"]
+        return [
+            B.EqRow(B.Math("u_{j}", "u_j"), (B.Math(r"\tanh\left(W s_{\text{prev}} + V h_{j}\right)",
+                                                    "tanh(W s_prev + V h_j)"),), f"j = 1 .. {Tx}"),
+            B.EqRow(B.Math("e_{j}", "e_j"), (B.Math(r"v^{\top} u_{j}", "v^T u_j"),)),
+            B.EqRow(B.Math(r"\alpha_{j}", "alpha_j"), (B.Math(r"\frac{\exp(e_{j})}{S}", "exp(e_j) / S"),
+                                                       B.Math(rf"\frac{{\exp(e_{{j}})}}{{\sum_{{k=1}}^{{{Tx}}} \exp(e_{{k}})}}",
+                                                              f"exp(e_j) / sum_{{k=1..{Tx}}} exp(e_k)")),
+                    "softmax, S its normaliser"),
+            B.EqRow(B.Math("c", "c"), (B.Math(rf"\sum_{{j=1}}^{{{Tx}}} \alpha_{{j}} h_{{j}}", f"sum_{{j=1..{Tx}}} alpha_j h_j"),)),
+            B.EqRow(B.Math("L", "L"), (B.Math(r"\tfrac{1}{2} \lVert c - y \rVert^{2}", "1/2 ||c - y||^2"),)),
+        ]
+
+    def intro_blocks(self, sol):
+        D = self.dims
+        return [B.prose(
+            "In translation, the decoder producing word i looks at every annotation h_j of the source "
+            "sentence (the encoder's states), scores it against its previous state s_prev with a small "
+            "network (e_j), turns the scores into weights that sum to 1 (alpha = softmax(e)), and reads "
+            "the context c = sum_j alpha_j h_j, which feeds the next decoder state s_i = f(s_prev, y_prev, c) "
+            f"and the output. Learnable: v ({D['a']}), W ({D['a']} x {D['m']}), V ({D['a']} x {D['p']}), "
+            f"{D['a'] * (1 + D['m'] + D['p'])} numbers in all.")]
+
+    # -- numpy matrix form --------------------------------------------------
+    def _arr(self, sol, name, shape=None):
+        x = np.array([float(t) for t in sol.value_of(name)])
+        return x.reshape(shape) if shape else x
+
+    def matrix_form(self, sol) -> dict:
+        D = self.dims
+        v, s = self._arr(sol, "v"), self._arr(sol, "s_prev")
+        W = self._arr(sol, "W", (D["a"], D["m"]))
+        V = self._arr(sol, "V", (D["a"], D["p"]))
+        h = self._arr(sol, "h", (D["p"], D["Tx"]))
+        alpha, c, y = self._arr(sol, "alpha"), self._arr(sol, "c"), self._arr(sol, "y")
+        U = np.stack([self._arr(sol, f"u_{j}") for j in range(1, D["Tx"] + 1)], axis=1)   # a x Tx
+        dc = c - y
+        dalpha = h.T @ dc
+        J = np.diag(alpha) - np.outer(alpha, alpha)          # d alpha / d e (symmetric)
+        de = J.T @ dalpha
+        dpre = (v[:, None] * de[None, :]) * (1 - U ** 2)     # a x Tx: dL/d(W s_prev + V h_j)
+        return {"dc": dc, "dalpha": dalpha, "J": J, "e": de, "v": U @ de,
+                "W": np.outer(dpre.sum(axis=1), s), "V": dpre @ h.T,
+                "s_prev": W.T @ dpre.sum(axis=1), "h": np.outer(dc, alpha) + V.T @ dpre}
+
+    def extra_checks(self, sol):
+        mf = self.matrix_form(sol)
+        err = 0.0
+        for key, name in (("v", "v"), ("W", "W"), ("V", "V"), ("s_prev", "s_prev"), ("h", "h"),
+                          ("e", "e"), ("dalpha", "alpha"), ("dc", "c")):
+            comp = np.array([float(x) for x in sol.adjoint_of(name)])
+            err = max(err, float(np.max(np.abs(mf[key].ravel() - comp))))
+        graph_J = np.array(jacobian(self.tg, sol.forward, "alpha", "e", hidden=["S"]))
+        jerr = float(np.max(np.abs(graph_J - mf["J"])))
+        return [{"method": "matrix-form", "max_abs_err": float(f"{err:.3g}"), "passed": bool(err <= TOL)},
+                {"method": "softmax-jacobian", "max_abs_err": float(f"{jerr:.3g}"), "passed": bool(jerr <= TOL),
+                 "note": "diag(alpha) - alpha alpha^T against the graph's local derivatives through S"}]
+
+    def matrix_blocks(self, sol):
+        mf = self.matrix_form(sol)
+        Tx = self.dims["Tx"]
+
+        def adj(name):
+            t = self.tg.tensors[name]
+            return matrix_math(sol.adjoint_of(name), t.shape)
+
+        L = r"\frac{\partial L}{\partial %s}"
+        J = mf["J"]
+        rows = [
+            B.EqRow(B.Math(L % "c", "dL/dc"), (B.Math("c - y", "c - y"), adj("c"))),
+            B.EqRow(B.Math(L % r"\alpha_{j}", "dL/dalpha_j"),
+                    (B.Math(r"h_{j}^{\top} \frac{\partial L}{\partial c}", "h_j^T dL/dc"), adj("alpha"))),
+            B.EqRow(B.Math(r"\frac{\partial \alpha_{j}}{\partial e_{k}}", "dalpha_j/de_k"),
+                    (B.Math(r"\alpha_{j} (\delta_{jk} - \alpha_{k})", "alpha_j (delta_jk - alpha_k)"),
+                     B.Math(r"\left(\operatorname{diag}(\alpha) - \alpha \alpha^{\top}\right)_{jk}",
+                            "(diag(alpha) - alpha alpha^T)_jk"),
+                     matrix_math(J.ravel().tolist(), J.shape)), "the softmax Jacobian"),
+            B.EqRow(B.Math(L % "e_{k}", "dL/de_k"),
+                    (B.Math(rf"\sum_{{j=1}}^{{{Tx}}} \frac{{\partial L}}{{\partial \alpha_{{j}}}} \alpha_{{j}} (\delta_{{jk}} - \alpha_{{k}})",
+                            f"sum_{{j=1..{Tx}}} dL/dalpha_j alpha_j (delta_jk - alpha_k)"),
+                     B.Math(r"\alpha_{k} \left(\frac{\partial L}{\partial \alpha_{k}} - \sum_{j} \alpha_{j} \frac{\partial L}{\partial \alpha_{j}}\right)",
+                            "alpha_k (dL/dalpha_k - sum_j alpha_j dL/dalpha_j)"), adj("e"))),
+            B.EqRow(B.Math(L % "v", "dL/dv"), (B.Math(rf"\sum_{{j=1}}^{{{Tx}}} \frac{{\partial L}}{{\partial e_{{j}}}} u_{{j}}",
+                                                      f"sum_j dL/de_j u_j"), adj("v"))),
+            B.EqRow(B.Math(r"\delta_{j}", "delta_j"),
+                    (B.Math(r"\frac{\partial L}{\partial e_{j}} \, v \odot (1 - u_{j}^{2})", "dL/de_j v * (1 - u_j^2)"),),
+                    "dL/d(W s_prev + V h_j)"),
+            B.EqRow(B.Math(L % "W", "dL/dW"), (B.Math(r"\sum_{j} \delta_{j} s_{\text{prev}}^{\top}", "sum_j delta_j s_prev^T"), adj("W"))),
+            B.EqRow(B.Math(L % "V", "dL/dV"), (B.Math(r"\sum_{j} \delta_{j} h_{j}^{\top}", "sum_j delta_j h_j^T"), adj("V"))),
+            B.EqRow(B.Math(L % r"s_{\text{prev}}", "dL/ds_prev"),
+                    (B.Math(r"W^{\top} \sum_{j} \delta_{j}", "W^T sum_j delta_j"), adj("s_prev"))),
+            B.EqRow(B.Math(L % "h_{j}", "dL/dh_j"),
+                    (B.Math(r"\alpha_{j} \frac{\partial L}{\partial c} + V^{\top} \delta_{j}", "alpha_j dL/dc + V^T delta_j"),
+                     adj("h")), "column j; h_j reaches L through c and through e_j"),
+        ]
+        return [B.Heading("Matrix form, with the softmax Jacobian"),
+                B.prose("The values are the component-wise adjoints; the formulas recomputed in numpy agree "
+                        "(check 'matrix-form'), and the softmax Jacobian agrees with the one the graph's own "
+                        "local derivatives give through the normaliser S (check 'softmax-jacobian')."),
+                B.Equations(tuple(rows))]
+
+
+PROBLEMS = [
+    TensorProblem(
+        id="bahdanau-attention", title="Bahdanau (additive) attention and its gradients",
+        source="seed 003, 1.c",
+        question=lambda a, m, p, Tx: (
+            "Describe the attention used in neural machine translation (Bahdanau et al.) with its "
+            "equations and learnable parameters: scores e_j = v^T tanh(W s_prev + V h_j), weights "
+            "alpha = softmax(e), context c = sum_j alpha_j h_j. With the loss L = 1/2 ||c - y||^2, "
+            f"Tx = {Tx} annotations h_j of size p = {p}, a decoder state s_prev of size m = {m} and "
+            f"attention size a = {a}, at the values below (a fixed rule, documented in "
+            "derive.problems.attention), compute the gradients of L with respect to v, W, V, s_prev and "
+            "h, writing out the softmax Jacobian step."),
+        order=(3, 1, 3),
+        dims=(Dim("a", 2, 1, 6, "attention size"), Dim("m", 2, 1, 6, "decoder state size"),
+              Dim("p", 2, 1, 6, "annotation size"), Dim("Tx", 3, 1, 12, "source length")),
+        build=lambda a, m, p, Tx: AttentionModel(a, m, p, Tx),
+        values=default_values,
+        optimizer={"rule": "sgd", "lr": 0.1},
+    ),
+]

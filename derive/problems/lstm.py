@@ -1,0 +1,200 @@
+r"""``lstm-cell`` (seed 003, 1.b): the LSTM cell, its parameters and its gradients.
+
+With v = [h_prev; x] (n + d entries):
+
+    i = sigmoid(W_i v + b_i)   f = sigmoid(W_f v + b_f)   o = sigmoid(W_o v + b_o)
+    g = tanh(W_c v + b_c)      c = f * c_prev + i * g     h = o * tanh(c)
+    L = 1/2 ||h - y||^2
+
+Default values follow one documented rule for every size n, d (1-based r, s):
+(W_q)_rs = ((r + 2s + q) mod 5 - 2) / 10 with q = 0, 1, 2, 3 for i, f, o, c;
+(b_q)_r = 0 except b_f = 0.5 (a forget gate that starts open);
+x_s = ((s mod 3) + 1) / 4; h_prev_r = ((r mod 2) - 0.5) / 2; c_prev_r = r / 4;
+y_r = ((r mod 3) - 1) / 4.
+
+>>> from derive.problems import load
+>>> sol = load("lstm-cell").solve()
+>>> all(c["passed"] for c in sol.checks)
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from .. import blocks as B
+from ..tensor import Dim, TensorGraph, TensorModel, TensorProblem, apply, matrix_math, stack, total
+
+R = sympy.Rational
+TOL = 1e-9
+GATES = (("i", "W_i", "b_i", "sigmoid", "input gate: how much of the candidate g is written into the cell"),
+         ("f", "W_f", "b_f", "sigmoid", "forget gate: how much of the old cell state c_prev is kept"),
+         ("o", "W_o", "b_o", "sigmoid", "output gate: how much of tanh(c) is exposed as h"),
+         ("g", "W_c", "b_c", "tanh", "candidate: the new content proposed for the cell"))
+
+
+def default_values(n: int, d: int) -> dict:
+    """The documented rule (see the module docstring)."""
+    out = {}
+    for q, (_, W, b, _, _) in enumerate(GATES):
+        out[W] = [[R((r + 2 * s + q) % 5 - 2, 10) for s in range(1, n + d + 1)] for r in range(1, n + 1)]
+        out[b] = [R(1, 2) if b == "b_f" else 0 for _ in range(n)]
+    out["x"] = [R(s % 3 + 1, 4) for s in range(1, d + 1)]
+    out["h_prev"] = [R(2 * (r % 2) - 1, 4) for r in range(1, n + 1)]
+    out["c_prev"] = [R(r, 4) for r in range(1, n + 1)]
+    out["y"] = [R(r % 3 - 1, 4) for r in range(1, n + 1)]
+    return out
+
+
+class LSTMModel(TensorModel):
+    def __init__(self, n: int, d: int):
+        tg = TensorGraph("LSTM cell")
+        Ws, bs = {}, {}
+        for gate, W, b, _, _ in GATES:
+            Ws[gate] = tg.parameter(W, (n, n + d))
+            bs[gate] = tg.parameter(b, (n,))
+        x = tg.input("x", (d,))
+        h_prev = tg.input("h_prev", (n,))
+        c_prev = tg.input("c_prev", (n,))
+        y = tg.target("y", (n,))
+        v = stack(h_prev, x)
+        acts = {}
+        for gate, _, _, act, _ in GATES:
+            z = tg.define(f"z_{gate}", Ws[gate] @ v + bs[gate])
+            acts[gate] = tg.define(gate, apply(act, z))
+        c = tg.define("c", acts["f"] * c_prev + acts["i"] * acts["g"])
+        h = tg.define("h", acts["o"] * apply("tanh", c))
+        tg.loss("L", total((h - y) * (h - y)) / 2)
+        tg.want_adjoint(c_prev)
+        tg.want_adjoint(h_prev)
+        super().__init__(tg, {"n": n, "d": d})
+
+    def equations(self):
+        rows = []
+        for gate, W, b, act, _ in GATES:
+            Wt = W.replace("_", "_{") + "}"
+            bt = b.replace("_", "_{") + "}"
+            fn = r"\sigma" if act == "sigmoid" else r"\tanh"
+            rows.append(B.EqRow(B.Math(gate, gate),
+                                (B.Math(rf"{fn}\left({Wt} [h_{{\text{{prev}}}}; x] + {bt}\right)",
+                                        f"{act}({W} [h_prev; x] + {b})"),)))
+        rows.append(B.EqRow(B.Math("c", "c"), (B.Math(r"f \odot c_{\text{prev}} + i \odot g", "f * c_prev + i * g"),)))
+        rows.append(B.EqRow(B.Math("h", "h"), (B.Math(r"o \odot \tanh(c)", "o * tanh(c)"),)))
+        rows.append(B.EqRow(B.Math("L", "L"), (B.Math(r"\tfrac{1}{2} \lVert h - y \rVert^{2}", "1/2 ||h - y||^2"),)))
+        return rows
+
+    def intro_blocks(self, sol):
+        n, d = self.dims["n"], self.dims["d"]
+        rows = []
+        for gate, W, b, act, role in GATES:
+            rows.append((B.Math(gate, gate), act, role))
+        rows.append((B.Math("c", "c"), "(none: a weighted sum)",
+                     "cell state: c = f * c_prev + i * g, the additive memory path"))
+        rows.append((B.Math("h", "h"), "tanh on c", "hidden state / output: h = o * tanh(c)"))
+        prow = []
+        total_count = 0
+        for t in (self.tg.tensors[name] for _, W, b, _, _ in GATES for name in (W, b)):
+            count = t.size
+            total_count += count
+            prow.append((B.Math(t.latex, t.name), " x ".join(map(str, t.shape)), str(count)))
+        prow.append(("total", "", str(total_count)))
+        return [
+            B.Heading("Components of the cell"),
+            B.prose("Besides the RNN's hidden state h, the LSTM keeps a cell state c and three gates "
+                    "(sigmoids, values in (0, 1), applied elementwise); the candidate g uses tanh. Every "
+                    "gate reads the stacked vector [h_prev; x] of ", str(n + d), " entries."),
+            B.Table(("component", "activation", "function"), tuple(rows), align="lll"),
+            B.Table(("learnable parameter", "shape", "count"), tuple(prow), align="llr",
+                    caption=f"4 n (n + d) + 4 n = {4 * n * (n + d) + 4 * n} with n = {n} (hidden), d = {d} (input)"),
+        ]
+
+    # -- matrix form in numpy ----------------------------------------------
+    def matrix_form(self, sol) -> dict:
+        a = {name: np.array([float(x) for x in sol.value_of(name)])
+             for name in ("x", "h_prev", "c_prev", "y", "i", "f", "o", "g", "c", "h")}
+        v = np.concatenate([a["h_prev"], a["x"]])
+        tc = np.tanh(a["c"])
+        dh = a["h"] - a["y"]
+        do = dh * tc
+        dc = dh * a["o"] * (1 - tc ** 2)
+        out = {"dh": dh, "dc": dc, "dc_prev": dc * a["f"],
+               "dz_i": dc * a["g"] * a["i"] * (1 - a["i"]),
+               "dz_f": dc * a["c_prev"] * a["f"] * (1 - a["f"]),
+               "dz_o": do * a["o"] * (1 - a["o"]),
+               "dz_g": dc * a["i"] * (1 - a["g"] ** 2)}
+        n = self.dims["n"]
+        dv = np.zeros(len(v))
+        for gate, W, b, _, _ in GATES:
+            dz = out[f"dz_{gate}"]
+            out[W] = np.outer(dz, v)
+            out[b] = dz
+            Wv = np.array([float(x) for x in sol.value_of(W)]).reshape(n, len(v))
+            dv += Wv.T @ dz
+        out["dh_prev"] = dv[:n]
+        return out
+
+    def extra_checks(self, sol):
+        mf = self.matrix_form(sol)
+        err = 0.0
+        pairs = [(W, W) for _, W, _, _, _ in GATES] + [(b, b) for _, _, b, _, _ in GATES]
+        pairs += [("dc", "c"), ("dc_prev", "c_prev"), ("dh_prev", "h_prev")]
+        pairs += [(f"dz_{gate}", f"z_{gate}") for gate, *_ in GATES]
+        for key, name in pairs:
+            comp = np.array([float(x) for x in sol.adjoint_of(name)])
+            err = max(err, float(np.max(np.abs(mf[key].ravel() - comp))))
+        return [{"method": "matrix-form", "max_abs_err": float(f"{err:.3g}"), "passed": bool(err <= TOL)}]
+
+    def matrix_blocks(self, sol):
+        def vec(name):
+            vals = sol.adjoint_of(name)
+            return matrix_math(vals, (len(vals),))
+
+        L = r"\frac{\partial L}{\partial %s}"
+        rows = [
+            B.EqRow(B.Math(L % "h", "dL/dh"), (B.Math("h - y", "h - y"), vec("h"))),
+            B.EqRow(B.Math(L % "c", "dL/dc"), (B.Math(r"\frac{\partial L}{\partial h} \odot o \odot (1 - \tanh^{2} c)",
+                                                      "dL/dh * o * (1 - tanh(c)^2)"), vec("c"))),
+            B.EqRow(B.Math(L % r"z_{f}", "dL/dz_f"), (B.Math(r"\frac{\partial L}{\partial c} \odot c_{\text{prev}} \odot f \odot (1 - f)",
+                                                             "dL/dc * c_prev * f * (1 - f)"), vec("z_f"))),
+            B.EqRow(B.Math(L % r"z_{i}", "dL/dz_i"), (B.Math(r"\frac{\partial L}{\partial c} \odot g \odot i \odot (1 - i)",
+                                                             "dL/dc * g * i * (1 - i)"), vec("z_i"))),
+            B.EqRow(B.Math(L % r"z_{g}", "dL/dz_g"), (B.Math(r"\frac{\partial L}{\partial c} \odot i \odot (1 - g^{2})",
+                                                             "dL/dc * i * (1 - g^2)"), vec("z_g"))),
+            B.EqRow(B.Math(L % r"z_{o}", "dL/dz_o"), (B.Math(r"\frac{\partial L}{\partial h} \odot \tanh(c) \odot o \odot (1 - o)",
+                                                             "dL/dh * tanh(c) * o * (1 - o)"), vec("z_o"))),
+            B.EqRow(B.Math(L % r"c_{\text{prev}}", "dL/dc_prev"), (B.Math(r"\frac{\partial L}{\partial c} \odot f",
+                                                                          "dL/dc * f"), vec("c_prev")),
+                    "the cell-state path"),
+        ]
+        for gate, W, b, _, _ in GATES:
+            z = "g" if gate == "g" else gate
+            rows.append(B.EqRow(B.Math(L % W.replace("_", "_{") + "}", f"dL/d{W}"),
+                                (B.Math(rf"\frac{{\partial L}}{{\partial z_{{{z}}}}} [h_{{\text{{prev}}}}; x]^{{\top}}",
+                                        f"dL/dz_{z} [h_prev; x]^T"),)))
+            rows.append(B.EqRow(B.Math(L % b.replace("_", "_{") + "}", f"dL/d{b}"),
+                                (B.Math(rf"\frac{{\partial L}}{{\partial z_{{{z}}}}}", f"dL/dz_{z}"),)))
+        return [B.Heading("Matrix form: the gradients through the cell state"),
+                B.prose("Every gate's weights get their gradient through c (o through h directly). "
+                        "The values are the component-wise adjoints; the same formulas in numpy agree "
+                        "(check 'matrix-form'). Along c_prev the gradient is only scaled by f: the "
+                        "additive cell path that lets LSTMs carry gradients over many steps."),
+                B.Equations(tuple(rows))]
+
+
+PROBLEMS = [
+    TensorProblem(
+        id="lstm-cell", title="The LSTM cell: gates, parameters and gradients",
+        source="seed 003, 1.b",
+        question=lambda n, d: (
+            "List the components an LSTM block adds to a plain RNN and what each does, with its "
+            "equation, its learnable parameters (shapes and counts) and its activation. Then, for one "
+            f"cell with hidden size n = {n} and input size d = {d} at the values below (a fixed rule, "
+            "documented in derive.problems.lstm) and the loss L = 1/2 ||h - y||^2, compute the gradient "
+            "of L with respect to every weight matrix and bias, through the cell state."),
+        order=(3, 1, 2),
+        dims=(Dim("n", 2, 1, 6, "hidden size"), Dim("d", 2, 1, 6, "input size")),
+        build=lambda n, d: LSTMModel(n, d),
+        values=default_values,
+        optimizer={"rule": "sgd", "lr": 0.1},
+    ),
+]

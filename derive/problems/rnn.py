@@ -1,0 +1,456 @@
+r"""``rnn-bptt`` (seed 000 Q1, seed 000 Q2): backpropagation through time.
+
+H_t = tanh(U I_t + W H_{t-1}), O_t = V H_t, E_t = 1/2 ||O_t - Y_t||^2,
+E = sum_t E_t, unrolled for T steps (``--set T=5``; sizes ``d n k`` too).
+
+Default values follow one documented rule for every size (1-based i, j, t):
+
+* U_ij = ((3i + 2j) mod 7 - 3) / 10,  W_ij = ((2i + 3j) mod 5 - 2) / 5,
+  V_ij = ((i + 2j) mod 5 - 2) / 4,  H0_i = (-1)^(i+1) / 4;
+* I_tj = ((t + j) mod 4 - 1.5) / 2,  Y_tj = ((t + 2j) mod 5 - 2) / 4.
+
+The worked solution gives the general form of every asked gradient (f left
+unspecified) read off the unrolled graph as sums over its paths, the
+concrete numbers with f = tanh, the textbook matrix form checked against the
+component-wise derivation, and the vanishing/exploding study.
+
+>>> from derive.problems import load
+>>> sol = load("rnn-bptt").solve({"T": 2})
+>>> [c["passed"] for c in sol.checks]
+[True, True, True, True, True]
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import sympy
+
+from .. import blocks as B
+from ..backprop import derive, evaluate, local_derivative
+from ..ops import OPS
+from ..tensor import (Dim, TensorGraph, TensorModel, TensorProblem, apply, block_edges, block_paths,
+                      jacobian, matrix_math, total)
+from ..vanishing import vanishing_blocks
+
+R = sympy.Rational
+#: tolerance of the matrix-form and path-sum checks (floats against 30-digit values)
+TOL = 1e-9
+#: the sum over every path of every E_t (quadratic in T) is checked up to this T
+PATH_TOTAL_MAX_T = 8
+
+
+def default_values(T: int, d: int, n: int, k: int) -> dict:
+    """The documented rule for the givens (see the module docstring)."""
+    return {
+        "U": [[R((3 * i + 2 * j) % 7 - 3, 10) for j in range(1, d + 1)] for i in range(1, n + 1)],
+        "W": [[R((2 * i + 3 * j) % 5 - 2, 5) for j in range(1, n + 1)] for i in range(1, n + 1)],
+        "V": [[R((i + 2 * j) % 5 - 2, 4) for j in range(1, n + 1)] for i in range(1, k + 1)],
+        "H0": [R((-1) ** (i + 1), 4) for i in range(1, n + 1)],
+        "I": [[R(2 * ((t + j) % 4) - 3, 4) for j in range(1, d + 1)] for t in range(1, T + 1)],
+        "Y": [[R((t + 2 * j) % 5 - 2, 4) for j in range(1, k + 1)] for t in range(1, T + 1)],
+    }
+
+
+def unrolled(T: int, d: int, n: int, k: int, loss_step: int | None = None) -> TensorGraph:
+    """The RNN unrolled for T steps; the loss is E = sum_t E_t, or E_s alone
+    when ``loss_step`` = s (then the graph stops at step s)."""
+    steps = T if loss_step is None else loss_step
+    loss_name = "E" if loss_step is None else f"E_{loss_step}"
+    tg = TensorGraph(f"RNN unrolled over {steps} steps, loss {loss_name}")
+    U = tg.parameter("U", (n, d))
+    W = tg.parameter("W", (n, n))
+    V = tg.parameter("V", (k, n))
+    I = tg.input("I", (T, d))
+    H = tg.input("H0", (n,), prefix="H_0", latex="H_{0}")
+    Y = tg.target("Y", (T, k))
+    Zs, Hs, Os, Es = [], [], [], []
+    for t in range(1, steps + 1):
+        Z = tg.define(f"Z_{t}", U @ I.row(t - 1) + W @ H, group=False)
+        H = tg.define(f"H_{t}", apply("tanh", Z), group=False)
+        O = tg.define(f"O_{t}", V @ H, group=False)
+        diff = O - Y.row(t - 1)
+        if loss_step is None or t == loss_step:
+            kind = "forward" if loss_step is None else "loss"
+            Es.append(tg.define(f"E_{t}", total(diff * diff) / 2, kind=kind, group=False))
+        Zs.append(Z), Hs.append(H), Os.append(O)
+    if loss_step is None:
+        tg.loss("E", sympy.Add(*[e.exprs[0] for e in Es]))
+    tg.group("Z", Zs), tg.group("H", Hs), tg.group("O", Os)
+    return tg
+
+
+# ---------------------------------------------------------------------------
+# The general form, read off the graph of quantities.
+
+_INDEXED = re.compile(r"([A-Za-z]+)_(\d+)$")
+
+
+def _split(block: str):
+    m = _INDEXED.match(block)
+    return (m.group(1), int(m.group(2))) if m else (block, None)
+
+
+def recurrent_families(edges: dict) -> set:
+    """Families of quantities with an edge X_j -> X_(j+1) (H in an RNN)."""
+    out = set()
+    for a, bs in edges.items():
+        fa, ia = _split(a)
+        for b in bs:
+            fb, ib = _split(b)
+            if fa == fb and ia is not None and ib == ia + 1:
+                out.add(fa)
+    return out
+
+
+def path_structure(path: list, recurrent: set) -> tuple:
+    """A path [P, H_k, H_(k+1), ..., H_top, O_t, E_t] as (family, k, top,
+    above) with above = the blocks after the run (ending at the loss); a path
+    that enters no recurrent family (V -> O_t -> E_t) has family None."""
+    rest = path[1:]
+    fam, idx = _split(rest[0])
+    if fam not in recurrent or idx is None:
+        return None, None, None, tuple(rest)
+    j = 0
+    while j + 1 < len(rest) and _split(rest[j + 1]) == (fam, idx + j + 1):
+        j += 1
+    return fam, idx, idx + j, tuple(rest[j + 1:])
+
+
+def general_form(edges: dict, P: str, loss_block: str) -> dict:
+    """The paths from parameter P to ``loss_block``, grouped as a sum over
+    the step k where they enter the recurrence: {"paths", "family", "ks",
+    "top", "above", "uniform"}."""
+    paths = block_paths(edges, P, loss_block)
+    if not paths:
+        return {"paths": [], "ks": [], "uniform": False}
+    structs = [path_structure(p, recurrent_families(edges)) for p in paths]
+    ks = sorted(s[1] for s in structs if s[1] is not None)
+    uniform = (len({(s[0], s[2], s[3]) for s in structs}) == 1
+               and (structs[0][0] is None or ks == list(range(ks[0], ks[-1] + 1))))
+    return {"paths": paths, "family": structs[0][0], "ks": ks, "top": structs[0][2],
+            "above": structs[0][3], "uniform": uniform}
+
+
+def _descriptor(form: dict, t: int) -> tuple:
+    """What must hold for every t to write one formula with a symbolic t."""
+    return (form["family"], form["ks"][0] if form["ks"] else None,
+            form["top"] in (None, t), tuple((_split(b)[0], _split(b)[1] in (None, t)) for b in form["above"]))
+
+
+def _latex_block(b: str, symbolic_t: bool = False) -> str:
+    fam, idx = _split(b)
+    if idx is None:
+        return fam
+    return f"{fam}_{{t}}" if symbolic_t else f"{fam}_{{{idx}}}"
+
+
+def _frac(a: str, b: str) -> str:
+    return rf"\frac{{\partial {a}}}{{\partial {b}}}"
+
+
+def _plain(tex: str) -> str:
+    return tex.replace("{", "").replace("}", "")
+
+
+def form_tex(form: dict, P: str, symbolic_t: bool) -> tuple:
+    """(LaTeX, text) of d loss / d P: one product of Jacobians per path,
+    paths entering the recurrence at k summed over their range of k."""
+    fam = form["family"]
+    above = [_latex_block(b, symbolic_t) for b in reversed(form["above"])]   # the loss first
+    if fam is None:
+        seq = above + [P]
+        return (" ".join(_frac(a, b) for a, b in zip(seq, seq[1:])),
+                " * ".join(f"d{_plain(a)}/d{_plain(b)}" for a, b in zip(seq, seq[1:])))
+    top = "t" if symbolic_t else str(form["top"])
+    seq = above + [f"{fam}_{{{top}}}"]
+    head_tex = [_frac(a, b) for a, b in zip(seq, seq[1:])]
+    head_txt = [f"d{_plain(a)}/d{_plain(b)}" for a, b in zip(seq, seq[1:])]
+    lo = form["ks"][0]
+    prod_tex = rf"\left(\prod_{{j=k+1}}^{{{top}}} {_frac(f'{fam}_{{j}}', f'{fam}_{{j-1}}')}\right)"
+    body = " ".join(head_tex + [prod_tex, _frac(f"{fam}_{{k}}", P)])
+    text_body = " * ".join(head_txt + [f"prod_{{j=k+1..{top}}} d{fam}_j/d{fam}_(j-1)", f"d{fam}_k/d{P}"])
+    return (rf"\sum_{{k={lo}}}^{{{top}}} {body}", f"sum_{{k={lo}..{top}}} {text_body}")
+
+
+def path_tex(path: list, loss_tex: str) -> tuple:
+    """One path written out as its product of Jacobians (loss first)."""
+    seq = [loss_tex] + [_latex_block(b) for b in reversed(path[1:-1])] + [path[0]]
+    tex = " ".join(_frac(a, b) for a, b in zip(seq, seq[1:]))
+    plain = [s.replace("{", "").replace("}", "") for s in seq]
+    return tex, " * ".join(f"d{a}/d{b}" for a, b in zip(plain, plain[1:]))
+
+
+# ---------------------------------------------------------------------------
+
+
+class RNNModel(TensorModel):
+    PARAMS = ("W", "U", "V")
+
+    def __init__(self, T, d, n, k):
+        super().__init__(unrolled(T, d, n, k), {"T": T, "d": d, "n": n, "k": k})
+        self.edges = block_edges(self.tg, hidden=[f"Z_{t}" for t in range(1, T + 1)])
+        self._partials: dict = {}
+
+    def partial(self, s: int):
+        """The graph and derivation of E_s alone (parts (b), (c))."""
+        if s not in self._partials:
+            D = self.dims
+            tg = unrolled(D["T"], D["d"], D["n"], D["k"], loss_step=s)
+            self._partials[s] = (tg, derive(tg.graph))
+        return self._partials[s]
+
+    def equations(self):
+        f_rule = OPS["tanh"].derivative(sympy.Symbol("z"), sympy.Symbol("y"))
+        return [
+            B.EqRow(B.Math("Z_{t}", "Z_t"), (B.Math("U I_{t} + W H_{t-1}", "U I_t + W H_(t-1)"),), "t = 1 .. T"),
+            B.EqRow(B.Math("H_{t}", "H_t"), (B.Math(r"f(Z_{t}) = \tanh(Z_{t})", "f(Z_t) = tanh(Z_t)"),),
+                    f"f'(z) = {f_rule} with y = f(z)".replace("y**2", "y^2")),
+            B.EqRow(B.Math("O_{t}", "O_t"), (B.Math("V H_{t}", "V H_t"),)),
+            B.EqRow(B.Math("E_{t}", "E_t"), (B.Math(r"\tfrac{1}{2} \lVert O_{t} - Y_{t} \rVert^{2}",
+                                                    "1/2 ||O_t - Y_t||^2"),)),
+            B.EqRow(B.Math("E", "E"), (B.Math(r"\sum_{t=1}^{T} E_{t}", "sum_{t=1..T} E_t"),)),
+        ]
+
+    # -- the textbook matrix form, in numpy ---------------------------------
+    def _arrays(self, sol):
+        D = self.dims
+        f = lambda name: np.array([float(v) for v in sol.value_of(name)])  # noqa: E731
+        W = f("W").reshape(D["n"], D["n"])
+        U = f("U").reshape(D["n"], D["d"])
+        V = f("V").reshape(D["k"], D["n"])
+        I = f("I").reshape(D["T"], D["d"])
+        Y = f("Y").reshape(D["T"], D["k"])
+        H = [f("H0")] + [f(f"H_{t}") for t in range(1, D["T"] + 1)]
+        O = [None] + [f(f"O_{t}") for t in range(1, D["T"] + 1)]
+        return W, U, V, I, Y, H, O
+
+    def matrix_form(self, sol, only: int | None = None) -> dict:
+        """delta_t = (V^T (O_t - Y_t) [t counted] + W^T delta_{t+1}) * (1 - H_t^2);
+        gradients of E (or of E_only) as sums of outer products."""
+        W, U, V, I, Y, H, O = self._arrays(sol)
+        T = self.dims["T"] if only is None else only
+        delta = {T + 1: np.zeros(self.dims["n"])}
+        gW, gU, gV = np.zeros_like(W), np.zeros_like(U), np.zeros_like(V)
+        for t in range(T, 0, -1):
+            err = O[t] - Y[t - 1] if (only is None or t == only) else np.zeros(self.dims["k"])
+            delta[t] = (V.T @ err + W.T @ delta[t + 1]) * (1.0 - H[t] ** 2)
+            gW += np.outer(delta[t], H[t - 1])
+            gU += np.outer(delta[t], I[t - 1])
+            gV += np.outer(err, H[t])
+        return {"delta": delta, "W": gW, "U": gU, "V": gV}
+
+    def path_contributions(self, sol, P: str, s: int) -> list:
+        """dE_s/dP path by path: [(k or None, path, contribution as array)],
+        each a product of numeric Jacobians (tensor.jacobian)."""
+        tg, fwd = self.tg, sol.forward
+        hidden = [f"Z_{t}" for t in range(1, self.dims["T"] + 1)]
+        out = []
+        O = np.array([float(v) for v in sol.value_of(f"O_{s}")])
+        Y = np.array([float(v) for v in sol.value_of("Y")]).reshape(self.dims["T"], self.dims["k"])[s - 1]
+        shape = tg.tensors[P].shape
+        cache = self.__dict__.setdefault("_jacobians", {})
+        if cache.get("for") is not sol:       # Jacobians at this solution's point only
+            cache.clear()
+            cache["for"] = sol
+
+        def jac(a, b):
+            if (a, b) not in cache:
+                cache[(a, b)] = np.array(jacobian(tg, fwd, a, b, hidden))
+            return cache[(a, b)]
+
+        for path in block_paths(self.edges, P, f"E_{s}"):
+            row = (O - Y)[None, :]                    # dE_s/dO_s
+            for upper, lower in zip(reversed(path[1:-1]), list(reversed(path[1:-1]))[1:]):
+                row = row @ jac(upper, lower)
+            row = row @ jac(path[1], P)
+            out.append((_split(path[1])[1] if path[1].startswith("H_") else None, path,
+                        row.reshape(shape)))
+        return out
+
+    # -- checks --------------------------------------------------------------
+    def extra_checks(self, sol):
+        mf = self.matrix_form(sol)
+        err = 0.0
+        for p in self.PARAMS:
+            comp = np.array([float(v) for v in sol.adjoint_of(p)])
+            err = max(err, float(np.max(np.abs(mf[p].ravel() - comp))))
+        for t in range(1, self.dims["T"] + 1):
+            comp = np.array([float(v) for v in sol.adjoint_of(f"Z_{t}")])
+            err = max(err, float(np.max(np.abs(mf["delta"][t] - comp))))
+        checks = [{"method": "matrix-form", "max_abs_err": float(f"{err:.3g}"), "passed": bool(err <= TOL)}]
+        perr = 0.0
+        for s in self._asked_steps():
+            tg_s, d_s = self.partial(s)
+            ev = evaluate(d_s, tg_s.graph.forward(sol.leaves))
+            mf_s = self.matrix_form(sol, only=s)
+            for p in self.PARAMS:
+                comp = np.array([float(ev.adjoint.get(n, 0)) for n in tg_s.tensors[p].names])
+                paths = sum(c for _, _, c in self.path_contributions(sol, p, s))
+                perr = max(perr, float(np.max(np.abs(np.ravel(paths) - comp))),
+                           float(np.max(np.abs(mf_s[p].ravel() - comp))))
+        if self._asked_steps():
+            checks.append({"method": "path-sum", "max_abs_err": float(f"{perr:.3g}"), "passed": bool(perr <= TOL),
+                           "note": "dE_t/dP as sums over paths of Jacobian products, against the "
+                                   "component-wise derivation of E_t alone and the matrix form"})
+        if self.dims["T"] > PATH_TOTAL_MAX_T:   # T(T+1)/2 paths per parameter: checked for short T only
+            return checks
+        # E = sum_t E_t: the totals of the path sums are the gradients of E
+        terr = 0.0
+        for p in self.PARAMS:
+            paths = sum(c for s in range(1, self.dims["T"] + 1) for _, _, c in self.path_contributions(sol, p, s))
+            comp = np.array([float(v) for v in sol.adjoint_of(p)])
+            terr = max(terr, float(np.max(np.abs(np.ravel(paths) - comp))))
+        checks.append({"method": "path-sum-total", "max_abs_err": float(f"{terr:.3g}"),
+                       "passed": bool(terr <= TOL)})
+        return checks
+
+    def _asked_steps(self) -> list:
+        return [s for s in (2, 3) if s <= self.dims["T"]]
+
+    def partial_gradients(self, sol) -> dict:
+        """{"E_2": {"W": array...}, ...} from the derivation of E_s alone."""
+        out = {}
+        for s in self._asked_steps():
+            tg_s, d_s = self.partial(s)
+            ev = evaluate(d_s, tg_s.graph.forward(sol.leaves))
+            out[f"E_{s}"] = {p: [ev.adjoint.get(n, sympy.Integer(0)) for n in tg_s.tensors[p].names]
+                             for p in self.PARAMS}
+        return out
+
+    def extra_json(self, sol):
+        from ..graph import nest
+
+        parts = self.partial_gradients(sol)
+        return {"partial_gradients": {
+            f"d{e}/d{p}": nest([float(v) for v in vals], self.tg.tensors[p].shape)
+            for e, grads in parts.items() for p, vals in grads.items()}}
+
+    # -- worked solution ---------------------------------------------------
+    def matrix_blocks(self, sol):
+        out = self._general_blocks(sol)
+        out += self._textbook_blocks(sol)
+        out += self._partial_blocks(sol)
+        out += vanishing_blocks()
+        return out
+
+    def _general_blocks(self, sol) -> list:
+        T = self.dims["T"]
+        out = [B.Heading("General form: sums over the paths of the unrolled graph"),
+               B.Figure("unrolled-rnn", {"T": T}, caption=f"The RNN unrolled over T = {T} steps"),
+               B.prose("Read off the unrolled graph (pre-activations Z_t looked through, so that ",
+                       B.Math(r"\frac{\partial H_{j}}{\partial H_{j-1}}", "dH_j/dH_(j-1)"), " and ",
+                       B.Math(r"\frac{\partial H_{k}}{\partial W}", "dH_k/dW"),
+                       " are the Jacobians of one step, the second holding H_{k-1} fixed). Each term "
+                       "below is one path from the parameter to the error; the activation f is left "
+                       "unspecified. The index ranges are those of the paths that exist: H_0 is given, "
+                       "so no path enters the chain before k = 1.")]
+        g = self.tg.graph
+        loss = g.nodes[g.loss]
+        ones = all(local_derivative(loss.expr, g.symbol(f"E_{t}"), loss.symbol) == 1 for t in range(1, T + 1))
+        rows = []
+        for P in self.PARAMS:
+            forms = {t: general_form(self.edges, P, f"E_{t}") for t in range(1, T + 1)}
+            if all(f["uniform"] for f in forms.values()) and len({_descriptor(f, t) for t, f in forms.items()}) == 1:
+                tex_t, txt_t = form_tex(forms[T], P, symbolic_t=True)
+                rows.append(B.EqRow(B.Math(_frac("E_{t}", P), f"dE_t/d{P}"), (B.Math(tex_t, txt_t),)))
+            total_tex = rf"\sum_{{t=1}}^{{{T}}} \frac{{\partial E}}{{\partial E_{{t}}}} {_frac('E_{t}', P)}"
+            total_txt = f"sum_{{t=1..{T}}} dE/dE_t * dE_t/d{P}"
+            rhs = [B.Math(total_tex, total_txt)]
+            if ones:   # E = sum_t E_t: every dE/dE_t is 1 (the loss node's local derivatives)
+                rhs.append(B.Math(rf"\sum_{{t=1}}^{{{T}}} {_frac('E_{t}', P)}", f"sum_{{t=1..{T}}} dE_t/d{P}"))
+            rows.append(B.EqRow(B.Math(_frac("E", P), f"dE/d{P}"), tuple(rhs)))
+            for s in self._asked_steps():
+                tex_s, txt_s = form_tex(forms[s], P, symbolic_t=False)
+                terms = [path_tex(p, f"E_{{{s}}}") for p in forms[s]["paths"]]
+                rhs = [B.Math(tex_s, txt_s)]
+                if len(terms) > 1:
+                    rhs.append(B.Math(" + ".join(t[0] for t in terms), " + ".join(t[1] for t in terms)))
+                rows.append(B.EqRow(B.Math(_frac(f"E_{{{s}}}", P), f"dE_{s}/d{P}"), tuple(rhs)))
+        out.append(B.Equations(tuple(rows)))
+        return out
+
+    def _textbook_blocks(self, sol) -> list:
+        T = self.dims["T"]
+        mf = self.matrix_form(sol)
+        out = [B.Heading("Matrix form (backpropagation through time)"),
+               B.prose("With f = tanh, f'(Z_t) = 1 - H_t^2 (from the operation table). Writing ",
+                       B.Math(r"\delta_{t} = \partial E / \partial Z_{t}", "delta_t = dE/dZ_t"),
+                       " and ", B.Math(r"\delta_{T+1} = 0", "delta_(T+1) = 0"), ":"),
+               B.Equations((
+                   B.EqRow(B.Math(r"\delta_{t}", "delta_t"),
+                           (B.Math(r"\left(V^{\top} (O_{t} - Y_{t}) + W^{\top} \delta_{t+1}\right) \odot (1 - H_{t}^{2})",
+                                   "(V^T (O_t - Y_t) + W^T delta_(t+1)) * (1 - H_t^2)"),), "t = T .. 1"),
+                   B.EqRow(B.Math(_frac("E", "W"), "dE/dW"),
+                           (B.Math(r"\sum_{t=1}^{T} \delta_{t} H_{t-1}^{\top}", "sum_t delta_t H_(t-1)^T"),
+                            matrix_math(mf["W"].ravel().tolist(), mf["W"].shape))),
+                   B.EqRow(B.Math(_frac("E", "U"), "dE/dU"),
+                           (B.Math(r"\sum_{t=1}^{T} \delta_{t} I_{t}^{\top}", "sum_t delta_t I_t^T"),
+                            matrix_math(mf["U"].ravel().tolist(), mf["U"].shape))),
+                   B.EqRow(B.Math(_frac("E", "V"), "dE/dV"),
+                           (B.Math(r"\sum_{t=1}^{T} (O_{t} - Y_{t}) H_{t}^{\top}", "sum_t (O_t - Y_t) H_t^T"),
+                            matrix_math(mf["V"].ravel().tolist(), mf["V"].shape))),
+               ))]
+        rows = []
+        for t in range(T, 0, -1):
+            comp = sol.adjoint_of(f"Z_{t}")
+            rows.append((B.Math(rf"\delta_{{{t}}}", f"delta_{t}"), matrix_math(comp, (len(comp),))))
+        out.append(B.Table(("quantity", "value (component-wise dE/dZ_t)"), tuple(rows), align="lr",
+                           caption="delta_t from the component-wise derivation; the matrix form above "
+                                   "recomputes them in numpy (check 'matrix-form')"))
+        return out
+
+    def _partial_blocks(self, sol) -> list:
+        steps = self._asked_steps()
+        if not steps:
+            return [B.prose(f"With T = {self.dims['T']} there is no E_2 or E_3 to differentiate.")]
+        out = [B.Heading("The errors of single steps: dE_2/d*, dE_3/d* (f = tanh, numbers)")]
+        parts = self.partial_gradients(sol)
+        rows = []
+        for s in steps:
+            for P in self.PARAMS:
+                shape = self.tg.tensors[P].shape
+                rows.append(B.EqRow(B.Math(_frac(f"E_{{{s}}}", P), f"dE_{s}/d{P}"),
+                                    (matrix_math(parts[f"E_{s}"][P], shape),)))
+        out.append(B.prose("Each from the component-wise derivation of E_s alone; the path sums of the "
+                           "general form and the matrix form (delta recursion started at t = s with "
+                           "only O_s - Y_s) give the same numbers (check 'path-sum')."))
+        out.append(B.Equations(tuple(rows)))
+        s = steps[-1]
+        crow = []
+        for k, path, c in sorted(self.path_contributions(sol, "W", s), key=lambda x: -(x[0] or 0)):
+            tex, txt = path_tex(path, f"E_{{{s}}}")
+            crow.append((f"k = {k}", B.Math(tex, txt), matrix_math(c.ravel().tolist(), c.shape),
+                         f"{float(np.linalg.norm(c)):.4g}"))
+        out.append(B.Table(("entry step", "path", f"contribution to dE_{s}/dW", "Frobenius norm"),
+                           tuple(crow), align="llrr",
+                           caption=f"dE_{s}/dW path by path: the contributions of early steps carry more "
+                                   "Jacobian factors"))
+        return out
+
+
+def _question(T, d, n, k) -> str:
+    return (f"A recurrent network is unrolled over T = {T} time steps: H_t = f(U I_t + W H_(t-1)), "
+            "O_t = V H_t, with inputs I_t, hidden states H_t (H_0 given), outputs O_t and targets Y_t. "
+            "The error of step t is E_t = 1/2 ||O_t - Y_t||^2 and the total error is E = sum_t E_t. "
+            "Compute (a) dE/dW, dE/dU, dE/dV; (b) dE_2/dW, dE_2/dU, dE_2/dV; (c) dE_3/dW, dE_3/dU, dE_3/dV: "
+            "first in general as sums over time of products of Jacobians (f unspecified), then with "
+            f"f = tanh and sizes d = {d} (input), n = {n} (hidden), k = {k} (output), at the values below "
+            "(a fixed rule, documented in derive.problems.rnn). Then explain, with numbers, why "
+            "gradients through many steps vanish or explode and how the LSTM's cell state helps.")
+
+
+PROBLEMS = [
+    TensorProblem(
+        id="rnn-bptt", title="Backpropagation through time in an unrolled RNN",
+        source="seed 000, Q1-Q2 (seed 001: a student answer)",
+        question=_question, order=(0, 1),
+        dims=(Dim("T", 3, 1, 64, "time steps"), Dim("d", 2, 1, 6, "input size"),
+              Dim("n", 2, 1, 6, "hidden size"), Dim("k", 2, 1, 6, "output size")),
+        build=lambda T, d, n, k: RNNModel(T, d, n, k),
+        values=default_values,
+        optimizer={"rule": "sgd", "lr": 0.1},
+    ),
+]
+
+__all__ = ["PROBLEMS", "RNNModel", "unrolled", "default_values", "general_form", "form_tex"]
