@@ -59,7 +59,7 @@ def text(expr, names: dict | None = None) -> str:
     return _NamedStr(names or {}).doprint(expr)
 
 
-_DOUBLE_TEX = re.compile(r"\\left\(\\left\((-[^()]*?)\\right\)\\right\)")
+_DOUBLE_TEX = re.compile(r"\\left\(\\left\((-[^()]*?)\\right\) ?\\right\)")
 _DOUBLE_TXT = re.compile(r"\(\((-[^()]*)\)\)")
 
 
