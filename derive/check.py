@@ -52,6 +52,12 @@ FORMULA_POINTS = 8
 FORMULA_SEED = 20240601
 #: expressions larger than this are compared at points only (no expand)
 EXACT_COMPARE_OPS = 200
+#: ... or whose expansion would have more terms than this (a hostile (a + b)**64)
+EXPAND_TERMS = 400
+#: a wrong formula's difference from the right one is factored up to this degree
+FACTOR_DEGREE = 6
+#: longer conditions / differences are not printed in a message
+SHOWN_CHARS = 80
 
 C, EQ, RND, CF, INC, UNK, UNP = range(7)   # verdict codes, in VERDICTS order
 
@@ -874,13 +880,36 @@ def judge_formula(key: AnswerKey, qid: str, expr, point: dict, rtol=RTOL, atol=A
     return INC, msg, value
 
 
-def same_function(a, b, key: AnswerKey) -> bool:
+def expanded_terms(expr, cap: int = 10**6) -> int:
+    """An upper bound on the terms of ``sympy.expand(expr)``, found without
+    expanding (capped at ``cap``): sums add, products multiply, a power of a
+    sum of k terms to n has at most C(n + k - 1, n).
+
+    >>> a, b, c = sympy.symbols("a b c")
+    >>> expanded_terms((a + b) ** 3), expanded_terms((a + b) * (a + c) + c), expanded_terms((a + b + c) ** 64)
+    (4, 5, 2145)
+    """
+    if expr.is_Add:
+        return min(cap, sum(expanded_terms(x, cap) for x in expr.args))
+    if expr.is_Mul:
+        out = 1
+        for x in expr.args:
+            out = min(cap, out * expanded_terms(x, cap))
+        return out
+    if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
+        k = expanded_terms(expr.base, cap)
+        return min(cap, math.comb(int(expr.exp) + k - 1, int(expr.exp))) if k > 1 else 1
+    return 1
+
+
+def same_function(a, b, key: AnswerKey | None) -> bool:
     """a == b as functions: exact where cheap, else at the problem's point
-    and FORMULA_POINTS seeded random points (finite at >= 3 of them)."""
+    (if there is a ``key``) and FORMULA_POINTS seeded random points (finite
+    at >= 3 of them)."""
     if a == b:
         return True
     diff = a - b
-    if sympy.count_ops(diff) <= EXACT_COMPARE_OPS:
+    if sympy.count_ops(diff) <= EXACT_COMPARE_OPS and expanded_terms(diff) <= EXPAND_TERMS:
         try:
             if sympy.expand(diff) == 0:
                 return True
@@ -892,7 +921,7 @@ def same_function(a, b, key: AnswerKey) -> bool:
             return abs(float(sympy.N(diff))) <= 1e-12 * max(1.0, abs(float(sympy.N(b))))
         except (TypeError, ValueError):
             return False
-    here = key.point()
+    here = key.point() if key is not None else {}
     rng = np.random.default_rng(FORMULA_SEED)
     cols = []
     for s in syms:
@@ -916,15 +945,126 @@ def same_function(a, b, key: AnswerKey) -> bool:
 # Problems without gradients (AP, conv arithmetic, ...): answers in `values`
 
 
+@dataclass
+class Formula:
+    """A formula-valued quantity of a problem without gradients (an update
+    rule, say): the right expression over declared real symbols.  ``names``
+    maps every name an answer may use to its symbol (aliases allowed);
+    ``defs`` says what a symbol stands for in terms of others (the chain
+    rule's g = dL_df*grad_f), substituted on both sides before comparing;
+    ``about`` says what the quantity is, ahead of a diagnosis.
+
+    A solution offers these as ``solution.judges`` (name -> an object with
+    ``expected`` and ``judge(text) -> (verdict, message)``).
+
+    >>> th, v, rho, eta = (sympy.Symbol(n, real=True) for n in ("theta", "v", "rho", "eta"))
+    >>> f = Formula(th + rho * v, {"theta": th, "v": v, "rho": rho, "eta": eta})
+    >>> f.judge("theta + eta*v")
+    ('incorrect', 'equal to rho*v + theta only when eta = rho (or v = 0); answer minus right form: v*(eta - rho)')
+    >>> f.judge("v*rho + theta"), f.judge("rho*(v + theta/rho)")[0], f.judge("theta + mu*v")[0]
+    (('correct', ''), 'equivalent', 'unparseable')
+    """
+
+    expr: object
+    names: dict
+    defs: dict = field(default_factory=dict)
+    about: str = ""
+
+    @property
+    def expected(self) -> str:
+        return str(self.expr)
+
+    def judge(self, text) -> tuple:
+        from types import SimpleNamespace
+
+        t = _text_of(text)
+        p = parse_answer(t, SimpleNamespace(symbols=self.names))
+        if p.kind == "error":
+            return "unparseable", f"{p.error}; a formula in {', '.join(sorted(self.names))}"
+        if p.kind == "formula":
+            mine = p.expr
+        else:
+            try:
+                mine = number(t)
+            except ExprError:
+                mine = sympy.Float(p.value)
+        if mine == self.expr:
+            return "correct", ""
+        a, b = mine.xreplace(self.defs), self.expr.xreplace(self.defs)
+        where = "".join(f" ({s} = {e})" for s, e in sorted(self.defs.items(), key=str)
+                        if s in self.expr.free_symbols)
+        if same_function(a, b, None):
+            return "equivalent", f"equal to {self.expected}{where}"
+        head = f"{self.about}: " if self.about else ""
+        return "incorrect", head + _only_when(a, b, f"{self.expected}{where}")
+
+
+def _only_when(mine, right, shown: str) -> str:
+    """Where a wrong formula agrees with the right one: the factors of
+    their difference, each solved for a symbol it is linear in.  Factoring
+    is tried only on small polynomials, and long conditions are left out
+    (then no 'only when' is claimed)."""
+    diff = mine - right
+    plain = f"not the same function as {shown}"
+    if sympy.count_ops(diff) > EXACT_COMPARE_OPS or expanded_terms(diff) > EXPAND_TERMS:
+        return f"{plain} (compared at {FORMULA_POINTS} seeded random points)"
+    diff = sympy.expand(diff)
+    try:
+        small = sympy.Poly(diff, *sorted(diff.free_symbols, key=str)).total_degree() <= FACTOR_DEGREE
+    except (sympy.PolynomialError, sympy.GeneratorsNeeded):
+        small = False
+    if small:
+        diff = sympy.factor(diff)
+    main, minor = [], []
+    for fac in sympy.Mul.make_args(diff):
+        if fac.is_Pow and fac.exp.is_negative:
+            continue                       # a denominator never makes the difference vanish
+        base = fac.base if fac.is_Pow else fac
+        if not base.free_symbols or base.is_positive:
+            continue                       # a non-zero constant or a positive symbol (a rate)
+        (minor if base.is_Symbol else main).append(_solved(base))
+    if any(len(c) > SHOWN_CHARS for c in main):
+        out = plain
+    elif main or minor:
+        when = " or ".join(main or minor) + (f" (or {' or '.join(minor)})" if main and minor else "")
+        out = f"equal to {shown} only when {when}"
+    else:
+        out = f"never equal to {shown}"
+    text = str(diff)
+    return out if mine == 0 or len(text) > SHOWN_CHARS else f"{out}; answer minus right form: {text}"
+
+
+def _solved(expr) -> str:
+    """'eta = rho' for eta - rho: expr = 0 solved for a symbol it is linear
+    in (the simplest solution; by name on ties), else 'expr = 0'."""
+    found = []
+    for s in sorted(expr.free_symbols, key=str):
+        try:
+            poly = sympy.Poly(expr, s)
+        except sympy.PolynomialError:
+            continue
+        if poly.degree() == 1:
+            a, b = poly.all_coeffs()
+            sol = sympy.factor(-b / a)
+            found.append((sympy.count_ops(sol), str(s), f"{s} = {sol}"))
+    return min(found)[2] if found else f"{expr} = 0"
+
+
 def check_values(solution, rows: list, rtol=RTOL, atol=ATOL) -> list:
-    """Check answers against a solution's ``values`` (numbers, lists, text)."""
+    """Check answers against a solution's ``values`` (numbers, lists, text),
+    and formula- or rule-valued ones against its ``judges``."""
     values = solution.to_json().get("values", {})
+    judges = getattr(solution, "judges", None) or {}
     results = []
     for answers in rows:
         items = []
         own = _own_numbers(answers)
         for name, text in answers.items():
             key = _normal_name(name)
+            if key in judges:
+                verdict, msg = judges[key].judge(text)
+                items.append(_item(name, _text_of(text), judges[key].expected, verdict, msg))
+                continue
             if key not in values:
                 close = difflib.get_close_matches(key, list(values), n=3, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""

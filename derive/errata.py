@@ -34,7 +34,8 @@ def answers_dir() -> Path | None:
 
 def entries() -> list:
     """The index: one dict per answers file (file, target, seed, question,
-    and optionally values: a values file for the problem's givens)."""
+    and optionally values: a values file for the problem's givens, and
+    questions: quantity name -> the part of the question it answers)."""
     d = answers_dir()
     if d is None:
         return []
@@ -66,7 +67,9 @@ def _findings() -> tuple:
         for item in result["items"]:
             if not _is_erratum(item):
                 continue
-            out.append({"seed": entry["seed"], "question": entry["question"], "target": entry["target"],
+            # an entry answering several parts may label each quantity's part
+            question = (entry.get("questions") or {}).get(item["name"], entry["question"])
+            out.append({"seed": entry["seed"], "question": question, "target": entry["target"],
                         "quantity": item["name"], "written": item["given"],
                         "right": _right(solution, item), "why": _why(item["message"]),
                         "verdict": item["verdict"]})

@@ -11,6 +11,8 @@ recall level 3/10, not with a float that may sit just above or below it.
 """
 from __future__ import annotations
 
+import operator
+import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from fractions import Fraction
@@ -97,6 +99,95 @@ def ap_all_points(table):
         area += (r - previous) * p
         previous = r
     return area
+
+
+# -- the interpolation rule as an answer ----------------------------------------
+
+#: the relations an answer's rule may put between r' and r
+RELATIONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+_FLIP = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
+_SPELLINGS = ((r"\geq", ">="), (r"\ge", ">="), ("\u2265", ">="), ("=>", ">="), (r"\leq", "<="),
+              (r"\le", "<="), ("\u2264", "<="), ("=<", "<="), (r"\gt", ">"), (r"\lt", "<"),
+              (r"\tilde{r}", "r'"), (r"\tilde r", "r'"), ("r~", "r'"), ("r^{\\prime}", "r'"),
+              ("r^\\prime", "r'"), ("r\u2032", "r'"), ("r\u2019", "r'"), ("{", " "), ("}", " "), ("$", " "))
+
+
+def ap11_under(table, relation: str):
+    """11-point AP when p_interp(r) is the max of p(r') over the rows whose
+    recall r' stands in ``relation`` to r (0 if none): '>=' is VOC 2007's.
+
+    >>> t = pr_table([True, False, True], 2)
+    >>> ap11_under(t, ">="), ap11_under(t, ">")
+    (28/33, 25/33)
+    """
+    return sum((_p_under(table, r, relation) for r in LEVELS), sympy.Integer(0)) / 11
+
+
+def _p_under(table, r, relation):
+    cmp = RELATIONS[relation]
+    return max((row.precision for row in table if cmp(row.recall, r)), default=sympy.Integer(0))
+
+
+def rule_relation(text: str) -> str | None:
+    r"""The relation of r' to r that a written rule uses ('max{r' > r} p(r')'
+    -> '>'), or None if the text has none.
+
+    >>> rule_relation("max{r' > r} p(r')"), rule_relation(r"\max_{\tilde r \ge r} p(\tilde r)")
+    ('>', '>=')
+    >>> rule_relation("max over r <= r' of p"), rule_relation("the best precision")
+    ('>=', None)
+    """
+    t = str(text)
+    for a, b in _SPELLINGS:
+        t = t.replace(a, b)
+    m = re.search(r"(?<![A-Za-z0-9_'])r'\s*(>=|<=|>|<)\s*r(?![A-Za-z0-9_'])", t)
+    if m:
+        return m.group(1)
+    m = re.search(r"(?<![A-Za-z0-9_'])r\s*(>=|<=|>|<)\s*r'", t)
+    return _FLIP[m.group(1)] if m else None
+
+
+class InterpolationRule:
+    """The answer quantity ``p_interp_rule``: a written interpolation rule,
+    judged by the AP it gives on this problem's ranking (for ``derive check``).
+
+    >>> rule = InterpolationRule(pr_table([True, False, True], 2))
+    >>> rule.judge("max{r' >= r} p(r')")
+    ('correct', '')
+    >>> rule.judge("max{r' > r} p(r')")[1]
+    "under this rule AP11 = 25/33 (0.757576) on this ranking, not 28/33 (0.848485): p_interp(r) is 2/3 instead of 1 at r = 0.5; at r = 1 no recall r' > r exists, so p_interp(1) = 0 instead of 2/3"
+    """
+
+    def __init__(self, table, where: str = "this ranking"):
+        self.table = table
+        self.ap = ap11_under(table, ">=")
+        self.where = where
+        self.expected = f"max of p(r') over r' >= r (AP11 = {exact_string(self.ap)} on {where})"
+
+    def judge(self, text) -> tuple:
+        rel = rule_relation(text if isinstance(text, str) else str(text))
+        if rel is None:
+            return "unparseable", "no relation between r' and r found; write the rule as max{r' >= r} p(r')"
+        if rel == ">=":
+            return "correct", ""
+        ap = ap11_under(self.table, rel)
+        out = [f"under this rule AP11 = {exact_string(ap)} ({num_text(sympy.Float(ap, 15))}) on {self.where}, "
+               f"not {exact_string(self.ap)} ({num_text(sympy.Float(self.ap, 15))})"]
+        empty, changed = [], {}
+        for r in LEVELS:
+            mine, right = _p_under(self.table, r, rel), _p_under(self.table, r, ">=")
+            if not any(RELATIONS[rel](row.recall, r) for row in self.table):
+                empty.append((r, right))
+            elif mine != right:
+                changed.setdefault((mine, right), []).append(r)
+        for (mine, right), levels in changed.items():
+            out.append(f"p_interp(r) is {exact_string(mine)} instead of {exact_string(right)} at r = "
+                       + ", ".join(num_text(r) for r in levels))
+        if empty:
+            levels = ", ".join(num_text(r) for r, _ in empty)
+            right = ", ".join(sorted({exact_string(p) for _, p in empty}))
+            out.append(f"at r = {levels} no recall r' {rel} r exists, so p_interp({levels}) = 0 instead of {right}")
+        return "incorrect", out[0] + ": " + "; ".join(out[1:]) if len(out) > 1 else out[0]
 
 
 # -- independent implementations (the checks) ---------------------------------
@@ -221,8 +312,13 @@ class InterpolatedAP(Problem):
                  "precision": [exact_string(r.precision) for r in table],
                  "recall": [exact_string(r.recall) for r in table],
                  "p_interp": [exact_string(p) for p in p_levels]}
+        seed000 = ranking == self.RANKING and n_pos == self.N_POSITIVES
+        rule = InterpolationRule(table, "seed 000's Q3 ranking" if seed000 else "this ranking")
+        values_out["p_interp_rule"] = rule.expected
         blocks = self._blocks(ranking, n_pos, table, p_levels, ap, ap_all, ap_strict, devkit, checks)
-        return BlocksSolution(self, values_out, blocks, checks, {"exact": exact})
+        sol = BlocksSolution(self, values_out, blocks, checks, {"exact": exact})
+        sol.judges = {"p_interp_rule": rule}     # derive check judges a written rule by its AP
+        return sol
 
     def _blocks(self, ranking, n_pos, table, p_levels, ap, ap_all, ap_strict, devkit, checks):
         out = [B.prose("Given: ", str(len(ranking)), " ranked predictions, correct at ranks ",

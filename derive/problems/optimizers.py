@@ -88,7 +88,7 @@ def momentum_forms(steps: int = FORM_STEPS) -> dict:
     def form_b(rates):
         w, v, ws, vs = w0, sympy.Integer(0), [], []
         for g, eta in zip(gs, rates):
-            v = RHO * v - eta * g
+            v = velocity_b(v, g, eta)
             w = w + v
             ws.append(sympy.expand(w))
             vs.append(sympy.expand(v))
@@ -121,6 +121,17 @@ def momentum_on_quadratic(steps: int = FORM_STEPS, varying: bool = False) -> lis
     return out
 
 
+def velocity_b(v, g, eta):
+    """Form B's (and the lookahead form's) velocity: v <- rho v - eta g."""
+    return RHO * v - eta * g
+
+
+def lookahead_point(theta, v, coeff=RHO):
+    """Where Nesterov takes the gradient: theta + rho v (the published form
+    has eta for ``coeff``); torch's nesterov is checked to agree with it."""
+    return theta + coeff * v
+
+
 # ---------------------------------------------------------------------------
 # (d) Nesterov: the lookahead form, the published form, torch's form
 
@@ -142,7 +153,7 @@ def nesterov_forms(steps: int = FORM_STEPS) -> dict:
     def lookahead(point_coeff):
         theta, v, thetas, vs = w0, sympy.Integer(0), [], []
         for _ in range(steps):
-            v = RHO * v - ETA * grad(theta + point_coeff * v)
+            v = velocity_b(v, grad(lookahead_point(theta, v, point_coeff)), ETA)
             theta = theta + v
             thetas.append(sympy.expand(theta))
             vs.append(sympy.expand(v))
@@ -223,11 +234,15 @@ class Optimizers(Problem):
         self._momentum(blocks, vals, checks)
         self._nesterov(net, blocks, vals, checks)
         self._compare(net, lr, k, blocks, vals, checks)
+        formulas = named_formulas()
+        self._named(formulas, blocks, vals)
         blocks += [B.Heading("Verification"),
                    B.prose("The batch gradients against numpy backprop and finite differences; the identities "
                            "above, as SymPy and exact arithmetic establish them:"),
                    B.Checks(tuple(checks))]
-        return BlocksSolution(self, vals, blocks, checks)
+        sol = BlocksSolution(self, vals, blocks, checks)
+        sol.judges = formulas      # derive check judges these names as formulas
+        return sol
 
     # (a) ----------------------------------------------------------------
     def _sgd(self, net, out, vals):
@@ -419,6 +434,20 @@ class Optimizers(Problem):
             "network": [{"step": t, "max_abs_p_minus_lookahead": agree, "max_abs_p_minus_theta": apart}
                         for t, agree, apart in net_rows]}
 
+    # named formulas ----------------------------------------------------
+    def _named(self, formulas, out, vals):
+        out.append(B.Heading("The rules as named formulas"))
+        out.append(B.prose("derive check optimizers ANSWERS compares a hand-written rule with these, as formulas "
+                           "(exactly, and at random points): g is the gradient of the sample's loss with respect "
+                           "to the parameter, v_next the new velocity, and by the chain rule g = dL_df*grad_f, "
+                           "with f the network's output and grad_f its gradient. An answer may also write "
+                           "lr or alpha for eta, momentum or mu for rho, and w, theta or x for the parameter."))
+        out.append(B.Table(("name", "formula", "what it is"),
+                           tuple((name, _m(f.expr, FORMULA_NAMES), f.about) for name, f in formulas.items()),
+                           align="llp{0.45\\linewidth}"))
+        for name, f in formulas.items():
+            vals[name] = str(f.expr)
+
     # comparison ---------------------------------------------------------
     def _compare(self, net, lr, k, out, vals, checks):
         from ..problem import GraphProblem
@@ -462,6 +491,76 @@ class Optimizers(Problem):
                           "loss": [float(x) for x in runs[r][1]],
                           "params": [{p: float(tp[p]) for p in params} for tp in runs[r][0].trajectory.params]}
                       for r in rules}}
+
+
+# ---------------------------------------------------------------------------
+# Named formulas: what `derive check optimizers ANSWERS` compares a hand answer with
+
+W, THETA, V, V_NEXT, G = (_sym(n) for n in ("w", "theta", "v", "v_next", "g"))
+GRAD_F, DL_DF = _sym("grad_f"), _sym("dL_df")
+#: a step after the first (torch's first momentum step copies the gradient)
+LATER = sympy.Symbol("t", integer=True, positive=True)
+#: the chain rule for a network with scalar output f: dL/dw = dL/df * df/dw
+CHAIN = {G: DL_DF * GRAD_F}
+FORMULA_NAMES = {W: ("w_{t}", "w"), THETA: (r"\theta_{t}", "theta"), V: ("v_{t}", "v"),
+                 V_NEXT: ("v_{t+1}", "v_next"), G: ("g", "g"), GRAD_F: (r"\nabla f", "grad_f"),
+                 DL_DF: (r"\partial L / \partial f", "dL_df")}
+
+
+def _answer_names(param) -> dict:
+    """The names an answer may use: the seed's own letters as aliases."""
+    names = {"eta": ETA, "lr": ETA, "alpha": ETA, "rho": RHO, "momentum": RHO, "mu": RHO,
+             "v": V, "v_t": V, "v_next": V_NEXT, "v_new": V_NEXT, "v_t1": V_NEXT,
+             "g": G, "g_t": G, "g_NAG": G, "g_nag": G, "grad_f": GRAD_F, "dL_df": DL_DF}
+    names.update({n: param for n in ("w", "w_t", "w_i", "theta", "theta_t", "x", "x_t")})
+    return names
+
+
+def named_formulas() -> dict:
+    """The rules of (a), (c) and (d) as :class:`~derive.check.Formula`
+    quantities, each printed from the rule derive runs: torch's programs for
+    SGD and form A, the step functions of form B and of the lookahead form
+    (whose agreement with torch the solution establishes), and form A minus
+    form B after two steps with changing rates.
+
+    >>> f = named_formulas()
+    >>> f["nesterov_lookahead"].judge("theta + eta*v")[1]
+    'the lookahead point, where g_NAG is taken: equal to rho*v + theta only when eta = rho (or v = 0); answer minus right form: v*(eta - rho)'
+    >>> f["momentum_velocity_a"].judge("rho*v + grad_f")[1].split(": ")[1]
+    'equal to g + rho*v (g = dL_df*grad_f) only when dL_df = 1 (or grad_f = 0); answer minus right form'
+    """
+    from ..check import Formula
+
+    def program(rule, state, ref=None):
+        opt = Optimizer.from_spec({"rule": rule})
+        hyper = {**opt.hyper, "lr": ETA, **({"momentum": RHO} if opt.hyper["momentum"] else {})}
+        return dict(opt.program(W, G, state, LATER, hyper, ref))
+
+    sgd = program("sgd", {})
+    mom = program("momentum", {"momentum_buffer": V},
+                  ref=lambda target, expr: V_NEXT if target == "momentum_buffer" else expr)
+    two = momentum_forms(2)
+    gap = sympy.factor(two["w_A_varying"][1] - two["w_B_varying"][1])
+    gap_names = {"rho": RHO, "momentum": RHO, "mu": RHO, "w0": two["w0"]}
+    for t, (g, eta) in enumerate(zip(two["g"], two["etas"]), start=1):
+        gap_names.update({f"g{t}": g, f"eta{t}": eta, f"lr{t}": eta})
+    w_names, th_names = _answer_names(W), _answer_names(THETA)
+    return {
+        "sgd_update": Formula(sgd["param"], w_names, CHAIN, "one SGD step"),
+        "momentum_velocity_a": Formula(mom["momentum_buffer"], w_names, CHAIN,
+                                       "form A's velocity (torch.optim.SGD's momentum buffer)"),
+        "momentum_param_a": Formula(mom["param"], w_names, CHAIN, "form A's parameter step"),
+        "momentum_velocity_b": Formula(velocity_b(V, G, ETA), w_names, CHAIN, "form B's velocity"),
+        "momentum_param_b": Formula(W + V_NEXT, w_names, CHAIN, "form B's parameter step"),
+        "momentum_a_minus_b": Formula(gap, gap_names, {},
+                                      "form A's w_2 minus form B's w_2, with rates eta1, eta2 and gradients "
+                                      "g1, g2 at steps 1 and 2 (0 if they were one algorithm)"),
+        "nesterov_lookahead": Formula(lookahead_point(THETA, V), th_names, CHAIN,
+                                      "the lookahead point, where g_NAG is taken"),
+        "nesterov_velocity": Formula(velocity_b(V, G, ETA), th_names, CHAIN,
+                                     "the velocity, g the gradient at the lookahead point"),
+        "nesterov_param": Formula(THETA + V_NEXT, th_names, CHAIN, "the parameter step"),
+    }
 
 
 def _common_factor(expr):
