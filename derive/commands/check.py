@@ -25,6 +25,11 @@ def add_parser(sub):
                    help="YAML/JSON mapping of quantity names to answers, or a CSV with an id column")
     p.add_argument("--values", metavar="FILE", help="YAML/JSON mapping of names to numbers (other givens)")
     p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="override one value")
+    p.add_argument("--roster", metavar="CSV",
+                   help="a class CSV is checked student by student against their own variant: the "
+                        "roster.csv that `derive variants --roster` wrote (variants read beside it)")
+    p.add_argument("--variants", metavar="DIR", help="the same, giving the folder of `derive variants` "
+                                                     "(its roster.csv)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--rtol", type=_tol("--rtol"), default=RTOL, metavar="R",
                    help=f"relative tolerance (default {RTOL:g})")
@@ -47,6 +52,13 @@ def _tol(flag):
 
 def run(args) -> int:
     problem = load_target(args.target)
+    if args.roster or args.variants:
+        result = _run_roster(args, problem)
+        if args.format == "json":
+            print(json.dumps(result, indent=2))
+        else:
+            print(render_text(result, colour=sys.stdout.isatty()))
+        return exit_code(result)
     values = read_values(args.values, args.set)
     try:
         solution = problem.solve(values or None)
@@ -70,6 +82,32 @@ def run(args) -> int:
     else:
         print(render_text(result, colour=sys.stdout.isatty()))
     return exit_code(result)
+
+
+def _run_roster(args, problem) -> dict:
+    """A class CSV against each student's own variant (``derive variants``)."""
+    from pathlib import Path
+
+    from ..variants import check_class, read_roster
+
+    if args.values or args.set:
+        raise UserError("--roster", "each student's values come from their variant; "
+                                    "leave out --values and --set")
+    if args.roster and args.variants:
+        raise UserError("--roster", "give --roster or --variants, not both")
+    roster_path = Path(args.roster) if args.roster else Path(args.variants) / "roster.csv"
+    roster = read_roster(roster_path)
+    try:
+        answers = read_answers(args.answers)
+    except SpecError as exc:
+        raise in_file(args.answers, exc) from None
+    if not isinstance(answers, Batch):
+        raise UserError(args.answers, "--roster checks a class CSV (an id column, one row per student)")
+    try:
+        return check_class(problem, answers, roster, roster_path.parent, args.rtol, args.atol,
+                           target=args.target)
+    except SpecError as exc:
+        raise in_file(args.answers, exc) from None
 
 
 def _paint(text, verdict, colour):
@@ -132,7 +170,8 @@ def render_text(result: dict, colour: bool = False) -> str:
     for r in result["rows"]:
         wrong = [f"{it['name']} ({it['verdict']})" for it in r["items"] if it["verdict"] not in ACCEPTED]
         s = r["summary"]
-        srows.append((r["id"], f"{sum(s[v] for v in ACCEPTED)}/{s['total']}", ", ".join(wrong)))
+        who = f"{r['id']} (variant {r['variant']})" if "variant" in r else r["id"]
+        srows.append((who, f"{sum(s[v] for v in ACCEPTED)}/{s['total']}", ", ".join(wrong)))
     lines += _table(("id", "accepted", "not accepted"), srows)
     lines.append(_summary_line(result["summary"]))
     return "\n".join(lines)

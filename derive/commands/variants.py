@@ -1,0 +1,91 @@
+"""``derive variants TARGET --count N --seed S``: a different problem for every student."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser("variants", help="N randomised versions of a problem, each with its question, key and answers",
+                       description="Draw N versions of a gradient problem with fresh numbers (reproducible "
+                                   "from --seed; the README's Variants section gives the rules) and write, "
+                                   "for each, values.yaml, question.tex/.pdf, key.tex/.pdf and answers.yaml "
+                                   "under DIR/variant-01/ ..., plus all-questions and all-keys for printing.")
+    p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
+    p.add_argument("--count", type=_integer("--count"), required=True, metavar="N", help="how many variants")
+    p.add_argument("--seed", type=_integer("--seed"), required=True, metavar="S",
+                   help="the seed: the same seed gives the same files")
+    p.add_argument("--out", metavar="DIR", help="folder to write into (default output/variants/<id>)")
+    p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
+    p.add_argument("--roster", metavar="CSV",
+                   help="a class list with an 'id' column: each student gets a variant (DIR/roster.csv)")
+    p.add_argument("--jobs", type=_integer("--jobs"), default=None, metavar="J",
+                   help="worker processes (default: the number of CPUs)")
+    p.set_defaults(run=run)
+
+
+def _integer(flag):
+    from ..errors import UserError
+
+    def conv(text):
+        try:
+            return int(text)
+        except ValueError:
+            raise UserError(flag, f"expected a whole number, got {text!r}") from None
+    return conv
+
+
+class Progress:
+    """Progress on stderr: a bar redrawn in place on a terminal, otherwise
+    one plain line per finished variant."""
+
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.width = width
+        self.start = time.monotonic()
+
+    def __call__(self, done: int, total: int, label: str = "variants") -> None:
+        if label != getattr(self, "label", label):
+            self.start = time.monotonic()     # a new stage: its own clock
+        self.label = label
+        elapsed = time.monotonic() - self.start
+        if self.tty:
+            filled = round(self.width * done / total)
+            eta = f", ~{elapsed / done * (total - done):4.0f} s left" if done else ""
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r{label} [{bar}] {done}/{total}  {elapsed:5.1f} s{eta} ")
+            if done == total:
+                self.stream.write("\n")
+        elif done:
+            self.stream.write(f"{label}: {done}/{total} done ({elapsed:.1f} s)\n")
+        self.stream.flush()
+
+
+def run(args) -> int:
+    from ..errors import UserError
+    from ..render import safe_stem
+    from ..variants import is_gradient_problem, read_roster_ids, write_variants
+    from ._common import load_target
+
+    if args.count < 1:
+        raise UserError("--count", "must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError("--jobs", "must be at least 1")
+    problem = load_target(args.target)
+    if not is_gradient_problem(problem):
+        raise UserError(args.target, "variants need a gradient problem (a network with parameters); "
+                                     "this one has no gradients")
+    ids = read_roster_ids(args.roster) if args.roster else None
+    out = Path(args.out) if args.out else Path("output") / "variants" / safe_stem(problem.id)
+    jobs = args.jobs or os.cpu_count() or 1
+    result = write_variants(problem, args.count, args.seed, out, pdf=not args.no_pdf, jobs=jobs,
+                            roster_ids=ids, target=args.target, progress=Progress())
+    what = "values, answers, question and key" + (" (.tex and .pdf)" if result.pdf else " (.tex)")
+    print(f"wrote {len(result.variants)} variants of {problem.id} to {out}/: {what} each; "
+          f"all-questions and all-keys" + ("; roster.csv" if ids is not None else ""))
+    if result.note:
+        print(f"derive: {result.note}", file=sys.stderr)
+    return 0
