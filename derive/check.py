@@ -31,6 +31,7 @@ import sympy
 
 from .answers import Batch, as_texts, decimals
 from .fmt import num_text
+from .judges import NOT_GIVEN, is_not_given
 from .latexin import LatexError, latex_to_expr, looks_like_latex
 from .ops import OPS, op_of, step
 from .parse import ExprError, number, parse_expr_safe
@@ -1061,9 +1062,8 @@ def check_values(solution, rows: list, rtol=RTOL, atol=ATOL) -> list:
         own = _own_numbers(answers)
         for name, text in answers.items():
             key = _normal_name(name)
-            if key in judges:
-                verdict, msg = judges[key].judge(text)
-                items.append(_item(name, _text_of(text), judges[key].expected, verdict, msg))
+            if _judged(judges, key, text) or (is_not_given(text) and key in values):
+                items.append(_judged_item(solution, judges, name, text))
                 continue
             if key not in values:
                 close = difflib.get_close_matches(key, list(values), n=3, cutoff=0.6)
@@ -1250,8 +1250,68 @@ def check_rows(solution, rows: list, rtol=RTOL, atol=ATOL) -> list:
     rows = [as_texts(r) for r in rows]
     if hasattr(solution, "derivation") and hasattr(solution, "evaluation"):
         key = answer_key(solution)
-        return check_table(key, rows, rtol, atol)
+        judges = getattr(solution, "judges", None) or {}
+        if not judges and not any(is_not_given(t) for r in rows for t in r.values()):
+            return check_table(key, rows, rtol, atol)
+        # answers a judge takes (path sums, vector formulas) or marked "not
+        # given" are judged one by one; the rest go through the table at once
+        aside = [{n: t for n, t in r.items() if _judged(judges, _normal_name(n), t) or is_not_given(t)}
+                 for r in rows]
+        table = check_table(key, [{n: t for n, t in r.items() if n not in a} for r, a in zip(rows, aside)],
+                            rtol, atol)
+        out, seen = [], {}      # a class gives the same answer text many times: judge it once
+
+        def judged(n, t):
+            ck = (n, repr(t))
+            if ck not in seen:
+                seen[ck] = _judged_item(solution, judges, n, t, key)
+            return dict(seen[ck])
+
+        for r, a, items in zip(rows, aside, table):
+            by_name = iter(items)
+            out.append([judged(n, t) if n in a else next(by_name) for n, t in r.items()])
+        return out
     return check_values(solution, rows, rtol, atol)
+
+
+def _judged(judges: dict, key: str, text) -> bool:
+    """Does a judge take this answer?  (A judge with ``accepts`` may leave
+    numbers to the usual key, as dE/dW's judge leaves all but path sums.)"""
+    j = judges.get(key)
+    return j is not None and (not hasattr(j, "accepts") or j.accepts(text))
+
+
+def _judged_item(solution, judges: dict, name: str, text, key: AnswerKey | None = None) -> dict:
+    """The item of an answer a judge decides, or of one marked "not given"
+    (incorrect: the answer leaves out a quantity the question asks for).
+    A judge's ``judge(text)`` returns (verdict, message) or (verdict,
+    message, extra fields); ``form`` in the item is derive's form of the
+    quantity, which the errata show as what is right."""
+    norm = _normal_name(name)
+    j = judges.get(norm)
+    if is_not_given(text):
+        if j is not None:
+            expected = j.expected
+        elif key is not None:
+            try:
+                qids = key.resolve(name)
+            except CheckError as exc:
+                return _item(name, _text_of(text), None, "unknown-name", str(exc))
+            vals = [key.quantities[key.index[q]].value for q in qids]
+            shape = key.group_shape(name) if len(qids) > 1 else None
+            expected = _nest(vals, shape) if shape else (vals[0] if len(vals) == 1 else vals)
+        else:
+            expected = solution.to_json().get("values", {}).get(norm)
+        form = getattr(j, "form", None) or _text_of(expected)
+        has = f"derive has {form}" if form.startswith(f"{norm} =") else f"derive's {norm} is {form}"
+        item = _item(name, NOT_GIVEN, expected, "incorrect", f"not given in the answer; {has}")
+        item["form"] = form
+        return item
+    res = j.judge(text)
+    extra = dict(res[2]) if len(res) > 2 else {}
+    item = _item(name, _text_of(text), extra.pop("expected", j.expected), res[0], res[1])
+    item.update(extra)
+    return item
 
 
 _KEYS: dict = {}

@@ -90,6 +90,8 @@ def _is_erratum(item) -> bool:
 
 
 def _right(solution, item) -> str:
+    if item.get("form"):           # a judge's (or a "not given" item's) form of the quantity
+        return item["form"]
     if hasattr(solution, "derivation"):
         try:
             key = answer_key(solution)
@@ -111,5 +113,7 @@ def _compact(v) -> str:
 
 
 def _why(message: str) -> str:
+    if message.startswith("not given in the answer"):
+        return "not given in the published answer, which the question asks for"
     why = re.sub(r"^right value: [^;]*;?\s*", "", message).strip()
     return why or "no simple slip explains the written value; derive's value is computed from the givens"

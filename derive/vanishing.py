@@ -20,9 +20,13 @@ True
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+import sympy
 
 from . import blocks as B
+from .ops import OPS
 
 #: hidden size and random seed of the study
 HIDDEN = 8
@@ -102,6 +106,46 @@ def lstm_cell_path_norms(forget_bias: float, T: int, seed: int = SEED) -> list:
     return norms
 
 
+#: a derivative rule is maximised symbolically only as a polynomial in the
+#: output of at most this degree (bounded work)
+SUP_MAX_DEGREE = 4
+
+
+@lru_cache(maxsize=None)
+def derivative_sup(op: str) -> dict:
+    """The supremum of f'(x) over real x for an activation of the operation
+    table, from its derivative rule f' = r(y) written in the output y = f(x):
+    r is maximised over the range of f (its limits at -oo and +oo).
+
+    Returns {"sup": exact value, "at_output": y where it is reached (None if
+    only approached), "range": (inf f, sup f)}.
+
+    >>> derivative_sup("sigmoid")["sup"], derivative_sup("tanh")["sup"], derivative_sup("sigmoid")["at_output"]
+    (1/4, 1, 1/2)
+    """
+    x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
+    rule = OPS[op].derivative(x, y)
+    if x in rule.free_symbols or not rule.is_polynomial(y) or sympy.degree(rule, y) > SUP_MAX_DEGREE:
+        raise ValueError(f"{op}: its derivative rule {rule} is not a small polynomial in the output")
+    f = OPS[op].sympy(x).rewrite(sympy.exp)
+    lo, hi = sympy.limit(f, x, -sympy.oo), sympy.limit(f, x, sympy.oo)
+    lo, hi = min(lo, hi), max(lo, hi)
+    inside = [c for c in sympy.solve(sympy.diff(rule, y), y) if c.is_real and lo < c < hi]
+    cands = [(rule.subs(y, c), c) for c in inside]
+    cands += [(sympy.limit(rule, y, end, d), None) for end, d in ((lo, "+"), (hi, "-")) if end.is_finite]
+    best = max(v for v, _ in cands)
+    at = next((c for v, c in cands if v == best and c is not None), None)
+    return {"sup": best, "at_output": at, "range": (lo, hi)}
+
+
+def derivative_sup_numeric(op: str, span: float = 30.0, points: int = 600001) -> float:
+    """The largest f'(x) on a fine grid of [-span, span], from the table's
+    numpy form and vector-Jacobian product (an independent check of
+    :func:`derivative_sup`)."""
+    xs = np.linspace(-span, span, points)
+    return float(np.max(OPS[op].vjp(np.ones_like(xs), xs, OPS[op].numpy(xs))))
+
+
 def study(T: int = 30) -> list:
     """Every series of the study: {"label", "kind", "norms"} (norms[m-1] at T - k = m)."""
     out = []
@@ -140,6 +184,7 @@ def vanishing_blocks(T: int = 30, shown=(1, 5, 10, 20, 30)) -> list:
         rows.append((s["label"],) + tuple(_fmt(s["norms"][m - 1]) for m in cols)
                     + (_fmt(per_step_factor(s["norms"])),))
     tex = r"\frac{\partial H_{T}}{\partial H_{k}} = \prod_{j=k+1}^{T} \operatorname{diag}\left(f'(Z_{j})\right) W"
+    sup = {op: derivative_sup(op)["sup"] for op in ("tanh", "sigmoid")}
     return [
         B.Heading("Vanishing and exploding gradients"),
         B.prose("The gradient that reaches an early state H_k from the error at step T is multiplied "
@@ -147,7 +192,8 @@ def vanishing_blocks(T: int = 30, shown=(1, 5, 10, 20, 30)) -> list:
         B.Equations((B.EqRow(B.Math(r"\frac{\partial H_{T}}{\partial H_{k}}", "dH_T/dH_k"),
                              (B.Math(tex.split(" = ", 1)[1], "prod_{j=k+1..T} diag(f'(Z_j)) W"),)),)),
         B.prose("Its norm is at most the product of ||diag(f'(Z_j))|| ||W|| over the T - k steps, with "
-                "f' <= 1 for tanh and f' <= 1/4 for the sigmoid: when that factor is below 1 the "
+                f"f' <= {sup['tanh']} for tanh and f' <= {sup['sigmoid']} for the sigmoid (the largest values "
+                "of their derivative rules, 1 - y^2 and y(1 - y), over the range of y): when that factor is below 1 the "
                 "gradient vanishes geometrically with T - k, when the weights are large enough it can "
                 "explode. Along the LSTM's cell state (c_t = f_t * c_{t-1} + i_t * g_t) the factor is ",
                 B.Math(r"\frac{\partial c_{T}}{\partial c_{k}} = \prod_{j=k+1}^{T} \operatorname{diag}(f_{j})",

@@ -19,10 +19,13 @@ True
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import sympy
 
 from .. import blocks as B
+from ..judges import TensorFormula
 from ..tensor import Dim, TensorGraph, TensorModel, TensorProblem, apply, matrix_math, stack, total
 
 R = sympy.Rational
@@ -181,8 +184,50 @@ class LSTMModel(TensorModel):
                 B.Equations(tuple(rows))]
 
 
+def _resolve(tensors: dict):
+    """Spellings of the seeds for lstm-cell's names: h_{t-1} -> h_prev,
+    x_t / i_t -> x / i, \\tilde{c}_t (the candidate) -> g, w_i -> W_i."""
+    lower = {}
+    for name in tensors:
+        lower.setdefault(name.lower(), []).append(name)
+
+    def resolve(written: str):
+        w = written
+        m = re.fullmatch(r"(.+)_t-1", w)
+        if m:
+            w = f"{m.group(1)}_prev"
+        elif re.fullmatch(r"(.+)_t", w):
+            w = w[:-2]
+        if w.lower() in ("ctilde", "ctilde_t"):
+            w = "g"
+        if w in tensors:
+            return w
+        found = lower.get(w.lower(), [])
+        return found[0] if len(found) == 1 else None
+    return resolve
+
+
+def lstm_judges(sol) -> dict:
+    """derive check's judges for lstm-cell: every computed vector (z_i, i,
+    ..., g, c, h) as a formula, against the equation derive's solution shows."""
+    tg = sol.model.tg
+    shown = {row.lhs.text: row.rhs[0].text for row in sol.model.equations()}
+    resolve = _resolve(tg.tensors)
+    return {name: TensorFormula(tg, name, shown[name], resolve) for name in shown
+            if name in tg.tensors and tg.kinds[name] == "forward"}
+
+
+class LSTMProblem(TensorProblem):
+    """lstm-cell: a TensorProblem whose solutions carry ``judges``."""
+
+    def solve(self, values=None, steps: int = 1):
+        sol = super().solve(values, steps)
+        sol.judges = lstm_judges(sol)
+        return sol
+
+
 PROBLEMS = [
-    TensorProblem(
+    LSTMProblem(
         id="lstm-cell", title="The LSTM cell: gates, parameters and gradients",
         source="seed 003, 1.b",
         question=lambda n, d: (

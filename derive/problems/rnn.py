@@ -28,10 +28,11 @@ import sympy
 
 from .. import blocks as B
 from ..backprop import derive, evaluate, local_derivative
+from ..judges import FormulaError, judge_paths, looks_like_path_sum, read_formula
 from ..ops import OPS
 from ..tensor import (Dim, TensorGraph, TensorModel, TensorProblem, apply, block_edges, block_paths,
                       jacobian, matrix_math, total)
-from ..vanishing import vanishing_blocks
+from ..vanishing import derivative_sup, vanishing_blocks
 
 R = sympy.Rational
 #: tolerance of the matrix-form and path-sum checks (floats against 30-digit values)
@@ -324,7 +325,9 @@ class RNNModel(TensorModel):
         parts = self.partial_gradients(sol)
         return {"partial_gradients": {
             f"d{e}/d{p}": nest([float(v) for v in vals], self.tg.tensors[p].shape)
-            for e, grads in parts.items() for p, vals in grads.items()}}
+            for e, grads in parts.items() for p, vals in grads.items()},
+            # the largest derivative of each activation (the vanishing-gradient part)
+            "vanishing": {name: float(derivative_sup(op)["sup"]) for name, op in DERIVATIVE_MAX.items()}}
 
     # -- worked solution ---------------------------------------------------
     def matrix_blocks(self, sol):
@@ -429,6 +432,250 @@ class RNNModel(TensorModel):
         return out
 
 
+# ---------------------------------------------------------------------------
+# Judging hand answers that are not numbers (derive check): the general form
+# written as a sum over paths, a vector formula for one step's gradient, the
+# largest derivative of an activation.
+
+#: answer names for the largest derivative of an activation (seed 000 Q2:
+#: why gradients vanish), and the operation each one is about
+DERIVATIVE_MAX = {"sigmoid_derivative_max": "sigmoid", "tanh_derivative_max": "tanh"}
+#: a vector formula for dE_s/dP is compared at the problem's point and at
+#: this many other points (the givens drawn from FORMULA_SEED), so that a
+#: formula cannot pass by matching one set of numbers
+FORMULA_OTHER_POINTS = 2
+FORMULA_SEED = 20240601
+#: quantities dE_t/dP another answer is compared with (to name what it is) up to this T
+DIAGNOSE_MAX_T = 8
+
+
+class _Context:
+    """What the judges of one solution share: the formula names, other
+    points, and the gradients of every E_t at each point (cached)."""
+
+    def __init__(self, sol):
+        self.sol, self.model = sol, sol.model
+        self._points = None
+        self._grads: dict = {}
+
+    def names(self) -> dict:
+        tg, T = self.model.tg, self.model.dims["T"]
+        out = {P: tg.tensors[P] for P in RNNModel.PARAMS}
+        out["H_0"] = tg.tensors["H0"]
+        for t in range(1, T + 1):
+            for fam in ("H", "O", "Z"):
+                out[f"{fam}_{t}"] = tg.tensors[f"{fam}_{t}"]
+            # the target of step t; the seed writes it \hat{O}_t ("ground truth")
+            out[f"Y_{t}"] = out[f"Ohat_{t}"] = tg.tensors["Y"].row(t - 1)
+            out[f"I_{t}"] = tg.tensors["I"].row(t - 1)
+        return out
+
+    def points(self) -> list:
+        """The problem's solution and FORMULA_OTHER_POINTS others (same sizes,
+        every given drawn as a multiple of 1/10 in [-0.9, 0.9])."""
+        if self._points is None:
+            from ..graph import nest
+            from ..tensor import of_kind
+
+            rng = np.random.default_rng(FORMULA_SEED)
+            pts = [self.sol]
+            for _ in range(FORMULA_OTHER_POINTS):
+                vals = {t.name: nest([R(int(rng.integers(-9, 10)), 10) for _ in range(t.size)], t.shape)
+                        for t in of_kind(self.model.tg, "input", "target", "parameter")}
+                pts.append(self.sol.problem.parent.solve({**self.sol.dims, **vals}))
+            self._points = pts
+        return self._points
+
+    def gradient(self, sol, s, P) -> np.ndarray:
+        """dE_s/dP (dE/dP when s is None) at a solution, as a float array."""
+        k = (id(sol), s, P)
+        if k not in self._grads:
+            if s is None:
+                vals = sol.adjoint_of(P)
+            else:
+                tg_s, d_s = self.model.partial(s)
+                ev = evaluate(d_s, tg_s.graph.forward(sol.leaves))
+                vals = [ev.adjoint.get(n, 0) for n in tg_s.tensors[P].names]
+            self._grads[k] = np.array([float(v) for v in vals]).reshape(self.model.tg.tensors[P].shape)
+        return self._grads[k]
+
+    def candidates(self, shape) -> list:
+        """(name, s, P) of every gradient of that shape an answer may really be."""
+        T = self.model.dims["T"]
+        steps = [None] + list(range(1, min(T, DIAGNOSE_MAX_T) + 1))
+        return [(_gname(s, P), s, P) for s in steps for P in RNNModel.PARAMS
+                if self.model.tg.tensors[P].shape == shape]
+
+
+def _gname(s, P) -> str:
+    return f"dE/d{P}" if s is None else f"dE_{s}/d{P}"
+
+
+class StepGradient:
+    """Judges an answer for dE_s/dP (or dE/dP): a sum over paths as the
+    general form writes it (judged against the paths of the unrolled
+    graph), a vector formula over the problem's names (O_2, Y_2 or
+    hat O_2 (written \\hat{O}_2), H_2, I_2, U, W, V; evaluated at several points), or the
+    numbers.  dE/dP takes only path sums here (numbers and formulas for it
+    go to the answer key)."""
+
+    def __init__(self, ctx: _Context, s, P):
+        self.ctx, self.s, self.P = ctx, s, P
+
+    @property
+    def loss(self) -> str:
+        return "E" if self.s is None else f"E_{self.s}"
+
+    @property
+    def form(self) -> str:
+        """derive's general form (text), read off the unrolled graph."""
+        model = self.ctx.model
+        if self.s is None:
+            return f"sum_{{t=1..{model.dims['T']}}} dE/dE_t * dE_t/d{self.P}"
+        return form_tex(general_form(model.edges, self.P, self.loss), self.P, symbolic_t=False)[1]
+
+    @property
+    def expected(self):
+        from ..graph import nest
+
+        v = self.ctx.gradient(self.ctx.sol, self.s, self.P)
+        return nest([float(x) for x in v.ravel()], v.shape)
+
+    def accepts(self, text) -> bool:
+        return self.s is not None or looks_like_path_sum(text)
+
+    def judge(self, text):
+        if looks_like_path_sum(text):
+            return self._paths(text)
+        if isinstance(text, list):
+            from ..check import RTOL, ATOL, _judge_value
+
+            values = {name: self.ctx.gradient(self.ctx.sol, s, P).tolist()
+                      for name, s, P in self.ctx.candidates(self.ctx.model.tg.tensors[self.P].shape)}
+            item = _judge_value(_gname(self.s, self.P), text, self.expected, values, RTOL, ATOL)
+            return item["verdict"], item["message"]
+        return self._formula(text)
+
+    # -- a sum over paths ------------------------------------------------
+    def _paths(self, text):
+        model, sol = self.ctx.model, self.ctx.sol
+        T = model.dims["T"]
+        v = judge_paths(text, model.edges, self.P, self.loss, recurrent_families(model.edges),
+                        {"H0", "I", "Y"}, {f"E_{t}": "E" for t in range(1, T + 1)})
+        extra = {"form": self.form, "expected": self.form, "paths": v.paths}
+        msg = v.message
+        if v.verdict == "incorrect" and v.answer is not None:
+            contrib = {}
+            for t in range(1, T + 1):
+                if self.s in (None, t):
+                    for _k, path, c in model.path_contributions(sol, self.P, t):
+                        contrib[tuple(path) + (("E",) if self.s is None else ())] = c
+            shape = model.tg.tensors[self.P].shape
+            written = sum((contrib[p] * n for p, n in v.answer.items()), np.zeros(shape))
+            right = self.ctx.gradient(sol, self.s, self.P)
+            msg += (f"; with f = tanh at the problem's values the sum as written is {_mtext(written)}, "
+                    f"{_gname(self.s, self.P)} is {_mtext(right)}")
+        return v.verdict, msg, extra
+
+    # -- a vector formula ----------------------------------------------
+    def _formula(self, text):
+        from ..check import RTOL, ATOL
+
+        shape = self.ctx.model.tg.tensors[self.P].shape
+        name = _gname(self.s, self.P)
+        try:
+            t = read_formula(text, self.ctx.names(), shape)
+        except FormulaError as exc:
+            return "unparseable", str(exc)
+        if t.shape != shape:
+            return "incorrect", f"a {' x '.join(map(str, t.shape)) or 'scalar'} formula; {name} is " \
+                                f"{' x '.join(map(str, shape))}"
+        pts = self.ctx.points()
+        g = self.ctx.model.tg.graph
+        mine = []
+        for sol in pts:
+            subs = {g.nodes[n].symbol: v for n, v in sol.forward.items()}
+            mine.append(np.array([float(e.xreplace(subs)) for e in t.exprs]).reshape(shape))
+
+        def same(s, P):
+            return all(np.allclose(m, self.ctx.gradient(sol, s, P), rtol=RTOL, atol=ATOL)
+                       for m, sol in zip(mine, pts))
+
+        right = self.ctx.gradient(pts[0], self.s, self.P)
+        extra = {"form": _mtext(right)}
+        if same(self.s, self.P):
+            return "correct", "", extra
+        here = np.allclose(mine[0], right, rtol=RTOL, atol=ATOL)
+        msg = (f"it gives {name} at the problem's point but not at {len(pts) - 1} other points" if here
+               else f"at the problem's point it gives {_mtext(mine[0])}")
+        others = [n for n, s, P in self.ctx.candidates(shape) if n != name and same(s, P)]
+        if others:
+            msg = (f"this is {others[0]}, not {name} (equal to {others[0]} at the problem's point and at "
+                   f"{len(pts) - 1} other points); {msg}")
+        elif all(np.allclose(-m, self.ctx.gradient(sol, self.s, self.P), rtol=RTOL, atol=ATOL)
+                 for m, sol in zip(mine, pts)):
+            msg = f"sign error: this is minus {name}; {msg}"
+        return "incorrect", msg, extra
+
+
+def _mtext(a: np.ndarray) -> str:
+    return matrix_math([sympy.Float(float(x), 30) for x in a.ravel()], a.shape).text
+
+
+class DerivativeMax:
+    """Judges a number given for the largest derivative of an activation
+    (sigmoid_derivative_max, tanh_derivative_max), computed from the
+    operation table's derivative rule (:func:`derive.vanishing.derivative_sup`)."""
+
+    def __init__(self, name: str, op: str):
+        self.name, self.op = name, op
+
+    @property
+    def expected(self) -> float:
+        return float(derivative_sup(self.op)["sup"])
+
+    @property
+    def form(self) -> str:
+        return str(derivative_sup(self.op)["sup"])
+
+    def judge(self, text):
+        from ..check import RTOL, ATOL, _judge_value
+
+        related = {n: float(derivative_sup(op)["sup"]) for n, op in DERIVATIVE_MAX.items()}
+        item = _judge_value(self.name, text, self.expected, related, RTOL, ATOL)
+        info = derivative_sup(self.op)
+        y = sympy.Symbol("y", real=True)
+        rule = OPS[self.op].derivative(sympy.Symbol("x", real=True), y)
+        about = (f"the largest {self.op}'(x) = {rule} (y = {self.op}(x), in ({info['range'][0]}, "
+                 f"{info['range'][1]})) is {info['sup']}" + (f", at y = {info['at_output']}"
+                                                             if info["at_output"] is not None else ""))
+        msg = item["message"] if item["verdict"] == "correct" else f"{item['message']}; {about}"
+        return item["verdict"], msg, {"form": self.form}
+
+
+def rnn_judges(sol) -> dict:
+    """derive check's judges for rnn-bptt: dE_s/dP and dE/dP (path sums),
+    and the largest derivatives of sigmoid and tanh."""
+    ctx = _Context(sol)
+    out = {}
+    for P in RNNModel.PARAMS:
+        out[f"dE/d{P}"] = StepGradient(ctx, None, P)
+        for s in range(1, sol.dims["T"] + 1):
+            out[f"dE_{s}/d{P}"] = StepGradient(ctx, s, P)
+    for name, op in DERIVATIVE_MAX.items():
+        out[name] = DerivativeMax(name, op)
+    return out
+
+
+class RNNProblem(TensorProblem):
+    """rnn-bptt: a TensorProblem whose solutions carry ``judges``."""
+
+    def solve(self, values=None, steps: int = 1):
+        sol = super().solve(values, steps)
+        sol.judges = rnn_judges(sol)
+        return sol
+
+
 def _question(T, d, n, k) -> str:
     return (f"A recurrent network is unrolled over T = {T} time steps: H_t = f(U I_t + W H_(t-1)), "
             "O_t = V H_t, with inputs I_t, hidden states H_t (H_0 given), outputs O_t and targets Y_t. "
@@ -441,7 +688,7 @@ def _question(T, d, n, k) -> str:
 
 
 PROBLEMS = [
-    TensorProblem(
+    RNNProblem(
         id="rnn-bptt", title="Backpropagation through time in an unrolled RNN",
         source="seed 000, Q1-Q2 (seed 001: a student answer)",
         question=_question, order=(0, 1),
