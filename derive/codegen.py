@@ -110,8 +110,40 @@ class _Namer:
                 yield sympy.Symbol(name, real=True)
 
 
+def gradient_graph(problem_or_graph):
+    """The graph code is generated from, or None when there is no gradient
+    (a problem without a loss).  A problem over vectors and matrices
+    (:class:`~derive.tensor.TensorProblem`) gives the graph at its default sizes.
+
+    >>> from derive.problems import load
+    >>> gradient_graph(load("lstm-cell")).loss, gradient_graph(load("conv-arithmetic")) is None
+    ('L', True)
+    """
+    if _is_tensor_problem(problem_or_graph):
+        return problem_or_graph.model(**problem_or_graph.default_dims()).tg.graph
+    graph = getattr(problem_or_graph, "graph", problem_or_graph)
+    if not hasattr(graph, "nodes") or getattr(graph, "loss", None) is None:
+        return None
+    return graph
+
+
+def _is_tensor_problem(obj) -> bool:
+    from .tensor import TensorProblem
+
+    return isinstance(obj, TensorProblem)
+
+
 def _source(problem_or_graph):
     """(graph, derivation, defaults, id, question) of a problem or a bare graph."""
+    if _is_tensor_problem(problem_or_graph):
+        # sizes at their defaults; the givens are the problem's own values
+        problem = problem_or_graph
+        dims = problem.default_dims()
+        model = problem.model(**dims)
+        if not hasattr(model, "_derivation"):
+            model._derivation = derive(model.tg.graph)
+        leaves, _ = problem._leaves(model, dims, {})
+        return model.tg.graph, model._derivation, leaves, problem.id
     graph = getattr(problem_or_graph, "graph", problem_or_graph)
     if not hasattr(graph, "nodes") or getattr(graph, "loss", None) is None:
         raise TypeError("codegen needs a gradient problem or a graph with a loss")
@@ -423,4 +455,4 @@ def compile_loss(problem_or_graph):
     return load_module(problem_or_graph).loss
 
 
-__all__ = ["generate", "load_module", "compile_gradient", "compile_loss"]
+__all__ = ["generate", "gradient_graph", "load_module", "compile_gradient", "compile_loss"]

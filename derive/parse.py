@@ -226,13 +226,28 @@ def parse_expr_safe(text, names: dict, funcs: dict | None = None) -> sympy.Expr:
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return number(text)
+    funcs = funcs if funcs is not None else default_funcs()
+    tree = parse_tree(text)
+    try:
+        return _Builder(names, funcs).visit(tree)
+    except RecursionError:
+        raise ExprError("expression is too deeply nested") from None
+
+
+def parse_tree(text) -> ast.Expression:
+    """The checked ``ast`` of one expression: bounded in length, nesting and
+    number of parts before and after parsing (for builders over other value
+    types, such as :mod:`derive.vecspec`'s vectors and matrices).
+
+    >>> type(parse_tree("w*x").body).__name__
+    'BinOp'
+    """
     if not isinstance(text, str):
         raise ExprError(f"expected an expression, got {type(text).__name__}")
     if len(text) > MAX_TEXT:
         raise ExprError(f"expression is longer than {MAX_TEXT} characters")
     if "\x00" in text:
         raise ExprError("expression contains a NUL character")
-    funcs = funcs if funcs is not None else default_funcs()
     source = text.strip()
     if not source:
         raise ExprError("expression is empty")
@@ -253,10 +268,7 @@ def parse_expr_safe(text, names: dict, funcs: dict | None = None) -> sympy.Expr:
     except (RecursionError, MemoryError, ValueError):
         raise ExprError("expression could not be parsed (too deep or malformed)") from None
     _depth(tree, MAX_DEPTH * 2)
-    try:
-        return _Builder(names, funcs).visit(tree)
-    except RecursionError:
-        raise ExprError("expression is too deeply nested") from None
+    return tree
 
 
 def default_funcs() -> dict:

@@ -4,7 +4,9 @@ Random text, textual mutations of the two shipped MLP specs and structural
 mutations of their data go through the CLI in-process (`derive solve FILE`).
 Whatever the input, derive either solves it (exit 0, output on stdout) or
 refuses it with exactly one line `derive: error: FILE: ...` (exit 2), never a
-traceback, within the time bound.  Examples per run: 60 + 150 + 150 = 360.
+traceback, within the time bound.  The same for small vector specs (shapes,
+``@``, time steps): textual and structural mutations.  Examples per run:
+60 + 150 + 150 + 60 + 60 = 480.
 """
 from __future__ import annotations
 
@@ -162,3 +164,128 @@ def test_mutated_spec_data(data, as_json):
     else:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     assert_solves_or_refuses(text, ".json" if as_json else ".yaml")
+
+
+# -- vector specs: shapes, @, time steps -------------------------------------------
+
+#: small vector specs (sizes 2, T = 2) so that one example solves in well under a second
+VECTOR = {
+    "rnn": """\
+parameters:
+  U: {shape: [2, 2], value: [[0.2, -0.3], [-0.2, 0]]}
+  W: {shape: [2, 2], value: [[-0.4, 0.2], [0, -0.4]]}
+  v: {shape: [2], value: [0.5, -0.25]}
+inputs:
+  I: {shape: [T, 2], value: [[0.25, 0.75], [0.75, -0.75]]}
+  H0: {shape: [2], value: 0.25}
+targets:
+  Y: {shape: [T], value: [0.5, -0.5]}
+unroll:
+  T: 2
+  initial: {H: H0}
+  equations:
+    H: tanh(U @ I[t] + W @ H[t-1])
+    o: v @ H
+forward:
+  p: softmax(o)
+loss: sum((o - Y)**2) / 2 + mean(p * o)
+optimizer: {rule: sgd, lr: 0.1}
+""",
+    "gate": """\
+parameters:
+  W: {shape: [2, 4], value: [[0.1, -0.2, 0.3, 0.1], [0.2, 0.1, -0.1, 0.2]]}
+  b: {shape: [2], value: 0}
+inputs:
+  x: {shape: [2], value: [0.5, -1]}
+  h_prev: {shape: [2], value: [0.25, -0.5]}
+targets:
+  y: {shape: [2], value: [0.5, 0]}
+forward:
+  z: sigmoid(W @ stack(h_prev, x) + b)
+  h: z * h_prev + (1 - z) * tanh(W @ transpose(W) @ z)
+loss: sum((h - y)**2) / 2
+""",
+}
+VECTOR_TOKENS = TOKENS + ["@", " @ ", "[t]", "[t-1]", "[t+1]", "[T]", "[0]", "[99]", "T", "t", "shape", "value",
+                          "[100000, 100000]", "[T, 2]", "[2, 2, 2]", "stack(", "softmax(", "transpose(", "sum(",
+                          "mean(", "unroll", "initial", "equations", "64", "65", "-1", "H[t-1]", "W @ W"]
+
+
+@st.composite
+def mutated_vector_text(draw):
+    text = VECTOR[draw(st.sampled_from(sorted(VECTOR)))]
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["insert", "delete", "replace", "duplicate-line", "drop-line"]))
+        i = draw(st.integers(0, len(text)))
+        if kind == "insert":
+            text = text[:i] + draw(st.sampled_from(VECTOR_TOKENS)) + text[i:]
+        elif kind == "delete":
+            text = text[:i] + text[i + draw(st.integers(1, 12)):]
+        elif kind == "replace":
+            text = text[:i] + draw(st.sampled_from(VECTOR_TOKENS)) + text[i + draw(st.integers(1, 6)):]
+        else:
+            lines = text.split("\n")
+            k = draw(st.integers(0, len(lines) - 1))
+            lines[k:k + 1] = [lines[k], lines[k]] if kind == "duplicate-line" else []
+            text = "\n".join(lines)
+    return text
+
+
+@settings(FUZZ, max_examples=60)
+@given(mutated_vector_text())
+def test_mutated_vector_spec_text(text):
+    assert_solves_or_refuses(text, ".yaml", "json")
+
+
+VECTOR_EXPRESSIONS = st.builds(
+    lambda f, a, op, b: f"{f}({a} {op} {b})" if f else f"{a} {op} {b}",
+    st.sampled_from(["", "tanh", "sigmoid", "relu", "exp", "softmax", "sum", "mean", "transpose", "stack"]),
+    st.sampled_from(["U", "W", "v", "b", "x", "h_prev", "H", "H[t-1]", "H[t]", "I[t]", "I[T]", "Y[1]", "o",
+                     "z", "1", "0.5", "stack(x, h_prev)"]),
+    st.sampled_from(["+", "-", "*", "/", "**", "@"]),
+    st.sampled_from(["U", "W", "v", "b", "x", "H", "H[t-1]", "I[t]", "o", "z", "2", "0.5"]))
+SHAPES = st.one_of(st.lists(st.integers(-1, 5), max_size=3), st.just(["T", 2]), st.just([10**6, 10**6]),
+                   st.just([]), st.sampled_from(["T", 2, None, [True]]))
+
+
+@st.composite
+def mutated_vector_data(draw):
+    data = yaml.safe_load(VECTOR[draw(st.sampled_from(sorted(VECTOR)))])
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["fill", "fill", "expression", "expression", "shape", "value", "T",
+                                     "initial", "delete"]))
+        leaves = [(s, n) for s in ("parameters", "inputs", "targets") for n in (data.get(s) or {})]
+        exprs = [("forward", n) for n in (data.get("forward") or {})]
+        if "unroll" in data:
+            exprs += [("unroll", n) for n in data["unroll"]["equations"]]
+        if kind == "fill" and leaves:     # a plausible edit: new numbers, same shape
+            section, name = draw(st.sampled_from(leaves))
+            if isinstance(data[section][name], dict):
+                data[section][name]["value"] = draw(PLAUSIBLE_NUMBER)
+        elif kind == "expression" and exprs:
+            section, name = draw(st.sampled_from(exprs))
+            block = data["unroll"]["equations"] if section == "unroll" else data["forward"]
+            block[name] = draw(VECTOR_EXPRESSIONS)
+        elif kind == "shape" and leaves:
+            section, name = draw(st.sampled_from(leaves))
+            if isinstance(data[section][name], dict):
+                data[section][name]["shape"] = draw(SHAPES)
+        elif kind == "value" and leaves:
+            section, name = draw(st.sampled_from(leaves))
+            data[section][name] = {"shape": draw(SHAPES), "value": draw(LEAF_VALUES)} if draw(st.booleans()) \
+                else draw(LEAF_VALUES)
+        elif kind == "T" and "unroll" in data:
+            data["unroll"]["T"] = draw(st.one_of(st.integers(-2, 70), LEAF_VALUES))
+        elif kind == "initial" and "unroll" in data:
+            data["unroll"]["initial"] = draw(st.one_of(
+                st.dictionaries(st.sampled_from(["H", "o", "q"]), VECTOR_EXPRESSIONS, max_size=2), LEAF_VALUES))
+        elif kind == "delete":
+            section = draw(st.sampled_from(sorted(data)))
+            del data[section]
+    return data
+
+
+@settings(FUZZ, max_examples=60)
+@given(mutated_vector_data())
+def test_mutated_vector_spec_data(data):
+    assert_solves_or_refuses(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), ".yaml")

@@ -228,6 +228,125 @@ REFUSALS = {
         'optimizer.lr: the learning rate must be positive, got 0',
     'zero-to-negative-power.yaml':
         'forward.o: zero raised to a negative power',
+    # vector specs: shapes, @, indexing by time steps, unrolling (derive/vecspec.py)
+    'vec-T-huge.yaml':
+        'unroll.T: must be a whole number from 1 to 64, got 1000000000',
+    'vec-T-shape-no-unroll.yaml':
+        'targets.I.shape: T is the number of time steps: the spec needs an unroll section',
+    'vec-T-text.yaml':
+        "unroll.T: must be a whole number from 1 to 64, got __import__('os')",
+    'vec-T-zero.yaml':
+        'unroll.T: must be a whole number from 1 to 64, got 0',
+    'vec-add-shapes.yaml':
+        'forward.h: + of shapes 2 x 2 and 2: both sides need the same shape, or one a scalar',
+    'vec-attribute-T.yaml':
+        'forward.h: attribute access (.) is not allowed in an expression',
+    'vec-big-exponent.yaml':
+        'forward.h: exponent 1000 is larger than 64 in absolute value',
+    'vec-call-getattr.yaml':
+        "forward.h: unknown function 'getattr'; known: exp, log, mean, relu, sigmoid, softmax, softplus, sqrt, stack, step, sum, tanh, transpose",
+    'vec-division-by-zero.yaml':
+        'forward.h: division by zero',
+    'vec-function-unknown.yaml':
+        "forward.h: name '__import__' is not allowed (dunder names are refused)",
+    'vec-hadamard-shapes.yaml':
+        'forward.h: * of shapes 2 x 2 and 2: both sides need the same shape, or one a scalar (* is elementwise; use @ for a matrix product)',
+    'vec-index-before-initial.yaml':
+        'unroll.equations.h: h[t - 2] at t = 1 is step -1, outside 0..2',
+    'vec-index-expression.yaml':
+        'unroll.equations.h: h[t * 2]: an index is t, T, a whole number, or + and - of them (t-1)',
+    'vec-index-no-initial.yaml':
+        'unroll.equations.h: h[t - 1] at t = 1 needs the initial state h[0]: give it as unroll.initial.h',
+    'vec-index-no-unroll.yaml':
+        "forward.h: x[t]: only sequences can be indexed (inputs and targets declared with shape [T, ...], and the unroll's equations)",
+    'vec-index-not-sequence.yaml':
+        "forward.h: W[1]: only sequences can be indexed (inputs and targets declared with shape [T, ...], and the unroll's equations)",
+    'vec-index-out-of-range.yaml':
+        'loss: h[3] is step 3, outside 0..2',
+    'vec-index-t-outside.yaml':
+        'loss: h[t]: t is the step of the unroll; outside it write a number such as 1 or T',
+    'vec-initial-shape.yaml':
+        'unroll.initial.h: has shape 3 but h has shape 2',
+    'vec-initial-unknown.yaml':
+        "unroll.initial.g: 'g' is not one of the unroll's equations",
+    'vec-input-gradients-bad.yaml':
+        "input_gradients: 'W' is not a declared input",
+    'vec-lambda-index.yaml':
+        'unroll.equations.h: I[(lambda: 1)()]: an index is t, T, a whole number, or + and - of them (t-1)',
+    'vec-leaf-unknown-key.yaml':
+        'parameters.W.init: unknown field; known: shape, value',
+    'vec-loss-not-scalar.yaml':
+        'loss: must be a scalar, got shape 2 (sum(...) or mean(...) makes one)',
+    'vec-matmul-mismatch.yaml':
+        'forward.h: @ of shapes 2 x 3 and 2: the inner sizes 3 and 2 differ',
+    'vec-matmul-scalar.yaml':
+        'forward.h: @ needs a vector or matrix on both sides (use * to scale by a scalar)',
+    'vec-name-clash-entry.yaml':
+        "parameters.W: W_1_2 is defined twice (a vector's entries are named like W_1_2, a step's like H_3)",
+    'vec-name-clash-step.yaml':
+        "unroll.equations.h: h_1_1 is defined twice (a vector's entries are named like W_1_2, a step's like H_3)",
+    'vec-name-function.yaml':
+        "targets.sum: name 'sum' is the name of a function",
+    'vec-nodes-bomb.yaml':
+        'unroll.T: 64 steps would give 6500 scalar nodes; at most 6000 are allowed',
+    'vec-reserved-name.yaml':
+        "targets.t: name 't' is reserved for the time step (t = 1..T)",
+    'vec-sequence-shape-mismatch.yaml':
+        'inputs.I.value: expected a list of 3 for shape 3 x 2, got a list of 2',
+    'vec-shape-bomb-product.yaml':
+        'parameters.W.shape: 200 x 200 is 40000 entries; at most 4096 in one quantity',
+    'vec-shape-bomb.yaml':
+        'parameters.W.shape: sizes must be whole numbers from 1 to 256, got 100000',
+    'vec-shape-bool.yaml':
+        'parameters.W.shape: sizes must be whole numbers from 1 to 256, got True',
+    'vec-shape-negative.yaml':
+        'parameters.W.shape: sizes must be whole numbers from 1 to 256, got -1',
+    'vec-shape-not-list.yaml':
+        'parameters.W.shape: must be a list of sizes, as [2] or [2, 3]',
+    'vec-shape-rank3.yaml':
+        'parameters.W.shape: at most 2 axes (a vector or a matrix), after an optional leading T',
+    'vec-shape-text.yaml':
+        'parameters.W.shape: sizes must be whole numbers from 1 to 256, got __import__("os")',
+    'vec-slice.yaml':
+        'unroll.equations.h: h[0:1]: an index is t, T, a whole number, or + and - of them (t-1)',
+    'vec-softmax-matrix.yaml':
+        'forward.h: softmax() needs a vector, got 2 x 2',
+    'vec-softmax-overflow.yaml':
+        'forward.p: S_p: value is too large to evaluate (a part of it is about 1.97E+434)',
+    'vec-stack-keyword.yaml':
+        'forward.h: stack() takes positional arguments only',
+    'vec-stack-matrix.yaml':
+        'forward.h: stack() takes vectors and scalars, not a 2 x 2 matrix',
+    'vec-t-as-value.yaml':
+        "unroll.equations.h: 't' may appear only inside an index such as H[t-1]",
+    'vec-time-cycle-future.yaml':
+        'unroll.equations.h: h[t + 1] at t = 1 refers to step 2, which is computed later (a cycle across time)',
+    'vec-time-cycle-same-step.yaml':
+        "unroll.equations.a: 'h' is used before it is defined in step t (write h[t-1] for the previous step)",
+    'vec-time-self.yaml':
+        'unroll.equations.h: h[t] is used before it is defined in step t (write h[t-1] for the previous step)',
+    'vec-transpose-vector.yaml':
+        'forward.h: transpose() needs a matrix, got 2',
+    'vec-unroll-no-equations.yaml':
+        'unroll.equations: must be a mapping of names to expressions, in order',
+    'vec-unroll-not-mapping.yaml':
+        'unroll: must be a mapping with T, equations and (optionally) initial',
+    'vec-unroll-undefined.yaml':
+        "unroll.equations.h: unknown name 'q'",
+    'vec-unroll-unknown-key.yaml':
+        'unroll.steps: unknown field; known: T, initial, equations',
+    'vec-value-injection.yaml':
+        'parameters.W.value[0]: not a numeric value ("__import__(\'os\').system(\'echo pwned\')" is not a number)',
+    'vec-value-missing.yaml':
+        'parameters.W.value: missing: a number (every entry) or nested lists',
+    'vec-value-nan.yaml':
+        'parameters.W.value[0]: not a numeric value (nan is not a finite number)',
+    'vec-value-wrong-shape.yaml':
+        'parameters.W.value[1]: expected a list of 2 for shape 2 x 2, got a list of 1',
+    'vec-work-bomb.yaml':
+        'forward.h: expression needs more than 20000 scalar operations',
+    'vec-work-total-bomb.yaml':
+        'unroll.T: 64 steps would need 266304 scalar operations; at most 50000 are allowed',
 }
 
 
@@ -249,7 +368,7 @@ def assert_refused(capsys, argv, path, expected):
 def test_corpus_and_table_agree():
     files = sorted(p.name for p in HOSTILE.iterdir())
     assert files == sorted(REFUSALS)
-    assert len(files) >= 100
+    assert len(files) >= 160
 
 
 @pytest.mark.parametrize("name", sorted(REFUSALS))

@@ -17,19 +17,20 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..codegen import generate
+    from ..codegen import generate, gradient_graph
 
     problem = load_target(args.target)
-    if getattr(problem, "graph", None) is None or getattr(problem.graph, "loss", None) is None:
-        raise UserError(args.target, "has no gradients to generate code for (it is not a network problem)")
     guard = time_limit(TIME_LIMIT, "codegen") if getattr(problem, "user", False) else _Null()
     try:
         with guard:
-            text = generate(problem, command=f"derive codegen {args.target}")
+            graph = gradient_graph(problem)
+            text = generate(problem, command=f"derive codegen {args.target}") if graph is not None else None
     except Exception as exc:  # noqa: BLE001
         if as_user_error(exc) is None:
             raise
         raise in_file(args.target, exc) from None
+    if text is None:
+        raise UserError(args.target, "has no gradients to generate code for (it is not a network problem)")
     emit(text.rstrip("\n"), args.out)
     return 0
 

@@ -47,7 +47,10 @@ def load(target: str) -> Problem:
         if not target.endswith(SPEC_ENDINGS):
             raise SpecError("", "a spec file must end in .yaml, .yml or .json")
         data = read_file(target)
-        return GraphProblem(data, target, id=Path(target).stem, source=target, user=True)
+        from ..vecspec import VectorSpecProblem, is_vector_spec   # specs with shapes or time steps
+
+        kind = VectorSpecProblem if is_vector_spec(data) else GraphProblem
+        return kind(data, target, id=Path(target).stem, source=target, user=True)
     raise SpecError("", f"unknown problem {target!r}; `derive list` shows the built-ins, "
                         f"or give a spec file (.yaml, .yml, .json)")
 
