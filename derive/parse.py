@@ -110,6 +110,18 @@ _OPERATOR_NAMES = {
 }
 
 
+def called_function(node: ast.Call, known) -> str:
+    """The name a call calls, if it is one of ``known``; else ExprError."""
+    if not isinstance(node.func, ast.Name):
+        raise ExprError("only the operations of the table may be called (no attributes or subscripts)")
+    fname = node.func.id
+    if "__" in fname:
+        raise ExprError(f"name {fname!r} is not allowed (dunder names are refused)")
+    if fname not in known:
+        raise ExprError(f"unknown function {fname!r}; known: {', '.join(sorted(known))}")
+    return fname
+
+
 class _Builder(ast.NodeVisitor):
     def __init__(self, names, funcs):
         self.names = names
@@ -185,13 +197,7 @@ class _Builder(ast.NodeVisitor):
         raise ExprError(f"operator {_OPERATOR_NAMES.get(type(op).__name__, type(op).__name__)} is not allowed")
 
     def visit_Call(self, node):
-        if not isinstance(node.func, ast.Name):
-            raise ExprError("only the operations of the table may be called (no attributes or subscripts)")
-        fname = node.func.id
-        if "__" in fname:
-            raise ExprError(f"name {fname!r} is not allowed (dunder names are refused)")
-        if fname not in self.funcs:
-            raise ExprError(f"unknown function {fname!r}; known: {', '.join(sorted(self.funcs))}")
+        fname = called_function(node, self.funcs)
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             raise ExprError(f"{fname}() takes exactly one positional argument")
         return self.funcs[fname](self.visit(node.args[0]))

@@ -33,7 +33,7 @@ from .fmt import num_tex
 from .graph import GraphError, default_latex
 from .ops import OPS
 from .optim import Optimizer, OptimizerError
-from .parse import _OPERATOR_NAMES, MAX_EXPONENT, ExprError, _Builder, check_name, number, parse_tree
+from .parse import _OPERATOR_NAMES, MAX_EXPONENT, ExprError, _Builder, called_function, check_name, number, parse_tree
 from .spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit
 from .tensor import (Tensor, TensorGraph, TensorModel, TensorProblem, TensorSolution, _size,
                      _trailing_subscript, apply, stack, total)
@@ -252,14 +252,7 @@ class _TensorBuilder(_Builder):
 
     # -- functions ------------------------------------------------------------
     def visit_Call(self, node):
-        if not isinstance(node.func, ast.Name):
-            raise ExprError("only the operations of the table may be called (no attributes or subscripts)")
-        fname = node.func.id
-        if "__" in fname:
-            raise ExprError(f"name {fname!r} is not allowed (dunder names are refused)")
-        known = sorted(set(self.funcs) | set(FUNCTIONS))
-        if fname not in known:
-            raise ExprError(f"unknown function {fname!r}; known: {', '.join(known)}")
+        fname = called_function(node, set(self.funcs) | set(FUNCTIONS))
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             raise ExprError(f"{fname}() takes positional arguments only")
         if fname == "stack":
