@@ -18,6 +18,7 @@ def run(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(r["id"]) for r in rows)
+    src = max(len(r["source"]) for r in rows)
     for r in rows:
-        print(f"{r['id'].ljust(width)}  {r['source']:<34}  {r['title']}")
+        print(f"{r['id'].ljust(width)}  {r['source'].ljust(src)}  {r['title']}")
     return 0
