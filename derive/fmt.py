@@ -97,3 +97,14 @@ def exact_string(v) -> str | None:
     if is_exact(v):
         return str(v)
     return None
+
+
+def paren_negative(shown: str, tex: bool) -> str:
+    """Wrap an already formatted negative number in parentheses, as a factor.
+
+    >>> paren_negative("-0.35", tex=False), paren_negative("0.5", tex=True)
+    ('(-0.35)', '0.5')
+    """
+    if not shown.startswith("-"):
+        return shown
+    return rf"\left({shown}\right)" if tex else f"({shown})"

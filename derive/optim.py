@@ -537,13 +537,15 @@ def _plain(v):
 
 
 def _num_tex(v) -> str:
-    s = shown_tex(v)
-    return rf"\left({s}\right)" if s.startswith("-") else s
+    from .fmt import paren_negative
+
+    return paren_negative(shown_tex(v), tex=True)
 
 
 def _num_txt(v) -> str:
-    s = shown_text(v)
-    return f"({s})" if s.startswith("-") else s
+    from .fmt import paren_negative
+
+    return paren_negative(shown_text(v), tex=False)
 
 
 def _wrap_tex(s: str, expr) -> str:

@@ -21,7 +21,7 @@ import sympy
 
 from . import blocks as B
 from .backprop import Derivation, Evaluation, derive, evaluate
-from .fmt import exact_string, num_tex, num_text
+from .fmt import exact_string, num_tex, num_text, paren_negative
 from .graph import GraphError, nest
 from .latex import superscript
 from .network import network_figure
@@ -522,13 +522,11 @@ def adj_tex_of(derivation, g, p) -> str:
 
 
 def _paren_tex(v) -> str:
-    t = num_tex(v)
-    return rf"\left({t}\right)" if t.startswith("-") else t
+    return paren_negative(num_tex(v), tex=True)
 
 
 def _paren_txt(v) -> str:
-    t = num_text(v)
-    return f"({t})" if t.startswith("-") else t
+    return paren_negative(num_text(v), tex=False)
 
 
 def _settle(v):
