@@ -30,6 +30,9 @@ MAX_NODES = 800        # AST nodes in one expression
 MAX_DEPTH = 40         # nesting of the AST
 MAX_EXPONENT = 64      # |numeric exponent| in a ** b
 MAX_NUMBER_TEXT = 40   # characters in one numeric literal
+MAX_DIGITS = 1000      # digits of an exact number built by arithmetic (numerator or denominator)
+MAX_LOG10 = 1000       # |log10| of a decimal number built by arithmetic
+MAX_POWER = 256        # |exponent| of a name once powers combine: (x**64)**64 is x**4096
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -176,24 +179,25 @@ class _Builder(ast.NodeVisitor):
         right = self.visit(node.right)
         op = node.op
         if isinstance(op, ast.Add):
-            return left + right
+            return _bounded(left + right)
         if isinstance(op, ast.Sub):
-            return left - right
+            return _bounded(left - right)
         if isinstance(op, ast.Mult):
-            return left * right
+            return _bounded(left * right)
         if isinstance(op, ast.Div):
             if right.is_zero:
                 raise ExprError("division by zero")
-            return left / right
+            return _bounded(left / right)
         if isinstance(op, ast.Pow):
             if right.is_Number:
                 if abs(right) > MAX_EXPONENT:
                     raise ExprError(f"exponent {right} is larger than {MAX_EXPONENT} in absolute value")
                 if left.is_zero and right.is_negative:
                     raise ExprError("zero raised to a negative power")
+                _check_power_size(left, right)
             elif not right.free_symbols:
                 raise ExprError("a constant exponent must be a plain number")
-            return sympy.Pow(left, right)
+            return _bounded(sympy.Pow(left, right))
         raise ExprError(f"operator {_OPERATOR_NAMES.get(type(op).__name__, type(op).__name__)} is not allowed")
 
     def visit_Call(self, node):
@@ -201,6 +205,52 @@ class _Builder(ast.NodeVisitor):
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             raise ExprError(f"{fname}() takes exactly one positional argument")
         return self.funcs[fname](self.visit(node.args[0]))
+
+
+def _size(number) -> float:
+    """The digits of an exact number (numerator or denominator), or the
+    |log10| of a decimal one: what arithmetic on it costs."""
+    if number.is_Rational:
+        p, q = abs(int(number.p)), int(number.q)
+        return max(p.bit_length(), q.bit_length()) * 0.30103
+    if number.is_Float:
+        m, e = sympy.Float(number)._mpf_[1:3] if number != 0 else (0, 0)
+        return abs((int(m).bit_length() + e) * 0.30103) if m else 0.0
+    return 0.0
+
+
+def _largest(expr) -> float:
+    return max((_size(a) for a in expr.atoms(sympy.Number)), default=0.0)
+
+
+def _check_power_size(base, exponent) -> None:
+    """Refuse a power whose exact value would be huge, before computing it:
+    ``((9**64)**64)**64`` has about 3.7 million digits."""
+    n = abs(float(exponent))
+    digits = _largest(base) * n
+    if digits > MAX_DIGITS:
+        raise ExprError(f"a power that large is not allowed (about {digits:.4g} digits; at most {MAX_DIGITS})")
+
+
+def _bounded(expr):
+    """A built expression whose numbers and powers stay small enough to work
+    with: every exact number at most MAX_DIGITS digits, every decimal within
+    10^+-MAX_LOG10, every power of a name at most MAX_POWER."""
+    for atom in expr.atoms(sympy.Number):
+        size = _size(atom)
+        if size > (MAX_LOG10 if atom.is_Float else MAX_DIGITS):
+            raise ExprError(f"a number that large is not allowed (about {size:.4g} digits; at most {MAX_DIGITS})")
+    for power in expr.atoms(sympy.Pow):
+        e = power.exp
+        if e.is_Number and power.base.free_symbols and abs(e) > MAX_POWER:
+            raise ExprError(f"a power of a name above {MAX_POWER} is not allowed once powers combine "
+                            f"(this one is {_short_number(e)})")
+    return expr
+
+
+def _short_number(value) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:12]}...({len(text)} digits)"
 
 
 def _is_sum(node) -> bool:

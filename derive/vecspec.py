@@ -831,7 +831,7 @@ class VectorSpecProblem(TensorProblem):
                  order: tuple = (99, 0), user: bool = True):
         self.source_name = source_name
         self.user = user
-        with time_limit(BUILD_SECONDS, "spec"):
+        with time_limit(BUILD_SECONDS, source_name, "building the spec"):
             self.spec = build_vector_spec(data, source_name)
         model = SpecModel(self.spec)
         super().__init__(id=id or self.spec.title, title=self.spec.title, source=source,
@@ -840,7 +840,7 @@ class VectorSpecProblem(TensorProblem):
                          max_nodes=MAX_NODES)
 
     def solve(self, values: dict | None = None, steps: int = 1) -> TensorSolution:
-        with time_limit(SOLVE_SECONDS, self.source_name):
+        with time_limit(SOLVE_SECONDS, self.source_name, "deriving and checking the spec"):
             try:
                 return super().solve(values, steps)
             except GraphError as exc:

@@ -6,8 +6,10 @@ import warnings
 
 import numpy as np
 
+from ..budget import MAX_STEPS
 from ..errors import as_user_error, in_file
-from ._common import emit, load_target, read_values
+from ..outfile import check_file
+from ._common import emit, load_target, read_values, whole_number
 
 
 def add_parser(sub):
@@ -17,7 +19,8 @@ def add_parser(sub):
     p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="override one value")
     p.add_argument("--format", choices=["text", "json", "tex", "pdf"], default="text")
     p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
-    p.add_argument("--steps", type=int, default=1, metavar="K", help="update steps to apply (default 1)")
+    p.add_argument("--steps", type=whole_number("--steps", 1, MAX_STEPS), default=1, metavar="K",
+                   help=f"update steps to apply (default 1, at most {MAX_STEPS})")
     p.set_defaults(run=run)
 
 
@@ -38,6 +41,8 @@ def solve(args):
 
 
 def run(args) -> int:
+    if args.out:
+        check_file(args.out)      # before any work: a folder or a file in the way is refused now
     solution = solve(args)
     if args.format == "json":
         emit(json.dumps(solution.to_json(), indent=2), args.out)
