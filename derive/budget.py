@@ -45,6 +45,7 @@ SPEC_BUILD_SECONDS = 30      # reading and building a user's spec
 SPEC_SOLVE_SECONDS = 60      # deriving, evaluating and checking it
 CODEGEN_SECONDS = 60         # generating numpy code from a spec
 ANSWER_SECONDS = 5           # judging one hand answer
+CHECK_SECONDS = 600          # a whole `derive check` run (a class CSV included)
 ENV = "DERIVE_TIME_LIMIT"
 
 #: documented maxima of command-line counts
@@ -238,6 +239,6 @@ def _child(conn, fn, args):
     conn.close()
 
 
-__all__ = ["ANSWER_SECONDS", "CODEGEN_SECONDS", "MAX_COUNT", "MAX_JOBS", "MAX_STEPS", "SPEC_BUILD_SECONDS",
+__all__ = ["ANSWER_SECONDS", "CHECK_SECONDS", "CODEGEN_SECONDS", "MAX_COUNT", "MAX_JOBS", "MAX_STEPS", "SPEC_BUILD_SECONDS",
            "SPEC_SOLVE_SECONDS", "TimeLimitExceeded", "bounded", "enforced", "limit", "run_bounded",
            "seconds", "to_float", "verdict_on_timeout"]

@@ -35,7 +35,7 @@ from .fmt import num_text
 from .judges import NOT_GIVEN, is_not_given
 from .latexin import LatexError, latex_to_expr, looks_like_latex
 from .ops import OPS, op_of, step
-from .parse import ExprError, number, parse_expr_safe
+from .parse import ExprError, ExprLimitError, number, parse_expr_safe
 
 #: default tolerances: |given - exact| <= max(RTOL * |exact|, ATOL) is correct
 RTOL = 1e-6
@@ -445,6 +445,8 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
         if looks_like_latex(t):
             try:
                 expr = parse_expr_safe(t, names)
+            except ExprLimitError:
+                raise                  # too large as written: LaTeX reading would only hide why
             except ExprError:
                 expr = parse_expr_safe(latex_to_expr(t, set(names)), names)
         else:

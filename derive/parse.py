@@ -41,6 +41,10 @@ class ExprError(ValueError):
     """An expression was refused; the message says why."""
 
 
+class ExprLimitError(ExprError):
+    """An expression was refused for its size (too long, deep, large)."""
+
+
 def check_name(name: str) -> str:
     """Validate a user-chosen quantity name; returns it or raises ExprError.
 
@@ -141,7 +145,7 @@ class _Builder(ast.NodeVisitor):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ExprError(f"constant {node.value!r} is not a number")
         if isinstance(node.value, int) and abs(node.value) > 10**30:
-            raise ExprError("integer literal is too large")
+            raise ExprLimitError("integer literal is too large")
         return number(node.value if isinstance(node.value, int) else repr(node.value))
 
     def visit_Name(self, node):
@@ -191,7 +195,7 @@ class _Builder(ast.NodeVisitor):
         if isinstance(op, ast.Pow):
             if right.is_Number:
                 if abs(right) > MAX_EXPONENT:
-                    raise ExprError(f"exponent {right} is larger than {MAX_EXPONENT} in absolute value")
+                    raise ExprLimitError(f"exponent {right} is larger than {MAX_EXPONENT} in absolute value")
                 if left.is_zero and right.is_negative:
                     raise ExprError("zero raised to a negative power")
                 _check_power_size(left, right)
@@ -229,7 +233,7 @@ def _check_power_size(base, exponent) -> None:
     n = abs(float(exponent))
     digits = _largest(base) * n
     if digits > MAX_DIGITS:
-        raise ExprError(f"a power that large is not allowed (about {digits:.4g} digits; at most {MAX_DIGITS})")
+        raise ExprLimitError(f"a power that large is not allowed (about {digits:.4g} digits; at most {MAX_DIGITS})")
 
 
 def _bounded(expr):
@@ -239,11 +243,11 @@ def _bounded(expr):
     for atom in expr.atoms(sympy.Number):
         size = _size(atom)
         if size > (MAX_LOG10 if atom.is_Float else MAX_DIGITS):
-            raise ExprError(f"a number that large is not allowed (about {size:.4g} digits; at most {MAX_DIGITS})")
+            raise ExprLimitError(f"a number that large is not allowed (about {size:.4g} digits; at most {MAX_DIGITS})")
     for power in expr.atoms(sympy.Pow):
         e = power.exp
         if e.is_Number and power.base.free_symbols and abs(e) > MAX_POWER:
-            raise ExprError(f"a power of a name above {MAX_POWER} is not allowed once powers combine "
+            raise ExprLimitError(f"a power of a name above {MAX_POWER} is not allowed once powers combine "
                             f"(this one is {_short_number(e)})")
     return expr
 
@@ -264,9 +268,9 @@ def _depth(node, limit):
         cur, d = stack.pop()
         count += 1
         if d > limit:
-            raise ExprError(f"expression is nested deeper than {limit} levels")
+            raise ExprLimitError(f"expression is nested deeper than {limit} levels")
         if count > MAX_NODES:
-            raise ExprError(f"expression has more than {MAX_NODES} parts")
+            raise ExprLimitError(f"expression has more than {MAX_NODES} parts")
         for child in ast.iter_child_nodes(cur):
             # the terms of one long sum are siblings, not nested levels
             same_sum = _is_sum(cur) and child is cur.left and _is_sum(child)
@@ -287,7 +291,7 @@ def parse_expr_safe(text, names: dict, funcs: dict | None = None) -> sympy.Expr:
     try:
         return _Builder(names, funcs).visit(tree)
     except RecursionError:
-        raise ExprError("expression is too deeply nested") from None
+        raise ExprLimitError("expression is too deeply nested") from None
 
 
 def parse_tree(text) -> ast.Expression:
@@ -301,7 +305,7 @@ def parse_tree(text) -> ast.Expression:
     if not isinstance(text, str):
         raise ExprError(f"expected an expression, got {type(text).__name__}")
     if len(text) > MAX_TEXT:
-        raise ExprError(f"expression is longer than {MAX_TEXT} characters")
+        raise ExprLimitError(f"expression is longer than {MAX_TEXT} characters")
     if "\x00" in text:
         raise ExprError("expression contains a NUL character")
     source = text.strip()
@@ -314,7 +318,7 @@ def parse_tree(text) -> ast.Expression:
         if ch in "([{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise ExprError(f"expression is nested deeper than {MAX_DEPTH} levels")
+                raise ExprLimitError(f"expression is nested deeper than {MAX_DEPTH} levels")
         elif ch in ")]}":
             depth -= 1
     try:

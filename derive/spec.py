@@ -29,6 +29,7 @@ import yaml
 from .graph import Graph, GraphError
 from .optim import Optimizer, OptimizerError
 from .parse import ExprError, check_name, number, parse_expr_safe
+from .safetext import visible
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_NAMES = 4000
@@ -205,9 +206,7 @@ def build_spec(data, source: str = "spec") -> Spec:
     for key in data:
         if key not in KNOWN_KEYS:
             raise SpecError(str(key)[:40], f"unknown field; known: {', '.join(sorted(KNOWN_KEYS))}")
-    title = data.get("title") or data.get("name") or Path(source).stem
-    if not isinstance(title, str):
-        raise SpecError("name", "must be text")
+    title, question = title_and_question(data, source)
     graph = Graph(title[:200])
     values: dict = {}
     count = 0
@@ -255,10 +254,19 @@ def build_spec(data, source: str = "spec") -> Spec:
         raise SpecError(where, what) from None
     if not optimizer.lr > 0:
         raise SpecError("optimizer.lr", f"the learning rate must be positive, got {optimizer.lr}")
+    return Spec(graph, values, optimizer, title[:200], question, data)
+
+
+def title_and_question(data: dict, source: str) -> tuple:
+    """A spec's title and question as text a terminal or TeX may show:
+    control characters become visible escapes (:mod:`derive.safetext`)."""
+    title = data.get("title") or data.get("name") or Path(source).stem
+    if not isinstance(title, str):
+        raise SpecError("name", "must be text")
     question = data.get("question") or data.get("description") or ""
     if not isinstance(question, str):
         raise SpecError("question", "must be text")
-    return Spec(graph, values, optimizer, title[:200], question, data)
+    return visible(title), visible(question, keep_lines=True)
 
 
 def load_spec_text(text: str, source: str) -> Spec:

@@ -58,6 +58,7 @@ import numpy as np
 import sympy
 
 from . import blocks as B
+from .budget import SPEC_SOLVE_SECONDS, TimeLimitExceeded, limit
 from .errors import UserError
 from .fmt import num_tex, num_text
 from .graph import nest
@@ -806,6 +807,12 @@ def _write(path: Path, text: str) -> None:
     _write_atomic(Path(path), text)
 
 
+def _bounded_variant(problem, args) -> tuple:
+    """make_variant under the time budget of a spec's solve (one variant)."""
+    with limit(SPEC_SOLVE_SECONDS, f"building variant {args[0]}"):
+        return make_variant(problem, *args)
+
+
 def _init_worker(target: str) -> None:
     if "problem" not in _WORKER:   # spawned, not forked: load the problem again
         from .problems import load
@@ -819,7 +826,9 @@ def _job(args) -> tuple:
     from .errors import as_user_error
 
     try:
-        return ("ok", make_variant(_WORKER["problem"], *args))
+        return ("ok", _bounded_variant(_WORKER["problem"], args))
+    except TimeLimitExceeded as exc:
+        return ("error", (exc.where or "time limit", str(exc)))
     except Exception as exc:  # noqa: BLE001
         err = as_user_error(exc)
         if err is None:
@@ -880,7 +889,8 @@ def write_variants(problem, count: int, seed: int, out_dir, *, pdf: bool = True,
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(str(out), "exists and is not a folder")
-    variants = draw_variants(problem, count, seed)
+    with limit(SPEC_SOLVE_SECONDS, "drawing the variants"):
+        variants = draw_variants(problem, count, seed)
     note = ""
     if pdf and tex_engine() is None:
         pdf, note = False, f"no TeX engine (pdflatex) found, so no PDFs: {TEX_HINT}"
@@ -888,10 +898,11 @@ def write_variants(problem, count: int, seed: int, out_dir, *, pdf: bool = True,
     done: dict = {}
     workers = min(jobs, len(jobs_list))
     _WORKER["problem"] = problem
-    base_of(problem)              # derived once, before the workers fork
+    with limit(SPEC_SOLVE_SECONDS, "deriving the problem"):
+        base_of(problem)          # derived once, before the workers fork
     if workers == 1:
         for args in jobs_list:
-            number, question, key = make_variant(problem, *args)
+            number, question, key = _bounded_variant(problem, args)
             done[number] = (question, key)
             if progress:
                 progress(len(done), len(jobs_list))

@@ -34,7 +34,7 @@ from .graph import GraphError, default_latex
 from .ops import OPS
 from .optim import Optimizer, OptimizerError
 from .parse import _OPERATOR_NAMES, MAX_EXPONENT, ExprError, _Builder, called_function, check_name, number, parse_tree
-from .spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit
+from .spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit, title_and_question
 from .tensor import (Tensor, TensorGraph, TensorModel, TensorProblem, TensorSolution, _size,
                      _trailing_subscript, apply, stack, total)
 
@@ -460,12 +460,7 @@ class _Build:
         for key in data:
             if key not in VECTOR_KEYS:
                 raise SpecError(str(key)[:40], f"unknown field; known: {', '.join(sorted(VECTOR_KEYS))}")
-        title = data.get("title") or data.get("name") or Path(self.source).stem
-        if not isinstance(title, str):
-            raise SpecError("name", "must be text")
-        question = data.get("question") or data.get("description") or ""
-        if not isinstance(question, str):
-            raise SpecError("question", "must be text")
+        title, question = title_and_question(data, self.source)
         unroll = self._unroll_header(data.get("unroll"))
         T = unroll["T"] if unroll else None
         self.scope = Scope(T)

@@ -6,6 +6,7 @@ import sys
 
 from ..answers import Batch, read_answers
 from ..check import ACCEPTED, ATOL, RTOL, check, check_batch, exit_code
+from ..budget import CHECK_SECONDS, limit
 from ..errors import UserError, as_user_error, in_file
 from ..safetext import shorten, visible
 from ..spec import SpecError
@@ -53,10 +54,15 @@ def _tol(flag):
 
 def run(args) -> int:
     problem = load_target(args.target)
-    if args.roster or args.variants:
-        result = _run_roster(args, problem)
-        _print(result, args.format)
-        return exit_code(result)
+    with limit(CHECK_SECONDS, "checking the answers", args.answers):
+        if args.roster or args.variants:
+            result = _run_roster(args, problem)
+            _print(result, args.format)
+            return exit_code(result)
+        return _run(args, problem)
+
+
+def _run(args, problem) -> int:
     values = read_values(args.values, args.set)
     try:
         solution = problem.solve(values or None)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 
-from ..budget import MAX_STEPS
+from ..budget import MAX_STEPS, SPEC_SOLVE_SECONDS, limit
 from ..errors import as_user_error, in_file
 from ..outfile import check_file
 from ._common import emit, load_target, read_values, whole_number
@@ -24,8 +25,8 @@ def add_parser(sub):
     p.set_defaults(run=run)
 
 
-def solve(args):
-    problem = load_target(args.target)
+def solve(args, problem=None):
+    problem = problem or load_target(args.target)
     values = read_values(args.values, args.set)
     try:
         # Overflow in the numeric checks is detected and reported as one
@@ -43,13 +44,17 @@ def solve(args):
 def run(args) -> int:
     if args.out:
         check_file(args.out)      # before any work: a folder or a file in the way is refused now
-    solution = solve(args)
-    if args.format == "json":
-        emit(json.dumps(solution.to_json(), indent=2), args.out)
-    elif args.format in ("tex", "pdf"):
-        from ..render import write_solution
+    problem = load_target(args.target)
+    # everything done for a user's spec, printing included, is bounded in time
+    user = getattr(problem, "user", False)
+    with limit(SPEC_SOLVE_SECONDS, "solving the spec", args.target) if user else nullcontext():
+        solution = solve(args, problem)
+        if args.format == "json":
+            emit(json.dumps(solution.to_json(), indent=2), args.out)
+        elif args.format in ("tex", "pdf"):
+            from ..render import write_solution
 
-        write_solution(solution, args.format, args.out)
-    else:
-        emit(solution.to_text(), args.out)
+            write_solution(solution, args.format, args.out)
+        else:
+            emit(solution.to_text(), args.out)
     return 0
