@@ -8,7 +8,7 @@ purpose, so that no ``except Exception`` (or ``except ValueError``) between
 here and SymPy's inner loops can swallow it and carry on.  Its message names
 the phase, the limit and how to raise it:
 
-    checking answer 'w1' took longer than the 5 s time limit (raise it with DERIVE_TIME_LIMIT=SECONDS)
+    judging one answer took longer than the 5 s time limit (raise it with DERIVE_ANSWER_TIME_LIMIT=SECONDS)
 
 Sizes are bounded before any time is spent (see :mod:`derive.parse` for
 expressions); :func:`to_float` turns a SymPy number into a float without
@@ -40,13 +40,14 @@ from contextlib import contextmanager
 
 import sympy
 
-#: seconds, by phase; every one of them is replaced by DERIVE_TIME_LIMIT when set
+#: seconds, by phase; DERIVE_TIME_LIMIT (DERIVE_ANSWER_TIME_LIMIT for one answer) replaces them
 SPEC_BUILD_SECONDS = 30      # reading and building a user's spec
 SPEC_SOLVE_SECONDS = 60      # deriving, evaluating and checking it
 CODEGEN_SECONDS = 60         # generating numpy code from a spec
 ANSWER_SECONDS = 5           # judging one hand answer
 CHECK_SECONDS = 600          # a whole `derive check` run (a class CSV included)
-ENV = "DERIVE_TIME_LIMIT"
+ENV = "DERIVE_TIME_LIMIT"                  # replaces every limit but the one per answer
+ANSWER_ENV = "DERIVE_ANSWER_TIME_LIMIT"   # replaces ANSWER_SECONDS
 
 #: documented maxima of command-line counts
 MAX_STEPS = 10_000           # solve --steps
@@ -58,35 +59,35 @@ class TimeLimitExceeded(BaseException):
     """User-driven work ran out of time.  ``phase`` says what was running,
     ``seconds`` the limit; ``str()`` is the one line a user reads."""
 
-    def __init__(self, phase: str, seconds: float, frame=None, where: str = ""):
+    def __init__(self, phase: str, seconds: float, frame=None, where: str = "", env: str = ENV):
         self.phase = phase
         self.where = where
         self.seconds = seconds
         self.frame = frame
         super().__init__(f"{phase} took longer than the {seconds:g} s time limit "
-                         f"(raise it with {ENV}=SECONDS)")
+                         f"(raise it with {env}=SECONDS)")
 
 
-def seconds(default: float) -> float:
-    """The limit of a phase: ``DERIVE_TIME_LIMIT`` if set (a positive number
-    of seconds), else ``default``."""
-    raw = os.environ.get(ENV, "").strip()
+def seconds(default: float, env: str = ENV) -> float:
+    """The limit of a phase: the environment variable ``env`` if set (a
+    positive number of seconds), else ``default``."""
+    raw = os.environ.get(env, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
         from .errors import UserError
-        raise UserError(ENV, f"expected a number of seconds, got {raw[:40]!r}") from None
+        raise UserError(env, f"expected a number of seconds, got {raw[:40]!r}") from None
     if not (0 < value < 1e6):
         from .errors import UserError
-        raise UserError(ENV, "must be a number of seconds above 0 and below 1000000")
+        raise UserError(env, "must be a number of seconds above 0 and below 1000000")
     return value
 
 
 class _Frame:
-    def __init__(self, phase, limit_s, deadline, where):
-        self.phase, self.seconds, self.deadline, self.where = phase, limit_s, deadline, where
+    def __init__(self, phase, limit_s, deadline, where, env):
+        self.phase, self.seconds, self.deadline, self.where, self.env = phase, limit_s, deadline, where, env
 
 
 _stack: list = []        # open limits of the main thread, outermost first
@@ -107,7 +108,7 @@ def _on_alarm(signum, frame):
         _arm()
         return
     f = expired[0]           # the outermost expired limit is the one to report
-    raise TimeLimitExceeded(f.phase, f.seconds, f, f.where)
+    raise TimeLimitExceeded(f.phase, f.seconds, f, f.where, f.env)
 
 
 def enforced() -> bool:
@@ -116,17 +117,18 @@ def enforced() -> bool:
 
 
 @contextmanager
-def limit(default_seconds: float, phase: str, where: str = ""):
+def limit(default_seconds: float, phase: str, where: str = "", env: str = ENV):
     """Bound the time of the enclosed work to ``default_seconds`` (or
     ``DERIVE_TIME_LIMIT``); nested limits each keep their own deadline.
-    ``where`` (a file, say) is what the error line names.
+    ``where`` (a file, say) is what the error line names; ``env`` the
+    variable that raises the limit.
     Off the main thread this cannot interrupt anything; use
     :func:`run_bounded` there."""
     if not enforced():
         yield
         return
-    limit_s = seconds(default_seconds)
-    frame = _Frame(phase, limit_s, time.monotonic() + limit_s, where)
+    limit_s = seconds(default_seconds, env)
+    frame = _Frame(phase, limit_s, time.monotonic() + limit_s, where, env)
     if not _stack:
         previous = signal.signal(signal.SIGALRM, _on_alarm)
     _stack.append(frame)
@@ -143,12 +145,12 @@ def limit(default_seconds: float, phase: str, where: str = ""):
 
 
 @contextmanager
-def verdict_on_timeout(default_seconds: float, phase: str, on_timeout):
-    """:func:`limit` for work whose time-out is an answer, not an error:
-    if this limit (not an outer one) runs out, ``on_timeout(message)`` is
-    called and the block ends quietly."""
+def verdict_on_timeout(default_seconds: float, phase: str, on_timeout, env: str = ANSWER_ENV):
+    """:func:`limit` for work whose time-out is an answer, not an error
+    (judging one answer): if this limit (not an outer one) runs out,
+    ``on_timeout(message)`` is called and the block ends quietly."""
     try:
-        with limit(default_seconds, phase) as frame:
+        with limit(default_seconds, phase, env=env) as frame:
             yield
     except TimeLimitExceeded as exc:
         if exc.frame is not frame:
@@ -202,12 +204,12 @@ def to_float(value) -> float:
     return v
 
 
-def run_bounded(fn, args=(), default_seconds: float = ANSWER_SECONDS, phase: str = "the request"):
+def run_bounded(fn, args=(), default_seconds: float = CHECK_SECONDS, phase: str = "the request"):
     """``fn(*args)`` in a child process killed after its time limit: the
     bound for work started off the main thread (a request of ``derive
     serve``).  Returns fn's (picklable) result; raises TimeLimitExceeded,
     or the child's exception if it raised one."""
-    limit_s = seconds(default_seconds)
+    limit_s = seconds(default_seconds, ENV)
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, fn, args), daemon=True)

@@ -850,7 +850,7 @@ def _item(name, given, expected, verdict, message) -> dict:
 # Formulas
 
 
-@bounded(ANSWER_SECONDS, "judging one formula", lambda msg, *a, **k: (INC, msg, math.nan))
+@bounded(ANSWER_SECONDS, "judging one formula", lambda msg, *a, **k: (UNP, msg, 0.0))
 def judge_formula(key: AnswerKey, qid: str, expr, point: dict, rtol=RTOL, atol=ATOL):
     """(verdict code, message, value at the problem's point) for a formula
     answer, compared with the key's forms of the quantity as functions."""

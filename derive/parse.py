@@ -195,7 +195,7 @@ class _Builder(ast.NodeVisitor):
         if isinstance(op, ast.Pow):
             if right.is_Number:
                 if abs(right) > MAX_EXPONENT:
-                    raise ExprLimitError(f"exponent {right} is larger than {MAX_EXPONENT} in absolute value")
+                    raise ExprLimitError(f"exponent {_short_number(right)} is larger than {MAX_EXPONENT} in absolute value")
                 if left.is_zero and right.is_negative:
                     raise ExprError("zero raised to a negative power")
                 _check_power_size(left, right)

@@ -19,8 +19,8 @@ import pytest
 
 from derive.cli import main
 
-HOSTILE = Path(__file__).resolve().parent / "hostile"
-ROOT = HOSTILE.parents[1]
+HOSTILE = Path(__file__).resolve().parent / "hostile" / "spec"
+ROOT = HOSTILE.parents[2]
 
 #: file -> "WHERE: WHAT" after "derive: error: FILE: "
 REFUSALS = {
@@ -440,7 +440,7 @@ def test_growing_exact_values_stay_bounded(tmp_path, capsys):
 
 
 def test_values_file_refusals(tmp_path, capsys):
-    spec = HOSTILE.parent.parent / "derive" / "problems" / "specs" / "mlp-relu-regression.yaml"
+    spec = ROOT / "derive" / "problems" / "specs" / "mlp-relu-regression.yaml"
     cases = {
         "tag.yaml": ("w1: !!python/object/apply:os.system [echo hi]\n",
                      "line 1: YAML tag !!python/object/apply:os.system is not allowed "
