@@ -134,14 +134,32 @@ def _cells(row) -> list:
     return [visible(shorten(str(c), MAX_NOTE if k == last else MAX_CELL_SHOWN)) for k, c in enumerate(row)]
 
 
+#: entries shown of a list a judge adds to an item (paths of a path sum, ...)
+MAX_LIST_SHOWN = 100
+
+
 def bound_messages(result: dict) -> dict:
-    """The result with every message at most MAX_NOTE characters: a judge's
-    explanation of a hostile answer must not print megabytes."""
+    """The result with every message at most MAX_NOTE characters and every
+    list a judge adds at most MAX_LIST_SHOWN entries: the explanation of a
+    25-byte hostile answer must not print megabytes.  ``given`` and
+    ``expected`` (the answer and the key) are left whole."""
     for items in [result.get("items", [])] + [r["items"] for r in result.get("rows", [])]:
         for it in items:
-            if isinstance(it.get("message"), str):
-                it["message"] = shorten(it["message"], MAX_NOTE)
+            for k, v in it.items():
+                if k not in ("given", "expected"):
+                    it[k] = _bounded(v)
     return result
+
+
+def _bounded(v):
+    if isinstance(v, str):
+        return shorten(v, MAX_NOTE)
+    if isinstance(v, list):
+        head = [_bounded(x) for x in v[:MAX_LIST_SHOWN]]
+        return head + ([f"... ({len(v) - MAX_LIST_SHOWN} more)"] if len(v) > MAX_LIST_SHOWN else [])
+    if isinstance(v, dict):
+        return {k: _bounded(x) for k, x in v.items()}
+    return v
 
 
 def _table(header, rows, colour_col=None, colour=False) -> list:
