@@ -85,6 +85,13 @@ def seconds(default: float, env: str = ENV) -> float:
     return value
 
 
+def check_environment() -> None:
+    """Refuse a malformed DERIVE_TIME_LIMIT or DERIVE_ANSWER_TIME_LIMIT at
+    the start of a command (UserError naming the variable)."""
+    for env in (ENV, ANSWER_ENV):
+        seconds(1, env)
+
+
 class _Frame:
     def __init__(self, phase, limit_s, deadline, where, env):
         self.phase, self.seconds, self.deadline, self.where, self.env = phase, limit_s, deadline, where, env
@@ -241,6 +248,6 @@ def _child(conn, fn, args):
     conn.close()
 
 
-__all__ = ["ANSWER_SECONDS", "CHECK_SECONDS", "CODEGEN_SECONDS", "MAX_COUNT", "MAX_JOBS", "MAX_STEPS", "SPEC_BUILD_SECONDS",
+__all__ = ["ANSWER_SECONDS", "CHECK_SECONDS", "CODEGEN_SECONDS", "check_environment", "MAX_COUNT", "MAX_JOBS", "MAX_STEPS", "SPEC_BUILD_SECONDS",
            "SPEC_SOLVE_SECONDS", "TimeLimitExceeded", "bounded", "enforced", "limit", "run_bounded",
            "seconds", "to_float", "verdict_on_timeout"]

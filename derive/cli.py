@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from .budget import TimeLimitExceeded
+from .budget import TimeLimitExceeded, check_environment
 from .errors import UserError, as_user_error
 from .safetext import shorten, visible
 
@@ -51,6 +51,7 @@ def error_line(where: str, what: str) -> str:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        check_environment()
         return int(args.run(args) or 0)
     except UserError as exc:
         print(error_line(exc.where, exc.what), file=sys.stderr)

@@ -43,6 +43,7 @@ def _name_max(folder: Path) -> int:
 
 
 def _first_existing(path: Path) -> Path:
+    """The deepest part of ``path`` (as the user wrote it) that exists."""
     p = path
     while not os.path.lexists(p):
         if p.parent == p:
@@ -63,16 +64,16 @@ def _check_common(path: Path, label: str) -> None:
     for system in SYSTEM_FOLDERS:
         if real == system or real.startswith(system + "/"):
             raise UserError(where, f"is inside {system}, a system folder; choose another place")
-    existing = _first_existing(absolute)
+    existing = _first_existing(path)
     limit = _name_max(existing if existing.is_dir() else existing.parent)
     for part in absolute.parts:
         if len(os.fsencode(part)) > limit:
             raise UserError(where, f"a name in the path is longer than {limit} bytes")
     # below the deepest existing part, everything is made: that part must be
     # a folder we may write into
-    if existing != absolute and not existing.is_dir():
+    if existing != path and not existing.is_dir():
         raise UserError(where, f"{existing} is a file, not a folder")
-    holder = existing if existing != absolute else absolute.parent
+    holder = existing if existing != path else path.parent
     if holder.is_dir() and not os.access(holder, os.W_OK | os.X_OK):
         raise UserError(where, f"no permission to write in {holder}")
 

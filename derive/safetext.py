@@ -4,7 +4,9 @@ One rule for control characters everywhere (error lines, ``check``'s table,
 names and questions that reach the PDF): every code point below U+0020, U+007F
 and U+0080-U+009F is shown as a visible escape (``\\n``, ``\\t``, ``\\r``,
 otherwise ``\\xHH``), so an ANSI sequence ``ESC [ 3 1 m`` prints as the
-harmless text ``\\x1b[31m`` and nothing invisible reaches TeX.  Multi-line
+harmless text ``\\x1b[31m`` and nothing invisible reaches TeX.  The
+bidirectional overrides (U+202A-U+202E, U+2066-U+2069), which make a
+terminal show text in another order than it is read, are shown as ``\\uXXXX``.  Multi-line
 prose (a spec's ``question``) may keep its line breaks and tabs.
 
 CSV cells derive writes that a spreadsheet would run as a formula (starting
@@ -25,9 +27,10 @@ import csv
 import io
 import re
 
-#: every control character: C0, DEL and C1
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-CONTROL_NOT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: every control character (C0, DEL and C1), and the bidirectional overrides
+#: that make a terminal show text in another order than it is read
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+CONTROL_NOT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 #: characters of one CSV cell (csv's own default limit is 131072)
@@ -38,7 +41,7 @@ MAX_SHOWN = 200
 
 def _escape(m) -> str:
     ch = m.group(0)
-    return _NAMED.get(ch, f"\\x{ord(ch):02x}")
+    return _NAMED.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
 
 
 def visible(text, keep_lines: bool = False) -> str:
