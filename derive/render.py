@@ -29,6 +29,7 @@ import jinja2
 
 from . import blocks as B
 from .errors import UserError
+from .outfile import check_file
 from .latex import CONTINUE, break_chain, escape, math_unicode, math_width
 
 #: seconds one pdfLaTeX run may take before it is stopped
@@ -497,6 +498,7 @@ def write_solution(solution, fmt: str, out: str | None = None) -> Path:
     problem, at ``out`` or ``output/<id>.tex|pdf``."""
     stem = safe_stem(solution.problem.id)
     path = Path(out) if out else Path("output") / f"{stem}.{fmt}"
+    check_file(path)              # a folder or a file in the way: refused before the PDF is built
     tex = solution_document(solution)
     if fmt == "tex":
         _write_atomic(path, tex)

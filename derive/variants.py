@@ -65,6 +65,7 @@ from .graph import nest
 from .latex import group_latex
 from .numeric import numpy_backprop, numpy_forward
 from .ops import op_of
+from .outfile import check_folder
 from .safetext import CsvError, csv_cell, csv_rows, csv_uncell, shorten
 
 #: the drawing rules; all numbers are in units of ``grid``
@@ -886,9 +887,7 @@ def write_variants(problem, count: int, seed: int, out_dir, *, pdf: bool = True,
 
     if jobs < 1:
         raise UserError("--jobs", "must be at least 1")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(str(out), "exists and is not a folder")
+    out = check_folder(out_dir)
     with limit(SPEC_SOLVE_SECONDS, "drawing the variants"):
         variants = draw_variants(problem, count, seed)
     note = ""
