@@ -178,31 +178,14 @@ class _Builder(ast.NodeVisitor):
                 terms.append(-right if isinstance(node.op, ast.Sub) else right)
                 node = node.left
             terms.append(self.visit(node))
-            return sympy.Add(*reversed(terms))
+            return _bounded(sympy.Add(*reversed(terms)))
         left = self.visit(node.left)
         right = self.visit(node.right)
-        op = node.op
-        if isinstance(op, ast.Add):
-            return _bounded(left + right)
-        if isinstance(op, ast.Sub):
-            return _bounded(left - right)
-        if isinstance(op, ast.Mult):
-            return _bounded(left * right)
-        if isinstance(op, ast.Div):
-            if right.is_zero:
-                raise ExprError("division by zero")
-            return _bounded(left / right)
-        if isinstance(op, ast.Pow):
-            if right.is_Number:
-                if abs(right) > MAX_EXPONENT:
-                    raise ExprLimitError(f"exponent {_short_number(right)} is larger than {MAX_EXPONENT} in absolute value")
-                if left.is_zero and right.is_negative:
-                    raise ExprError("zero raised to a negative power")
-                _check_power_size(left, right)
-            elif not right.free_symbols:
-                raise ExprError("a constant exponent must be a plain number")
-            return _bounded(sympy.Pow(left, right))
-        raise ExprError(f"operator {_OPERATOR_NAMES.get(type(op).__name__, type(op).__name__)} is not allowed")
+        symbol = _SYMBOLS.get(type(node.op))
+        if symbol is None:
+            name = type(node.op).__name__
+            raise ExprError(f"operator {_OPERATOR_NAMES.get(name, name)} is not allowed")
+        return arithmetic(symbol, left, right)
 
     def visit_Call(self, node):
         fname = called_function(node, self.funcs)
@@ -237,24 +220,68 @@ def _check_power_size(base, exponent) -> None:
 
 
 def _bounded(expr):
-    """A built expression whose numbers and powers stay small enough to work
-    with: every exact number at most MAX_DIGITS digits, every decimal within
-    10^+-MAX_LOG10, every power of a name at most MAX_POWER."""
-    for atom in expr.atoms(sympy.Number):
-        size = _size(atom)
-        if size > (MAX_LOG10 if atom.is_Float else MAX_DIGITS):
-            raise ExprLimitError(f"a number that large is not allowed (about {size:.4g} digits; at most {MAX_DIGITS})")
-    for power in expr.atoms(sympy.Pow):
-        e = power.exp
-        if e.is_Number and power.base.free_symbols and abs(e) > MAX_POWER:
+    """A new result whose numbers and powers stay small enough to work with:
+    every exact number at most MAX_DIGITS digits, every decimal within
+    10^+-MAX_LOG10, every power of a name at most MAX_POWER.  Only the new
+    top of the expression is looked at (its parts were checked when they
+    were built), so the check costs as much as the result has terms."""
+    for part in (expr, *expr.args):
+        if part.is_Mul:
+            part = part.args[0]           # the numeric coefficient, if any, comes first
+        if part.is_Number:
+            size = _size(part)
+            if size > (MAX_LOG10 if part.is_Float else MAX_DIGITS):
+                raise ExprLimitError(f"a number that large is not allowed (about {size:.4g} digits; "
+                                     f"at most {MAX_DIGITS})")
+        elif part.is_Pow and part.exp.is_Number and part.base.free_symbols and abs(part.exp) > MAX_POWER:
             raise ExprLimitError(f"a power of a name above {MAX_POWER} is not allowed once powers combine "
-                            f"(this one is {_short_number(e)})")
+                                 f"(this one is {_short_number(part.exp)})")
     return expr
 
 
 def _short_number(value) -> str:
     text = str(value)
     return text if len(text) <= 20 else f"{text[:12]}...({len(text)} digits)"
+
+
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+
+
+def arithmetic(symbol: str, left, right) -> sympy.Expr:
+    """``left SYMBOL right`` for ``+ - * / **`` with the checks every
+    expression builder shares (scalar specs, answers, vector specs): no
+    division by zero, exponents at most MAX_EXPONENT, and results whose
+    numbers and powers stay within the size bounds (checked before a power
+    is computed).
+
+    >>> x = sympy.Symbol("x")
+    >>> arithmetic("**", x, sympy.Integer(2))
+    x**2
+    >>> arithmetic("**", arithmetic("**", x, sympy.Integer(64)), sympy.Integer(64))
+    Traceback (most recent call last):
+    ...
+    derive.parse.ExprLimitError: a power of a name above 256 is not allowed once powers combine (this one is 4096)
+    """
+    left, right = sympy.sympify(left), sympy.sympify(right)
+    if symbol == "+":
+        return _bounded(left + right)
+    if symbol == "-":
+        return _bounded(left - right)
+    if symbol == "*":
+        return _bounded(left * right)
+    if symbol == "/":
+        if right.is_zero:
+            raise ExprError("division by zero")
+        return _bounded(left / right)
+    if right.is_Number:
+        if abs(right) > MAX_EXPONENT:
+            raise ExprLimitError(f"exponent {_short_number(right)} is larger than {MAX_EXPONENT} in absolute value")
+        if left.is_zero and right.is_negative:
+            raise ExprError("zero raised to a negative power")
+        _check_power_size(left, right)
+    elif not right.free_symbols:
+        raise ExprError("a constant exponent must be a plain number")
+    return _bounded(sympy.Pow(left, right))
 
 
 def _is_sum(node) -> bool:

@@ -33,7 +33,7 @@ from .fmt import num_tex
 from .graph import GraphError, default_latex
 from .ops import OPS
 from .optim import Optimizer, OptimizerError
-from .parse import _OPERATOR_NAMES, MAX_EXPONENT, ExprError, _Builder, called_function, check_name, number, parse_tree
+from .parse import _OPERATOR_NAMES, ExprError, _Builder, arithmetic, called_function, check_name, number, parse_tree
 from .spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit, title_and_question
 from .tensor import (Tensor, TensorGraph, TensorModel, TensorProblem, TensorSolution, _size,
                      _trailing_subscript, apply, stack, total)
@@ -303,25 +303,7 @@ def _row(t: Tensor, i: int):
 
 
 def _scalar_op(symbol, x, y):
-    if symbol == "+":
-        return x + y
-    if symbol == "-":
-        return x - y
-    if symbol == "*":
-        return x * y
-    if symbol == "/":
-        if sympy.sympify(y).is_zero:
-            raise ExprError("division by zero")
-        return x / y
-    y = sympy.sympify(y)
-    if y.is_Number:
-        if abs(y) > MAX_EXPONENT:
-            raise ExprError(f"exponent {y} is larger than {MAX_EXPONENT} in absolute value")
-        if sympy.sympify(x).is_zero and y.is_negative:
-            raise ExprError("zero raised to a negative power")
-    elif not y.free_symbols:
-        raise ExprError("a constant exponent must be a plain number")
-    return sympy.Pow(x, y)
+    return arithmetic(symbol, x, y)     # the checks and size bounds of every expression
 
 
 def _index(node, scope: Scope, text: str) -> int:
