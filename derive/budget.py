@@ -136,19 +136,37 @@ def limit(default_seconds: float, phase: str, where: str = "", env: str = ENV):
         return
     limit_s = seconds(default_seconds, env)
     frame = _Frame(phase, limit_s, time.monotonic() + limit_s, where, env)
-    if not _stack:
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
-    _stack.append(frame)
-    _arm()
+    # the bookkeeping runs with SIGALRM blocked: an alarm in the middle of it
+    # would leave a stale frame behind (and a later, unrelated time-out)
+    with _alarm_blocked():
+        if not _stack:
+            _previous.append(signal.signal(signal.SIGALRM, _on_alarm))
+        _stack.append(frame)
+        _arm()
     try:
         yield frame
     finally:
-        _stack.remove(frame)
-        if not _stack:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-        else:
-            _arm()
+        with _alarm_blocked():
+            _stack.remove(frame)
+            if not _stack:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                if signal.SIGALRM in signal.sigpending():     # fired during the cleanup: drop it
+                    signal.sigtimedwait({signal.SIGALRM}, 0)
+                signal.signal(signal.SIGALRM, _previous.pop())
+            else:
+                _arm()          # an outer deadline already past fires right after
+
+
+_previous: list = []     # the SIGALRM handler before the outermost limit
+
+
+@contextmanager
+def _alarm_blocked():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
 
 
 @contextmanager
