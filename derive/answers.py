@@ -127,6 +127,8 @@ def read_batch_text(text: str, source: str = "answers.csv") -> Batch:
             if cell:
                 answers[h] = _cell(cell, f"line {lineno}, column {h}")
         sid = row[id_col].strip()
+        if not sid:
+            raise SpecError(f"line {lineno}", "no id (every row needs the student's id)")
         if sid in first_line:
             raise SpecError(f"line {lineno}", f"id {shorten(sid, 60)!r} appears twice (first on line "
                                               f"{first_line[sid]}); one row per student")
