@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+from contextlib import contextmanager
 
 import sympy
 
@@ -191,7 +192,9 @@ class _Builder(ast.NodeVisitor):
         fname = called_function(node, self.funcs)
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             raise ExprError(f"{fname}() takes exactly one positional argument")
-        return self.funcs[fname](self.visit(node.args[0]))
+        arg = self.visit(node.args[0])
+        with too_large(fname):
+            return _bounded(self.funcs[fname](arg))
 
 
 def _size(number) -> float:
@@ -282,6 +285,16 @@ def arithmetic(symbol: str, left, right) -> sympy.Expr:
     elif not right.free_symbols:
         raise ExprError("a constant exponent must be a plain number")
     return _bounded(sympy.Pow(left, right))
+
+
+@contextmanager
+def too_large(fname: str):
+    """SymPy evaluates an operation of a number at once (``exp(exp(1e300))``);
+    a result too large for it is refused as a size error."""
+    try:
+        yield
+    except (OverflowError, MemoryError):
+        raise ExprLimitError(f"{fname}() of that value is too large to compute") from None
 
 
 def _is_sum(node) -> bool:
