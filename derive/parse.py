@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+import warnings
 from contextlib import contextmanager
 
 import sympy
@@ -362,7 +363,9 @@ def parse_tree(text) -> ast.Expression:
         elif ch in ")]}":
             depth -= 1
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():      # "invalid escape sequence" in a string: refused below anyway
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExprError(f"syntax error at column {exc.offset or 0}: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):
