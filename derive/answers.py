@@ -9,6 +9,8 @@ numbers are read back from the document's own scalars, JSON numbers with
 {'w1': '.1875', 'z1': '0.30', 'dL/dw5': '-0.35*a1'}
 >>> decimals("0.570"), decimals("12"), decimals("1.5e-3"), decimals("3/16")
 (3, 0, 4, None)
+>>> significant("0.0006845"), significant("0.50"), significant("-12"), significant("x")
+(4, 2, 2, None)
 """
 from __future__ import annotations
 
@@ -38,6 +40,20 @@ def decimals(text: str) -> int | None:
     if not m or not (m.group(1) or m.group(2)):
         return None
     return len(m.group(2) or "") - int(m.group(3) or 0)
+
+
+def significant(text: str) -> int | None:
+    """Significant figures shown by a number as written (None if not a plain
+    number); trailing zeros of a whole number do not count ("100" shows 1)."""
+    m = _NUMBER.match(text.strip())
+    if not m or not (m.group(1) or m.group(2)):
+        return None
+    whole, frac = m.group(1) or "", m.group(2) or ""
+    if m.group(2) is None:
+        digits = whole.lstrip("0").rstrip("0")
+    else:
+        digits = (whole + frac).lstrip("0")
+    return max(len(digits), 1)
 
 
 @dataclass

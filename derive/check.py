@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .answers import Batch, as_texts, decimals
+from .answers import Batch, as_texts, decimals, significant
+from .compare import (EXACT_COMPARE_OPS, EXPAND_TERMS, FORMULA_POINTS, expanded_terms, lambdify,
+                      same_function)
 from .fmt import num_text
 from .judges import NOT_GIVEN, is_not_given
-from .latexin import LatexError, latex_to_expr, looks_like_latex
+from .latexin import (LR_NAMES, LatexError, decimal_comma, hats, last_side, latex_to_expr, looks_like_latex,
+                      node_latex_names, plain_unicode, primes)
 from .ops import OPS, op_of, step
 from .parse import ExprError, number, parse_expr_safe
 
@@ -48,22 +51,61 @@ VERDICTS = ("correct", "equivalent", "rounding", "carried-forward", "incorrect",
 ACCEPTED = ("correct", "equivalent", "rounding")
 #: at most this many "derivative at the wrong point" variants are tried
 MAX_VARIANTS = 200
-#: formula comparison: random points besides the problem's own point
-FORMULA_POINTS = 8
-FORMULA_SEED = 20240601
-#: expressions larger than this are compared at points only (no expand)
-EXACT_COMPARE_OPS = 200
-#: ... or whose expansion would have more terms than this (a hostile (a + b)**64)
-EXPAND_TERMS = 400
 #: a wrong formula's difference from the right one is factored up to this degree
 FACTOR_DEGREE = 6
 #: longer conditions / differences are not printed in a message
 SHOWN_CHARS = 80
 
 C, EQ, RND, CF, INC, UNK, UNP = range(7)   # verdict codes, in VERDICTS order
+#: a rounded answer must show at least this many significant figures
+MIN_SIG = 2
 
-NUMPY_FUNCS = {name: op.numpy for name, op in OPS.items()}
 
+@dataclass(frozen=True)
+class Policy:
+    """What a grader accepts, beyond the tolerances.
+
+    ``min_sig``: a rounded answer shows at least this many significant
+    figures (0.5 is not a rounding of 0.571).  ``decimals``: the question
+    asked for this many decimals, so an answer rounded to them is `rounding`
+    however small the value (loss 0.0006845 written 0.001).  A value equal
+    to another named quantity of the problem (the weight before the update,
+    another gradient) is never `rounding`.  ``rounding_credit`` and
+    ``carried_credit`` are the share of a question's points those verdicts
+    earn in a gradebook; ``rounding_is_correct`` counts rounding in
+    ``share_correct``.
+
+    >>> Policy().describe()
+    'correct within max(1e-06*|exact|, 1e-09); rounding: the right value rounded to the digits shown, at least 2 significant figures, never the value of another quantity of the problem; rounding earns full points, carried-forward none'
+    """
+
+    rtol: float = RTOL
+    atol: float = ATOL
+    min_sig: int = MIN_SIG
+    decimals: int | None = None
+    rounding_credit: float = 1.0
+    carried_credit: float = 0.0
+    rounding_is_correct: bool = False
+
+    def describe(self) -> str:
+        rnd = (f"rounding: the right value rounded to the digits shown, at least {self.min_sig} significant "
+               "figure" + ("s" if self.min_sig != 1 else ""))
+        if self.decimals is not None:
+            rnd += f" (or to the {self.decimals} decimals asked)"
+        rnd += ", never the value of another quantity of the problem"
+        credit = lambda c: "full points" if c == 1 else ("none" if c == 0 else f"{c:g} of the points")  # noqa: E731
+        return (f"correct within max({self.rtol:g}*|exact|, {self.atol:g}); {rnd}; rounding earns "
+                f"{credit(self.rounding_credit)}, carried-forward {credit(self.carried_credit)}")
+
+
+def _policy(policy, rtol, atol) -> Policy:
+    if policy is None:
+        return Policy(rtol, atol)
+    if (rtol, atol) != (RTOL, ATOL) and (policy.rtol, policy.atol) == (RTOL, ATOL):
+        from dataclasses import replace
+
+        return replace(policy, rtol=rtol, atol=atol)
+    return policy
 
 class CheckError(ValueError):
     """The answers cannot be checked against this problem (not a bad answer)."""
@@ -83,8 +125,7 @@ class Quantity:
     label: str = ""          # how messages name it
 
 
-def _lambdify(symbols, expr):
-    return sympy.lambdify(symbols, expr, modules=[NUMPY_FUNCS, "numpy"])
+_lambdify = lambdify
 
 
 class AnswerKey:
@@ -145,6 +186,11 @@ class AnswerKey:
         self._names = self._answer_names()
         self._variants = None
         self._chains = None
+        self.latex_of = {n: node.latex for n, node in g.nodes.items()}
+        self.aliases = learning_rate_aliases(solution.optimizer, set(g.nodes))
+        kinds = {op_of(node.expr).name for node in g.nodes.values()
+                 if node.expr is not None and op_of(node.expr) is not None and op_of(node.expr).name != "step"}
+        self.activation = kinds.pop() if len(kinds) == 1 else None
 
     def _add(self, q: Quantity):
         self.quantities.append(q)
@@ -190,9 +236,22 @@ class AnswerKey:
         for cand in _spellings(key):
             if cand in self._names:
                 return self._names[cand]
+        hint = self.suggest(key)
+        raise CheckError(f"{name!r} is not a quantity of this problem" + (f"; did you mean {hint}?" if hint else ""))
+
+    def suggest(self, key: str) -> str:
+        """The quantity an unknown name most likely means: a gradient written
+        ``dw5``, ``grad_w5``, ``dL_dw5`` or ``delta_w5`` is dL/dw5; else the
+        nearest names by spelling."""
+        m = (re.fullmatch(r"(?:d|grad_?|delta_?|dL_?d|g_)([A-Za-z]\w*)", key)
+             or re.fullmatch(r"([A-Za-z]\w*?)_?grad", key))
+        if m:
+            for cand in _spellings(m.group(1)):
+                grad = f"d{self.loss}/d{cand}"
+                if grad in self._names:
+                    return grad
         close = difflib.get_close_matches(key, list(self._names), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise CheckError(f"{name!r} is not a quantity of this problem{hint}")
+        return ", ".join(close)
 
     def group_shape(self, name: str):
         key = _normal_name(name)
@@ -242,24 +301,24 @@ class AnswerKey:
                 right = op.derivative(arg, cnode.symbol)
                 cands = []
                 arg_v, out_v = arg.xreplace(nums), fwd[t.via]
-                cands.append((op.derivative(out_v, op.sympy(out_v)),
+                cands.append((op.derivative(out_v, op.sympy(out_v)), "wrong-point",
                               f"the derivative of {t.via} = {op.name}({_short(arg)}) taken at its output "
                               f"{t.via} instead of its input"))
                 if cnode.symbol in right.free_symbols:
-                    cands.append((right.xreplace({cnode.symbol: arg_v}),
+                    cands.append((right.xreplace({cnode.symbol: arg_v}), "wrong-point",
                                   f"the derivative of {t.via} = {op.name}(...) written with its input "
                                   f"in place of its output ({_short(right)} with {t.via} -> {_short(arg)})"))
-                cands.append((sympy.Integer(1),
+                cands.append((sympy.Integer(1), f"missing-derivative:{t.via}",
                               f"the derivative of {t.via} = {op.name}(...) left out of the chain"))
                 for other in act:
                     onode = g.nodes[other]
                     if other != t.via and op_of(onode.expr) is op:
                         oarg = onode.expr.args[0].xreplace(nums)
-                        cands.append((op.derivative(oarg, fwd[other]),
+                        cands.append((op.derivative(oarg, fwd[other]), "wrong-point",
                                       f"the derivative of {t.via} = {op.name}(...) taken at the point of "
                                       f"{other} instead of {t.via}"))
                 right_v = right.xreplace({cnode.symbol: out_v}).xreplace(nums)
-                for factor, desc in cands:
+                for factor, code, desc in cands:
                     try:
                         fv = float(sympy.N(factor.xreplace(nums)))
                         rv = float(sympy.N(right_v))
@@ -269,7 +328,7 @@ class AnswerKey:
                     if not math.isfinite(fv) or abs(fv - rv) <= 1e-12 * max(1, abs(rv)):
                         continue
                     rows.append((s.name, t.via, (fv - rv) * inner_v))
-                    descs.append(desc)
+                    descs.append((code, desc))
                     if len(rows) >= MAX_VARIANTS:
                         break
         out = []
@@ -282,7 +341,7 @@ class AnswerKey:
                 up = float(ev.adjoint[via])
                 given[r, i] = q.value + up * delta
             own, _ = self.own_values(given)
-            out = list(zip(descs, own))
+            out = [(code, desc, vals) for (code, desc), vals in zip(descs, own)]
         self._variants = out
         return out
 
@@ -363,6 +422,23 @@ class AnswerKey:
         return {self.graph.nodes[n].symbol: v for n, v in self.solution.forward.items()}
 
 
+def learning_rate_aliases(optimizer, names: set) -> dict:
+    """eta, lr, alpha (and the Greek letters) standing for the optimizer's
+    learning rate, where unambiguous: never a name of the problem, and not
+    alpha when the rule has its own alpha (RMSprop)."""
+    hyper = getattr(optimizer, "hyper", {}) or {}
+    lr = hyper.get("lr")
+    if lr is None:
+        return {}
+    out = {}
+    for n in LR_NAMES:
+        plain = plain_unicode(n)
+        if plain in names or (plain == "alpha" and "alpha" in hyper):
+            continue
+        out[plain] = lr if isinstance(lr, sympy.Basic) else number(lr)
+    return out
+
+
 def _local(expr, wrt):
     from .backprop import local_derivative
 
@@ -409,9 +485,13 @@ def _spellings(key: str):
     joined = re.sub(r"([A-Za-z])_(\d+)", r"\1\2", tail)
     if joined != tail:
         yield head + joined + suffix
-    sup = re.fullmatch(r"([A-Za-z]+)\^(\w+)_(\w+)", tail)
+    bare = tail.replace("(", "").replace(")", "")
+    sup = (re.fullmatch(r"([A-Za-z]+)\^(\w+)_(\w+)", bare)
+           or re.fullmatch(r"([A-Za-z]+)_(?P<sub>\w+)\^(?P<sup>\w+)", bare))
     if sup:
-        yield head + f"{sup.group(1)}{sup.group(2)}_{sup.group(3)}" + suffix
+        base = sup.group(1)
+        top, low = (sup.group(2), sup.group(3)) if "sup" not in sup.groupdict() else (sup["sup"], sup["sub"])
+        yield head + f"{base}{top}_{low}" + suffix
 
 
 # ---------------------------------------------------------------------------
@@ -425,37 +505,61 @@ class Parsed:
     decimals: int | None = None
     expr: object = None
     error: str = ""
+    sig: int | None = None      # significant figures shown
+    note: str | None = None     # how the text was read ("judged the last side ...")
 
 
 def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
-    """A number (with the decimals it shows), a formula over the problem's
-    names, or an error.  Never evaluates user text."""
-    t = _TIMES.sub("*", str(text).strip().replace("\u2212", "-").replace("\u00d7", "*"))
+    """A number (with the decimals and significant figures it shows), a
+    formula over the problem's names, or an error.  Reads the notation
+    students write (``LHS = ...`` chains, decimal commas, eta for the
+    learning rate, primes, the problem's own LaTeX); never evaluates user
+    text.
+
+    >>> parse_answer("dL/dw5 = 0,105", None).value, parse_answer("0.50", None).sig
+    (0.105, 2)
+    """
+    t, note = last_side(plain_unicode(str(text).strip()))
+    t = _TIMES.sub("*", decimal_comma(t).strip())
     if not t:
         return Parsed("error", error="empty answer")
     try:
         v = number(t)
-        return Parsed("number", float(v), decimals(t))
+        return Parsed("number", float(v), decimals(t), sig=significant(t), note=note)
     except ExprError:
         pass
-    names = key.symbols if key is not None else {}
+    names = dict(getattr(key, "aliases", {}))
+    names.update(key.symbols if key is not None else {})
+    latex = looks_like_latex(t)
+    t = primes(t, getattr(key, "activation", None), latex)
     try:
-        if looks_like_latex(t):
+        if latex:
             try:
                 expr = parse_expr_safe(t, names)
             except ExprError:
+                t = hats(node_latex_names(t, getattr(key, "latex_of", {})), set(names))
                 expr = parse_expr_safe(latex_to_expr(t, set(names)), names)
         else:
             expr = parse_expr_safe(t, names)
     except (ExprError, LatexError) as exc:
-        return Parsed("error", error=str(exc))
+        return Parsed("error", error=_with_hint(str(exc), key), note=note)
     if not expr.free_symbols:
         try:
             v = float(sympy.N(expr))
         except (TypeError, ValueError):
             return Parsed("error", error="not a real number")
-        return Parsed("number", v, _shown_decimals(t))
-    return Parsed("formula", expr=expr)
+        return Parsed("number", v, _shown_decimals(t), note=note)
+    return Parsed("formula", expr=expr, note=note)
+
+
+def _with_hint(msg: str, key) -> str:
+    """An unknown name in a formula: the nearest quantity by spelling."""
+    m = re.search(r"unknown name '(\w+)'", msg)
+    if m and key is not None and hasattr(key, "suggest"):
+        hint = key.suggest(m.group(1))
+        if hint:
+            return f"{msg}; did you mean {hint}?"
+    return msg
 
 
 #: "5 x 5 x 32" as written in tables: an x between spaced numbers is a product
@@ -487,17 +591,21 @@ class _Table:
 
     given: np.ndarray
     dec: np.ndarray          # decimals shown (-1: exact / unknown)
+    sig: np.ndarray          # significant figures shown (-1: exact / unknown)
     formula_verdict: np.ndarray   # -1, or a verdict code decided for a formula cell
     cells: list = field(default_factory=list)    # per row: [(name, text, qids | None, parsed list | error)]
 
 
-def check_table(key: AnswerKey, rows: list, rtol=RTOL, atol=ATOL) -> list:
+def check_table(key: AnswerKey, rows: list, rtol=RTOL, atol=ATOL, policy: Policy | None = None) -> list:
     """Check many answer mappings ({name: text}) at once; one result per row
     (items in each row's own order)."""
+    policy = _policy(policy, rtol, atol)
+    rtol, atol = policy.rtol, policy.atol
     nq = len(key.quantities)
     n = len(rows)
     given = np.full((n, nq), np.nan)
     dec = np.full((n, nq), -1, dtype=np.int64)
+    sig = np.full((n, nq), -1, dtype=np.int64)
     fverd = np.full((n, nq), -1, dtype=np.int64)
     cells = []
     parse_cache: dict = {}
@@ -529,18 +637,19 @@ def check_table(key: AnswerKey, rows: list, rtol=RTOL, atol=ATOL) -> list:
                     if np.isnan(given[r, i]):
                         given[r, i] = p.value
                         dec[r, i] = -1 if p.decimals is None else p.decimals
+                        sig[r, i] = -1 if p.sig is None else p.sig
                 elif p.kind == "formula":
                     fk = (qid, str(p.expr))
                     if fk not in formula_cache:
                         point = point or key.point()
                         formula_cache[fk] = judge_formula(key, qid, p.expr, point, rtol, atol)
-                    code, _msg, value = formula_cache[fk]
+                    code, _msg, value, _fc = formula_cache[fk]
                     given[r, i] = value
                     fverd[r, i] = code
             row_cells.append((name, text, qids, parsed))
         cells.append(row_cells)
-    table = _Table(given, dec, fverd, cells)
-    verdict, detail = _verdicts(key, table, rtol, atol)
+    table = _Table(given, dec, sig, fverd, cells)
+    verdict, detail = _verdicts(key, table, policy)
     return _items(key, table, verdict, detail, formula_cache, rtol, atol)
 
 
@@ -553,10 +662,15 @@ def _flatten(text):
     return [text]
 
 
-def _verdicts(key: AnswerKey, tb: _Table, rtol, atol):
+def _verdicts(key: AnswerKey, tb: _Table, policy: Policy):
     """Verdict codes (rows x quantities, -1 where not given) and, per cell,
-    which rule decided it."""
+    which rule decided it.  `rounding` (any of its ways) needs the digits
+    the policy asks for and is never given to a value that is another
+    named quantity of the problem (``named``)."""
+    rtol, atol = policy.rtol, policy.atol
     G, D = tb.given, tb.dec
+    enough_sig = (tb.sig < 0) | (tb.sig >= policy.min_sig)
+    named = _named_values(key, G, rtol, atol)
     own, rec = key.own_values(G)
     e = key.exact
     n, nq = G.shape
@@ -577,9 +691,17 @@ def _verdicts(key: AnswerKey, tb: _Table, rtol, atol):
             ulp = np.where(D[:, i] >= 0, 2 * hu, -1.0)
             small = diff <= ROUNDING_MAX_REL * abs(e[i])
             correct = diff <= _tol(e[i], rtol, atol)
-            rounded = (diff <= hu) & small
+            # the digits shown suffice: enough significant figures, or the decimals the question asked
+            shown_ok = enough_sig[:, i] | ((D[:, i] >= policy.decimals) if policy.decimals is not None else False)
+            may_round = shown_ok & ~named[:, i]
+            rounded = (diff <= hu) & small & may_round
+            if policy.decimals is not None:
+                # rounded to the decimals the question asked: passes however small the value
+                asked = _half_ulp(np.array(policy.decimals))
+                rounded |= (D[:, i] >= policy.decimals) & (diff <= asked) & ~named[:, i]
             # truncated: |given| below |exact|, same sign, within one unit of the last digit
-            truncated = (diff < ulp * (1 - 1e-6)) & small & (np.abs(col) < np.abs(e[i])) & (col * e[i] >= 0)
+            truncated = ((diff < ulp * (1 - 1e-6)) & small & (np.abs(col) < np.abs(e[i])) & (col * e[i] >= 0)
+                         & may_round)
             r = rec[:, i]
             rdiff = np.abs(col - r)
             own_ok = ((rdiff <= _tol(r, rtol, atol)) | ((rdiff <= hu) & (rdiff <= ROUNDING_MAX_REL * np.abs(r))))
@@ -587,12 +709,13 @@ def _verdicts(key: AnswerKey, tb: _Table, rtol, atol):
             chain_ok = np.zeros(n, dtype=bool)
             for _how, vals in chains:
                 cd = np.abs(col - vals[i])
-                chain_ok |= ((cd <= _tol(vals[i], rtol, atol)) | (cd <= hu)) & small
+                chain_ok |= ((cd <= _tol(vals[i], rtol, atol)) | (cd <= hu)) & small & may_round
             v = np.full(n, INC)
             h = np.zeros(n, dtype=np.int64)
             v[chain_ok] = RND; h[chain_ok] = 3
             v[truncated] = RND; h[truncated] = 2
-            v[own_ok & up_rnd & ~up_bad] = RND; h[own_ok & up_rnd & ~up_bad] = 4
+            own_rnd = own_ok & up_rnd & ~up_bad & may_round
+            v[own_rnd] = RND; h[own_rnd] = 4
             v[own_ok & up_bad] = CF; h[own_ok & up_bad] = 4
             v[rounded] = RND; h[rounded] = 1
             v[correct] = C; h[correct] = 0
@@ -608,6 +731,30 @@ def _verdicts(key: AnswerKey, tb: _Table, rtol, atol):
             bad[:, i] = given_bad | (~has & up_bad & dev)
             rnd[:, i] = given_rnd | (~has & up_rnd & dev)
     return verdict, (how, own, rec, bad, rnd)
+
+
+def _named_values(key: AnswerKey, G: np.ndarray, rtol, atol) -> np.ndarray:
+    """rows x quantities: the given value is, within tolerance, the value of
+    another named quantity of the problem (a parameter before its update, a
+    forward value, a gradient, an update), other than 0 and other than the
+    right value itself.  Inputs and targets are left out: 1 and 0.5 are too
+    common to mean anything."""
+    params = set(key.graph.parameters)
+    pool = np.array([q.value for q in key.quantities
+                     if (q.kind != "given" or q.node in params) and q.value != 0 and math.isfinite(q.value)])
+    out = np.zeros(G.shape, dtype=bool)
+    if pool.size == 0:
+        return out
+    tol = np.maximum(rtol * np.abs(pool), atol)
+    with np.errstate(invalid="ignore"):
+        for i in range(G.shape[1]):
+            col = G[:, i]
+            if np.all(np.isnan(col)):
+                continue
+            others = np.abs(pool - key.exact[i]) > np.maximum(rtol * abs(key.exact[i]), atol)
+            hit = np.abs(col[:, None] - pool[None, :]) <= tol[None, :]
+            out[:, i] = np.any(hit & others[None, :], axis=1)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -629,91 +776,132 @@ def _exact_text(q: Quantity) -> str:
         return _fmt(q.value)
 
 
+#: diagnoses in the order they are preferred when several fit equally well
+#: (a named, specific mistake before a coincidence of values)
+DIAGNOSIS_ORDER = ("not-updated", "missing-lr", "wrong-direction", "step-only", "sign", "missing-derivative",
+                   "missing-factor", "swapped-with", "wrong-point", "extra-factor", "value-of")
+
+
+def _rank(code: str) -> int:
+    return DIAGNOSIS_ORDER.index(code.split(":")[0])
+
+
 class _Diagnoser:
-    """Names the likely mistake behind a wrong number (cached per value)."""
+    """The one best-supported mistake behind a wrong number, as (code,
+    sentence), or ("", ""): a value matching a mistake model within the
+    tolerance beats one matching only to the digits shown (and such a match
+    is said to be one); among equals, DIAGNOSIS_ORDER decides.  Cached per
+    value."""
 
     def __init__(self, key: AnswerKey, rtol, atol):
         self.key = key
         self.rtol, self.atol = rtol, atol
         self.cache: dict = {}
+        self._factors: dict = {}
 
-    def close(self, a, b, dec):
-        tol = max(self.rtol * abs(b), self.atol)
-        if dec is not None and dec >= 0:
-            tol = max(tol, 0.5 * 10.0 ** -dec * (1 + 1e-9))
-            tol = min(tol, max(ROUNDING_MAX_REL * abs(b), self.rtol * abs(b), self.atol))
-        return abs(a - b) <= tol
+    def tier(self, a, b, dec, sig=None):
+        """0: a equals b within tolerance; 1: a is b rounded to the digits
+        shown (at least 2 significant figures); None: neither."""
+        if abs(a - b) <= max(self.rtol * abs(b), self.atol):
+            return 0
+        if dec is not None and dec >= 0 and (sig is None or sig >= MIN_SIG):
+            if abs(a - b) <= 0.5 * 10.0 ** -dec * (1 + 1e-9) and abs(a - b) <= ROUNDING_MAX_REL * abs(b):
+                return 1
+        return None
 
-    def __call__(self, i: int, g: float, dec, own_row) -> str:
+    def __call__(self, i: int, g: float, dec, own_row, sig=None) -> tuple:
         key = self.key
         q = key.quantities[i]
         extra = ()
         if q.kind == "update":
             gi = key.index[q.parents[1]]
             extra = (float(own_row[gi]),)
-        ck = (i, g, dec, extra)
-        if ck in self.cache:
-            return self.cache[ck]
+        ck = (i, g, dec, sig, extra)
+        if ck not in self.cache:
+            found = []
+            for k, (code, value, sentence) in enumerate(self._models(i, extra)):
+                if not math.isfinite(value) or abs(value - q.value) <= max(self.rtol * abs(q.value), self.atol):
+                    continue
+                t = self.tier(g, value, dec, sig)
+                if t is not None:
+                    found.append((t, _rank(code), self._near(q, code), k, code, value, sentence))
+            if not found:
+                self.cache[ck] = ("", "")
+            else:
+                t, _r, _n, _k, code, value, sentence = min(found)
+                if t == 1:
+                    sentence += f" (matches {_fmt(value)} to the digits shown only)"
+                self.cache[ck] = (code, sentence)
+        return self.cache[ck]
+
+    def _models(self, i: int, extra):
+        """(code, value, sentence) of every mistake model for quantity i."""
+        key = self.key
+        q = key.quantities[i]
         e = q.value
-        found = []
-        if e != 0 and self.close(g, -e, dec):
-            found.append("sign error: this is minus the right value")
-        if e != 0 and self.close(g, 2 * e, dec):
-            found.append("twice the right value (an extra factor of 2, e.g. d/do (y-o)^2 without the 1/2)")
-        if e != 0 and self.close(g, e / 2, dec):
-            found.append("half the right value (a factor of 2 is missing)")
+        if e != 0:
+            yield "sign", -e, "sign error: this is minus the right value"
+            yield "extra-factor:2", 2 * e, "twice the right value (an extra factor of 2)"
+            yield "missing-factor:2", e / 2, "half the right value (a factor of 2 is missing)"
         if q.kind == "update":
             p0 = key.quantities[key.index[q.node]].value
             grad = extra[0]
             new_own = float(q.fn(p0, grad))
-            lr_sgd = key.solution.optimizer.rule == "sgd"
-            if lr_sgd and self.close(g, p0 - grad, dec) and grad != 0:
-                found.append(f"the learning rate is missing ({q.node} - d{key.loss}/d{q.node})")
-            if grad != 0 and self.close(g, 2 * p0 - new_own, dec):
-                found.append("the step went with the gradient instead of against it "
-                             f"({q.node} + lr * d{key.loss}/d{q.node})")
-            if grad != 0 and self.close(g, new_own - p0, dec) and p0 != 0:
-                found.append(f"this is the step only; the old value {q.node} = {_fmt(p0)} is not added")
-        for desc, vals in key.variants():
-            if abs(vals[i] - e) > max(self.rtol * abs(e), self.atol) and self.close(g, vals[i], dec):
-                found.append(desc)
-                break
-        others = self._same_value(i, g, dec, same_kind_only=bool(found))
-        if others:
-            found.append(f"this is the value of {others}")
-        msg = "; ".join(found)
-        self.cache[ck] = msg
-        return msg
+            yield "not-updated", p0, f"this is {q.node} before the update: the update was not applied"
+            if grad != 0 and key.solution.optimizer.rule == "sgd":
+                yield ("missing-lr", p0 - grad,
+                       f"the learning rate is missing ({q.node} - d{key.loss}/d{q.node})")
+            if grad != 0 and p0 != 0:      # from 0, going the wrong way is just the sign
+                yield ("wrong-direction", 2 * p0 - new_own,
+                       f"the step went with the gradient instead of against it ({q.node} + lr * d{key.loss}/d{q.node})")
+                if p0 != 0:
+                    yield ("step-only", new_own - p0,
+                           f"this is the step only; the old value {q.node} = {_fmt(p0)} is not added")
+        if q.kind == "adjoint" and e != 0:
+            for name, fv in self.chain_factors(q.qid):
+                yield (f"missing-factor:{name}", e / fv,
+                       f"the factor {name} = {_fmt(fv)} of the chain rule is missing")
+        for code, desc, vals in key.variants():
+            yield code, float(vals[i]), desc
+        params = set(key.graph.parameters)
+        for j, o in enumerate(key.quantities):
+            if j == i:
+                continue
+            if o.kind == q.kind and o.kind != "given" and (o.node in params) == (q.node in params):
+                yield f"swapped-with:{o.node}", o.value, f"this is the value of {o.label}: {o.node} and {q.node} exchanged"
+            elif o.value != 0 and (o.kind != "given" or o.node in params):
+                yield f"value-of:{o.qid}", o.value, f"this is the value of {o.label}"
 
-    def _same_value(self, i: int, g: float, dec, same_kind_only=False) -> str:
-        key = self.key
-        q = key.quantities[i]
-        if g == 0 or same_kind_only:
-            # zero is the value of many things; only same-kind ones are worth naming
-            pool = [j for j, o in enumerate(key.quantities) if o.kind == q.kind]
-        else:
-            pool = range(len(key.quantities))
-        hits = [j for j in pool if j != i and key.quantities[j].value != q.value
-                and (key.quantities[j].value != 0 or g == 0)
-                and self.close(g, key.quantities[j].value, dec)]
-        if not hits:
-            return ""
+    def _near(self, q: Quantity, code: str) -> int:
+        """Among exchanged quantities, the nearest parameter first (w2 and
+        w3 are the labels most easily exchanged)."""
+        if not code.startswith("swapped-with:"):
+            return 0
         params = self.key.graph.parameters
-        pos = {p: k for k, p in enumerate(params)}
+        other = code.split(":", 1)[1]
+        if q.node in params and other in params:
+            return abs(params.index(q.node) - params.index(other))
+        return len(params)
 
-        def rank(j):
-            o = key.quantities[j]
-            # same kind first; among parameters' quantities, nearest parameter
-            # first (w2 and w3 are the labels most easily exchanged)
-            if o.kind != q.kind:
-                return (2, j)
-            if q.node in pos and o.node in pos:
-                return (0, abs(pos[o.node] - pos[q.node]), j)
-            return (1, abs(j - i))
-        order = sorted(hits, key=rank)
-        first = key.quantities[order[0]].label
-        more = [key.quantities[j].label for j in order[1:4]]
-        return first + (f" (also of {', '.join(more)})" if more else "")
+    def chain_factors(self, qid: str) -> list:
+        """(name, value) of the named factors of an adjoint's chain-rule
+        product (dL/dw5 = (o1 - y) * a1: a1), value not 0 or 1."""
+        if qid not in self._factors:
+            out = []
+            chain = self.key.forms(qid).get("chain")
+            point = self.key.point()
+            if chain is not None:
+                for f in sympy.Mul.make_args(chain):
+                    if not f.is_Symbol:
+                        continue
+                    try:
+                        fv = float(f.xreplace(point))
+                    except (TypeError, ValueError):
+                        continue
+                    if math.isfinite(fv) and abs(fv) not in (0.0, 1.0):
+                        out.append((str(f), fv))
+            self._factors[qid] = out
+        return self._factors[qid]
 
 
 def _sources(key: AnswerKey, r: int, i: int, has, verdict, bad_or_rnd, names_of) -> list:
@@ -759,7 +947,7 @@ def _items(key: AnswerKey, tb: _Table, verdict, detail, formula_cache, rtol, ato
             if isinstance(parsed, str):
                 items.append(_item(name, given_text, exp_out, "unparseable", parsed))
                 continue
-            codes, msgs = [], []
+            codes, msgs, dcodes = [], [], []
             for qid, p in zip(qids, parsed):
                 i = key.index[qid]
                 q = key.quantities[i]
@@ -770,7 +958,10 @@ def _items(key: AnswerKey, tb: _Table, verdict, detail, formula_cache, rtol, ato
                 code = int(verdict[r, i])
                 if p.kind == "formula":
                     codes.append(code)
-                    msgs.append(formula_cache[(qid, str(p.expr))][1])
+                    _c, fmsg, _v, fcode = formula_cache[(qid, str(p.expr))]
+                    msgs.append(fmsg)
+                    if fcode:
+                        dcodes.append(fcode)
                     continue
                 codes.append(code)
                 g = tb.given[r, i]
@@ -793,15 +984,22 @@ def _items(key: AnswerKey, tb: _Table, verdict, detail, formula_cache, rtol, ato
                     dep = ", ".join(f"{s} = {_given_of(row_cells, s)}" for s in src) or "earlier answers"
                     msgs.append(f"consistent with your {what} {dep} (right value: {_exact_text(q)})")
                 else:
-                    d = diag(i, float(g), p.decimals, own[r])
+                    dcode, d = diag(i, float(g), p.decimals, own[r], p.sig)
                     msgs.append(f"right value: {_exact_text(q)}" + (f"; {d}" if d else ""))
+                    if dcode:
+                        dcodes.append(dcode)
             code = _worst(codes)
             if len(qids) == 1:
                 message = msgs[0]
             else:
-                wrong = [f"[{k}] {m}" for k, (c, m) in enumerate(zip(codes, msgs)) if c not in (C, EQ)]
+                # entries counted from 1, as a person counts them
+                wrong = [f"[{k + 1}] {m}" for k, (c, m) in enumerate(zip(codes, msgs)) if c not in (C, EQ)]
                 message = "; ".join(wrong[:6]) + (" ..." if len(wrong) > 6 else "")
-            item = _item(name, given_text, exp_out, VERDICTS[code], message)
+            notes = sorted({p.note for p in parsed if getattr(p, "note", None)})
+            if notes:
+                message = "; ".join([message] + notes) if message else "; ".join(notes)
+            item = _item(name, given_text, exp_out, VERDICTS[code], message,
+                         Counter(dcodes).most_common(1)[0][0] if dcodes and code == INC else None)
             if len(qids) == 1 and parsed[0].kind == "formula":
                 forms = key.forms(qids[0])
                 shown = forms.get("chain", forms.get("step", forms.get("general")))
@@ -838,8 +1036,12 @@ def _nest(flat, shape):
     return nest(list(flat), tuple(shape))
 
 
-def _item(name, given, expected, verdict, message) -> dict:
-    return {"name": name, "given": given, "expected": expected, "verdict": verdict, "message": message}
+def _item(name, given, expected, verdict, message, code=None) -> dict:
+    """One answer's record.  ``code`` names the diagnosed mistake (stable:
+    ``sign``, ``not-updated``, ``missing-lr``, ``missing-factor:2``,
+    ``swapped-with:w3``, ``wrong-point``, ...) or is None."""
+    return {"name": name, "given": given, "expected": expected, "verdict": verdict, "message": message,
+            "code": code}
 
 
 # ---------------------------------------------------------------------------
@@ -847,8 +1049,10 @@ def _item(name, given, expected, verdict, message) -> dict:
 
 
 def judge_formula(key: AnswerKey, qid: str, expr, point: dict, rtol=RTOL, atol=ATOL):
-    """(verdict code, message, value at the problem's point) for a formula
-    answer, compared with the key's forms of the quantity as functions."""
+    """(verdict code, message, value at the problem's point, diagnosis code)
+    for a formula answer, compared with the key's forms of the quantity as
+    functions; a wrong formula gets the same diagnoses as a number (sign,
+    a missing factor, a missing derivative factor, another quantity's rule)."""
     q = key.quantities[key.index[qid]]
     try:
         value = float(sympy.N(expr.xreplace(point)))
@@ -857,89 +1061,83 @@ def judge_formula(key: AnswerKey, qid: str, expr, point: dict, rtol=RTOL, atol=A
     forms = key.forms(qid)
     structural = any(expr == f for f in forms.values() if f is not None)
     general = forms.get("general")
+    shown = forms.get("chain", general)
     if general is not None:
         mine = key.expand_forward(expr)
         if mine is not None and same_function(mine, general, key):
-            return (C if structural else EQ), ("" if structural else f"equal to {_short(forms.get('chain', general))}"), value
+            return (C if structural else EQ), ("" if structural else f"equal to {shown}"), value, None
     for name in ("step", "chain"):
         f = forms.get(name)
         if f is not None and same_function(expr, f, key):
             how = "the key's step with upstream values" if name == "step" else "the key's formula"
-            return (C if structural else EQ), ("" if structural else f"equal to {how} {_short(f)}"), value
+            return (C if structural else EQ), ("" if structural else f"equal to {how} {f}"), value, None
     ok_here = math.isfinite(value) and abs(value - q.value) <= max(rtol * abs(q.value), atol)
-    msg = f"not the same formula as {_short(forms.get('chain', forms.get('step', general)))}"
-    if general is not None and general.has(step):
+    msg = f"not the same formula as {forms.get('chain', forms.get('step', general))}"
+    code, why = _formula_diagnosis(key, q, expr)
+    if why:
+        msg += f"; {why}"
+    elif general is not None and general.has(step):
         relaxed = general.replace(step, lambda a: sympy.Integer(1))
         mine = key.expand_forward(expr)
         if mine is not None and same_function(mine, relaxed, key):
+            code = "missing-derivative:relu"
             msg += ("; it agrees only where the ReLU units are active: the factor step(...) "
                     "(relu's derivative) is missing")
     if ok_here:
         msg += "; it gives the right number at the problem's point, but not elsewhere"
     elif math.isfinite(value):
         msg += f"; at the problem's point it gives {_fmt(value)}, the right value is {_exact_text(q)}"
-    return INC, msg, value
+    return INC, msg, value, code
 
 
-def expanded_terms(expr, cap: int = 10**6) -> int:
-    """An upper bound on the terms of ``sympy.expand(expr)``, found without
-    expanding (capped at ``cap``): sums add, products multiply, a power of a
-    sum of k terms to n has at most C(n + k - 1, n).
-
-    >>> a, b, c = sympy.symbols("a b c")
-    >>> expanded_terms((a + b) ** 3), expanded_terms((a + b) * (a + c) + c), expanded_terms((a + b + c) ** 64)
-    (4, 5, 2145)
-    """
-    if expr.is_Add:
-        return min(cap, sum(expanded_terms(x, cap) for x in expr.args))
-    if expr.is_Mul:
-        out = 1
-        for x in expr.args:
-            out = min(cap, out * expanded_terms(x, cap))
-        return out
-    if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
-        k = expanded_terms(expr.base, cap)
-        return min(cap, math.comb(int(expr.exp) + k - 1, int(expr.exp))) if k > 1 else 1
-    return 1
-
-
-def same_function(a, b, key: AnswerKey | None) -> bool:
-    """a == b as functions: exact where cheap, else at the problem's point
-    (if there is a ``key``) and FORMULA_POINTS seeded random points (finite
-    at >= 3 of them)."""
-    if a == b:
-        return True
-    diff = a - b
-    if sympy.count_ops(diff) <= EXACT_COMPARE_OPS and expanded_terms(diff) <= EXPAND_TERMS:
+def _formula_diagnosis(key: AnswerKey, q: Quantity, expr) -> tuple:
+    """(code, sentence) of a wrong formula: the right form with a flipped
+    sign, a factor 2 too many or too few, one factor of its chain-rule
+    product left out (an activation's derivative or a weight), or the right
+    form of another quantity of the same kind; ("", "") if none fits."""
+    forms = key.forms(q.qid)
+    general = forms.get("general")
+    chain = forms.get("chain")
+    mine = key.expand_forward(expr)
+    if general is None or mine is None:
+        return "", ""
+    cands = [("sign", -general, "sign error: this is minus the right formula"),
+             ("extra-factor:2", 2 * general, "twice the right formula (an extra factor of 2)"),
+             ("missing-factor:2", general / 2, "half the right formula (a factor of 2 is missing)")]
+    if q.kind == "update":
+        p = key.graph.nodes[q.node].symbol
+        cands.insert(0, ("not-updated", p, f"this is {q.node} itself: the update is not applied"))
+        lr = key.aliases.get("lr")
+        grad = key.forms(f"d{key.loss}/d{q.node}").get("general")
+        if lr is not None and grad is not None:
+            cands.insert(1, ("missing-lr", p - grad, "the learning rate is missing"))
+            cands.insert(2, ("wrong-direction", p + lr * grad,
+                             "the step went with the gradient instead of against it"))
+    if chain is not None and q.kind == "adjoint":
+        for f in sympy.Mul.make_args(chain):
+            if not f.free_symbols:
+                continue
+            rest = key.expand_forward(chain / f)
+            act = [n for n in map(str, f.free_symbols) if n in key.graph.nodes
+                   and key.graph.nodes[n].expr is not None and op_of(key.graph.nodes[n].expr) is not None]
+            if f.is_Symbol:
+                cands.append((f"missing-factor:{f}", rest, f"the factor {f} of the chain rule is missing"))
+            elif act or f.has(step):
+                via = act[0] if act else str(sorted(f.free_symbols, key=str)[0])
+                cands.append((f"missing-derivative:{via}", rest,
+                              f"the derivative factor {f} is missing"))
+    for o in key.quantities:
+        if o.qid != q.qid and o.kind == q.kind and o.kind in ("adjoint", "update") and o.value != q.value:
+            og = key.forms(o.qid).get("general")
+            if og is not None:
+                cands.append((f"swapped-with:{o.node}", og, f"this is the formula of {o.label}"))
+    for code, form, sentence in cands:
         try:
-            if sympy.expand(diff) == 0:
-                return True
-        except (TypeError, ValueError, RecursionError):
-            pass
-    syms = sorted(a.free_symbols | b.free_symbols, key=str)
-    if not syms:
-        try:
-            return abs(float(sympy.N(diff))) <= 1e-12 * max(1.0, abs(float(sympy.N(b))))
+            if same_function(mine, form, key):
+                return code, sentence
         except (TypeError, ValueError):
-            return False
-    here = key.point() if key is not None else {}
-    rng = np.random.default_rng(FORMULA_SEED)
-    cols = []
-    for s in syms:
-        base = float(here.get(s, 0.5))
-        r = rng.uniform(-1.5, 1.5, FORMULA_POINTS)
-        r = np.where(np.abs(r) < 0.05, r + 0.3, r)
-        cols.append(np.concatenate([[base], r]))
-    with np.errstate(all="ignore"):
-        try:
-            va = np.broadcast_to(np.asarray(_lambdify(syms, a)(*cols), dtype=float), cols[0].shape)
-            vb = np.broadcast_to(np.asarray(_lambdify(syms, b)(*cols), dtype=float), cols[0].shape)
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-            return False
-    fin = np.isfinite(va) & np.isfinite(vb)
-    if np.any(np.isfinite(va) != np.isfinite(vb)) or fin.sum() < 3:
-        return False
-    return bool(np.all(np.abs(va[fin] - vb[fin]) <= 1e-9 * np.maximum(1.0, np.abs(vb[fin]))))
+            continue
+    return "", ""
 
 
 # ---------------------------------------------------------------------------
@@ -1051,33 +1249,46 @@ def _solved(expr) -> str:
     return min(found)[2] if found else f"{expr} = 0"
 
 
-def check_values(solution, rows: list, rtol=RTOL, atol=ATOL) -> list:
+def check_values(solution, rows: list, rtol=RTOL, atol=ATOL, policy: Policy | None = None) -> list:
     """Check answers against a solution's ``values`` (numbers, lists, text),
-    and formula- or rule-valued ones against its ``judges``."""
+    and formula- or rule-valued ones against its ``judges``.  An answer that
+    follows from earlier ones (RELATIONS) is judged after them, so it knows
+    whether they were right."""
+    policy = _policy(policy, rtol, atol)
+    rtol, atol = policy.rtol, policy.atol
     values = solution.to_json().get("values", {})
     judges = getattr(solution, "judges", None) or {}
+    related = RELATIONS.get(solution.problem.id, {})
     results = []
     for answers in rows:
         items = []
         own = _own_numbers(answers)
-        for name, text in answers.items():
+        verdicts = {}
+        order = sorted(answers, key=lambda n: _normal_name(n) in related)
+        done = {}
+        for name in order:
+            text = answers[name]
             key = _normal_name(name)
             if _judged(judges, key, text) or (is_not_given(text) and key in values):
-                items.append(_judged_item(solution, judges, name, text))
-                continue
-            if key not in values:
+                done[name] = _judged_item(solution, judges, name, text)
+            elif key not in values:
                 close = difflib.get_close_matches(key, list(values), n=3, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
-                items.append(_item(name, _text_of(text), None, "unknown-name",
+                done[name] = _item(name, _text_of(text), None, "unknown-name",
                                    f"{name!r} is not a quantity of this problem{hint}; "
-                                   f"known: {', '.join(list(values)[:12])}"))
-                continue
-            items.append(_judge_value(name, text, values[key], values, rtol, atol, solution.problem.id, own))
+                                   f"known: {', '.join(list(values)[:12])}")
+            else:
+                done[name] = _judge_value(name, text, values[key], values, rtol, atol, solution.problem.id, own,
+                                      policy=policy, verdicts=verdicts)
+            verdicts[key] = done[name]["verdict"]
+        items.extend(done[n] for n in answers)
         results.append(items)
     return results
 
 
-def _judge_value(name, text, expected, values, rtol, atol, solution_id=None, own=None) -> dict:
+def _judge_value(name, text, expected, values, rtol, atol, solution_id=None, own=None,
+                 policy: Policy | None = None, verdicts: dict | None = None) -> dict:
+    policy = _policy(policy, rtol, atol)
     given_text = _text_of(text)
     if isinstance(expected, str):
         code, msg = _judge_text(given_text, expected)
@@ -1090,7 +1301,7 @@ def _judge_value(name, text, expected, values, rtol, atol, solution_id=None, own
         else:
             what = f"expected {len(exp_flat)} entries, found {len(texts)}"
         return _item(name, given_text, expected, "incorrect", what)
-    codes, msgs = [], []
+    codes, msgs, dcodes = [], [], []
     others = {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     for k, (t, e) in enumerate(zip(texts, exp_flat)):
         if isinstance(e, str):
@@ -1112,34 +1323,41 @@ def _judge_value(name, text, expected, values, rtol, atol, solution_id=None, own
         g = p.value
         diff = abs(g - e)
         small = diff <= ROUNDING_MAX_REL * abs(e)
+        exact_same = [k2 for k2, v in others.items() if k2 != _normal_name(name) and v != e and v != 0
+                      and abs(g - v) <= max(rtol * abs(v), atol)]
+        may_round = (p.sig is None or p.sig >= policy.min_sig) and not exact_same
+        asked = (policy.decimals is not None and p.decimals is not None and p.decimals >= policy.decimals
+                 and diff <= 0.5 * 10.0 ** -policy.decimals * (1 + 1e-9) and not exact_same)
         if diff <= max(rtol * abs(e), atol):
             codes.append(C); msgs.append("")
-        elif p.decimals is not None and diff <= 0.5 * 10.0 ** -p.decimals * (1 + 1e-9) and small:
+        elif (p.decimals is not None and diff <= 0.5 * 10.0 ** -p.decimals * (1 + 1e-9) and small
+              and may_round) or asked:
             codes.append(RND); msgs.append(f"{_fmt(e)} rounded to {p.decimals} decimals")
         elif (p.decimals is not None and diff < 10.0 ** -p.decimals * (1 - 1e-6) and small
-              and abs(g) < abs(e) and g * e >= 0):
+              and abs(g) < abs(e) and g * e >= 0 and may_round):
             codes.append(RND)
             msgs.append(f"{_fmt(e)} truncated, not rounded (rounded: {_fmt(round(e, p.decimals))})")
         else:
             codes.append(INC)
-            found = []
+            found = ""
             if e != 0 and abs(g + e) <= max(rtol * abs(e), atol):
-                found.append("sign error")
-            same = [k2 for k2, v in others.items() if k2 != name and v != e
-                    and abs(g - v) <= max(rtol * abs(v), atol, 0.5 * 10.0 ** -(p.decimals or 0) if small else 0)]
-            if same:
-                found.append(f"this is the value of {same[0]}")
-            msgs.append(f"right value: {_fmt(e)}" + (f"; {'; '.join(found)}" if found else ""))
+                found, dcode = "sign error: this is minus the right value", "sign"
+            elif exact_same:
+                found, dcode = f"this is the value of {exact_same[0]}", f"value-of:{exact_same[0]}"
+            if found:
+                dcodes.append(dcode)
+            msgs.append(f"right value: {_fmt(e)}" + (f"; {found}" if found else ""))
     code = _worst(codes)
     if len(codes) == 1:
         message = msgs[0]
     else:
-        message = "; ".join(f"[{k}] {m}" for k, (c, m) in enumerate(zip(codes, msgs)) if c != C)
+        message = "; ".join(f"[{k + 1}] {m}" for k, (c, m) in enumerate(zip(codes, msgs)) if c != C)
         if code == INC:
             same = [k2 for k2, v in values.items() if k2 != name and isinstance(v, list)
                     and _flatten(v) != exp_flat and _same_numbers(texts, _flatten(v))]
             if same:
                 message += f"; this is the value of {same[0]}"
+                dcodes.append(f"value-of:{same[0]}")
     relation = RELATIONS.get(solution_id, {}).get(name) if solution_id else None
     if code == INC and relation is not None and own is not None:
         parents, fn, how = relation
@@ -1155,11 +1373,19 @@ def _judge_value(name, text, expected, values, rtol, atol, solution_id=None, own
                 src = ", ".join(parents)
                 if d <= ulp / 2 * (1 + 1e-9) or (d < ulp * (1 - 1e-6) and abs(p.value) < abs(mine)):
                     kind = "rounded" if d <= ulp / 2 * (1 + 1e-9) else "truncated, not rounded"
+                    wrong = [q for q in parents if (verdicts or {}).get(q) in ("incorrect", "carried-forward")]
+                    if wrong:
+                        # follows from the answerer's own wrong intermediates: carried forward at best
+                        return _item(name, given_text, expected, "carried-forward",
+                                     f"{how} of your {', '.join(wrong)} gives {_fmt(mine)} ({kind}), but your "
+                                     f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong; right value: "
+                                     f"{_fmt(float(expected))}")
                     return _item(name, given_text, expected, "rounding",
                                  f"{how} of your rounded {src} gives {_fmt(mine)} ({kind}); "
                                  f"exact: {_fmt(float(expected))} ({_fmt(round(float(expected), p.decimals))} "
                                  f"to {p.decimals} decimals)")
-    return _item(name, given_text, expected, VERDICTS[code], message)
+    return _item(name, given_text, expected, VERDICTS[code], message,
+                 dcodes[0] if dcodes and code == INC else None)
 
 
 #: Problems without a step list: how an answer follows from the answerer's
@@ -1245,20 +1471,22 @@ def summary_of(items: list) -> dict:
     return out
 
 
-def check_rows(solution, rows: list, rtol=RTOL, atol=ATOL) -> list:
+def check_rows(solution, rows: list, rtol=RTOL, atol=ATOL, policy: Policy | None = None) -> list:
     """Item lists for many answer mappings (the work of a class CSV)."""
+    policy = _policy(policy, rtol, atol)
+    rtol, atol = policy.rtol, policy.atol
     rows = [as_texts(r) for r in rows]
     if hasattr(solution, "derivation") and hasattr(solution, "evaluation"):
         key = answer_key(solution)
         judges = getattr(solution, "judges", None) or {}
         if not judges and not any(is_not_given(t) for r in rows for t in r.values()):
-            return check_table(key, rows, rtol, atol)
+            return check_table(key, rows, rtol, atol, policy)
         # answers a judge takes (path sums, vector formulas) or marked "not
         # given" are judged one by one; the rest go through the table at once
         aside = [{n: t for n, t in r.items() if _judged(judges, _normal_name(n), t) or is_not_given(t)}
                  for r in rows]
         table = check_table(key, [{n: t for n, t in r.items() if n not in a} for r, a in zip(rows, aside)],
-                            rtol, atol)
+                            rtol, atol, policy)
         out, seen = [], {}      # a class gives the same answer text many times: judge it once
 
         def judged(n, t):
@@ -1271,7 +1499,7 @@ def check_rows(solution, rows: list, rtol=RTOL, atol=ATOL) -> list:
             by_name = iter(items)
             out.append([judged(n, t) if n in a else next(by_name) for n, t in r.items()])
         return out
-    return check_values(solution, rows, rtol, atol)
+    return check_values(solution, rows, rtol, atol, policy)
 
 
 def _judged(judges: dict, key: str, text) -> bool:
@@ -1326,15 +1554,20 @@ def answer_key(solution) -> AnswerKey:
     return _KEYS[k][1]
 
 
-def check(solution, answers: dict, rtol=RTOL, atol=ATOL, target: str | None = None) -> dict:
+def check(solution, answers: dict, rtol=RTOL, atol=ATOL, target: str | None = None,
+          policy: Policy | None = None) -> dict:
     """Check one answerer's answers; the contract's JSON object."""
-    items = check_rows(solution, [answers], rtol, atol)[0]
-    return {"target": target or solution.problem.id, "items": items, "summary": summary_of(items)}
+    policy = _policy(policy, rtol, atol)
+    items = check_rows(solution, [answers], policy=policy)[0]
+    return {"target": target or solution.problem.id, "items": items, "summary": summary_of(items),
+            "policy": policy.describe()}
 
 
-def check_batch(solution, batch: Batch, rtol=RTOL, atol=ATOL, target: str | None = None) -> dict:
+def check_batch(solution, batch: Batch, rtol=RTOL, atol=ATOL, target: str | None = None,
+                policy: Policy | None = None) -> dict:
     """Check a class: one result per row under ``rows``, and a summary per question."""
-    results = check_rows(solution, batch.rows, rtol, atol)
+    policy = _policy(policy, rtol, atol)
+    results = check_rows(solution, batch.rows, policy=policy)
     rows = [{"id": i, "items": items, "summary": summary_of(items)} for i, items in zip(batch.ids, results)]
     all_items = [it for items in results for it in items]
     return {"target": target or solution.problem.id, "rows": rows, "summary": summary_of(all_items),

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from .compare import same_function
 from .ops import OPS
 from .tensor import Tensor, block_paths
 
@@ -613,8 +614,6 @@ class TensorFormula:
         return read_formula(text, self.tg.tensors, t.shape, self.resolve)
 
     def judge(self, text):
-        from .check import same_function
-
         right_t = self.tg.tensors[self.name]
         try:
             mine = self.read(text)
