@@ -1564,19 +1564,104 @@ def check(solution, answers: dict, rtol=RTOL, atol=ATOL, target: str | None = No
 
 
 def check_batch(solution, batch: Batch, rtol=RTOL, atol=ATOL, target: str | None = None,
-                policy: Policy | None = None) -> dict:
-    """Check a class: one result per row under ``rows``, and a summary per question."""
+                policy: Policy | None = None, points: dict | None = None) -> dict:
+    """Check a class: one result per row under ``rows`` (with its score),
+    and a summary per question.  Columns that are not quantities of the
+    problem (name, email, a typo) are carried through in each row's
+    ``fields`` and never graded; a typo is named in ``warnings``.  Points
+    per question come from ``points``, else the CSV's points row, else 1."""
     policy = _policy(policy, rtol, atol)
-    results = check_rows(solution, batch.rows, policy=policy)
-    rows = [{"id": i, "items": items, "summary": summary_of(items)} for i, items in zip(batch.ids, results)]
+    graded, warnings = classify_columns(solution, batch.columns)
+    rows_in = [{n: t for n, t in r.items() if n in graded} for r in batch.rows]
+    results = check_rows(solution, rows_in, policy=policy)
+    pts = {q: float((points or {}).get(q, batch.points.get(q, 1.0))) for q in graded}
+    for q in (points or {}):
+        if q not in pts:
+            warnings.append(f"--points: {q!r} is not a column of the CSV; ignored")
+    carried = [c for c in batch.columns if c not in graded]
+    rows = []
+    for k, (sid, items) in enumerate(zip(batch.ids, results)):
+        fields = dict(batch.fields[k]) if k < len(batch.fields) else {}
+        fields.update({c: _text_of(batch.rows[k][c]) for c in carried if c in batch.rows[k]})
+        rows.append({"id": sid, "fields": fields, "items": items, "summary": summary_of(items),
+                     "score": score_of(items, pts, policy), "points": sum(pts.values())})
     all_items = [it for items in results for it in items]
     return {"target": target or solution.problem.id, "rows": rows, "summary": summary_of(all_items),
-            "questions": question_summary(batch.columns, results)}
+            "questions": question_summary(graded, results, policy), "points": pts,
+            "columns": {"graded": graded, "carried": list(batch.meta) + carried},
+            "warnings": warnings, "policy": policy.describe()}
 
 
-def question_summary(columns: list, results: list) -> dict:
-    """Per question: how many answered, the share accepted, verdict counts
-    and the most common wrong answers with what they are."""
+def classify_columns(solution, columns: list) -> tuple:
+    """(graded columns, warnings): a column is graded when it names a
+    quantity of the problem; the others are named in one warning each."""
+    graded, warnings = [], []
+    judges = getattr(solution, "judges", None) or {}
+    if hasattr(solution, "derivation") and hasattr(solution, "evaluation"):
+        key = answer_key(solution)
+        for c in columns:
+            try:
+                key.resolve(c)
+                graded.append(c)
+            except CheckError as exc:
+                if _normal_name(c) in judges:
+                    graded.append(c)
+                else:
+                    warnings.append(f"column {c!r}: {exc} (carried through, not graded)")
+        return graded, warnings
+    values = solution.to_json().get("values", {})
+    for c in columns:
+        key = _normal_name(c)
+        if key in values or key in judges:
+            graded.append(c)
+        else:
+            close = difflib.get_close_matches(key, list(values), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            warnings.append(f"column {c!r} is not a quantity of this problem{hint} (carried through, not graded)")
+    return graded, warnings
+
+
+def credit_of(verdict: str, policy: Policy) -> float:
+    """The share of a question's points a verdict earns under a policy."""
+    if verdict in ("correct", "equivalent"):
+        return 1.0
+    if verdict == "rounding":
+        return policy.rounding_credit
+    if verdict == "carried-forward":
+        return policy.carried_credit
+    return 0.0
+
+
+def score_of(items: list, points: dict, policy: Policy) -> float:
+    """Points earned by one answerer (unanswered questions earn none)."""
+    return round(sum(points.get(it["name"], 1.0) * credit_of(it["verdict"], policy) for it in items), 6)
+
+
+#: what a diagnosis code means, as a class summary says it
+CODE_PHRASES = {"sign": "sign error", "not-updated": "weight not updated", "missing-lr": "missing learning rate",
+                "wrong-direction": "step taken with the gradient, not against it",
+                "step-only": "the step only (old value not added)", "missing-factor": "missing factor {}",
+                "extra-factor": "extra factor {}", "missing-derivative": "derivative of {} missing",
+                "swapped-with": "exchanged with {}", "wrong-point": "derivative taken at the wrong point",
+                "value-of": "the value of {}"}
+
+
+def code_phrase(code: str) -> str:
+    """A diagnosis code in words.
+
+    >>> code_phrase("missing-lr"), code_phrase("swapped-with:w3")
+    ('missing learning rate', 'exchanged with w3')
+    """
+    head, _, arg = code.partition(":")
+    return CODE_PHRASES.get(head, head).format(arg)
+
+
+def question_summary(columns: list, results: list, policy: Policy | None = None) -> dict:
+    """Per question: how many answered, the share correct (rounding counted
+    only when the policy says so) and accepted, counts per verdict and per
+    diagnosis code, and the most common wrong answers with what they are."""
+    policy = policy or Policy()
+    right = ("correct", "equivalent") + (("rounding",) if policy.rounding_is_correct else ())
     out = {}
     by_name: dict = {c: [] for c in columns}
     for items in results:
@@ -1584,18 +1669,23 @@ def question_summary(columns: list, results: list) -> dict:
             by_name.setdefault(it["name"], []).append(it)
     for name, items in by_name.items():
         counts = Counter(i["verdict"] for i in items)
-        ok = sum(counts.get(v, 0) for v in ACCEPTED)
+        codes = Counter(i.get("code") for i in items if i.get("code"))
         wrong = Counter()
         what = {}
         for it in items:
             if it["verdict"] in ("incorrect", "carried-forward", "unparseable"):
-                g = _canonical_given(it["given"])
+                g = (it["verdict"], it.get("code") or "", _canonical_given(it["given"]))
                 wrong[g] += 1
-                what.setdefault(g, (it["verdict"], it["message"]))
-        common = [{"given": g, "count": c, "verdict": what[g][0], "message": what[g][1]}
+                what.setdefault(g, it["message"])
+        common = [{"given": g[2], "count": c, "verdict": g[0], "code": g[1] or None, "message": what[g]}
                   for g, c in sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
-        out[name] = {"answered": len(items), "share_correct": round(ok / len(items), 4) if items else None,
-                     "verdicts": {v: counts.get(v, 0) for v in VERDICTS}, "common_wrong": common}
+        n = len(items)
+        out[name] = {"answered": n,
+                     "share_correct": round(sum(counts.get(v, 0) for v in right) / n, 4) if n else None,
+                     "share_accepted": round(sum(counts.get(v, 0) for v in ACCEPTED) / n, 4) if n else None,
+                     "verdicts": {v: counts.get(v, 0) for v in VERDICTS},
+                     "codes": dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))),
+                     "common_wrong": common}
     return out
 
 
@@ -1611,3 +1701,107 @@ def exit_code(result: dict) -> int:
     rows = result.get("rows")
     items = [it for r in rows for it in r["items"]] if rows is not None else result["items"]
     return 0 if all(it["verdict"] in ACCEPTED for it in items) else 1
+
+
+# ---------------------------------------------------------------------------
+# The Python API: derive.check(target, answers, ...)
+
+
+class CheckReport(dict):
+    """The JSON object of ``derive check`` (a dict), shown in a notebook as
+    a table: one row per answer (or, for a class, per question)."""
+
+    def _rows(self):
+        if "rows" in self:
+            return (("question", "answered", "accepted", "diagnoses"),
+                    [(n, q["answered"], "-" if q["share_accepted"] is None else f"{100 * q['share_accepted']:.0f}%",
+                      "; ".join(f"{c} x{k}" for c, k in q["codes"].items()))
+                     for n, q in self["questions"].items()])
+        return (("answer", "given", "expected", "verdict", "note"),
+                [(it["name"], it["given"], _shown_value(it["expected"]), it["verdict"], it["message"])
+                 for it in self["items"]])
+
+    def _repr_html_(self) -> str:
+        import html
+
+        colours = {"correct": "#1a7f37", "equivalent": "#1a7f37", "rounding": "#0969da",
+                   "carried-forward": "#9a6700", "incorrect": "#cf222e"}
+        head, rows = self._rows()
+        out = [f"<p><b>derive check {html.escape(str(self['target']))}</b></p>", "<table>",
+               "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+        for r in rows:
+            cells = []
+            for h, c in zip(head, r):
+                style = f' style="color:{colours.get(str(c), "#8250df")}"' if h == "verdict" else ""
+                cells.append(f"<td{style}>{html.escape(str(c))}</td>")
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        s = self["summary"]
+        out.append("</table>")
+        out.append(f"<p>{sum(s[v] for v in ACCEPTED)}/{s['total']} accepted</p>")
+        return "\n".join(out)
+
+    def _repr_latex_(self) -> str:
+        from .latex import escape as escape_latex
+
+        head, rows = self._rows()
+        spec = "l" * (len(head) - 1) + "p{6cm}"
+        lines = [r"\begin{tabular}{" + spec + "}", " & ".join(escape_latex(h) for h in head) + r" \\ \hline"]
+        lines += [" & ".join(escape_latex(str(c)) for c in r) + r" \\" for r in rows]
+        lines.append(r"\end{tabular}")
+        return "\n".join(lines)
+
+
+def _shown_value(v) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_shown_value(x) for x in v) + "]"
+    return _fmt(v) if isinstance(v, float) else str(v)
+
+
+def check_answers(target, answers, values: dict | None = None, *, rtol: float = RTOL, atol: float = ATOL,
+                  min_sig: int = MIN_SIG, decimals: int | None = None, points: dict | None = None,
+                  policy: Policy | None = None) -> CheckReport:
+    """Check hand answers from Python, as ``derive check`` does; this is
+    ``derive.check(...)``.  ``target``: a built-in id, a spec file, a
+    loaded problem or a solution; ``answers``: a mapping of names to
+    answers, a list of mappings or a Batch (a class), or the path of an
+    answers file (.yaml, .json, .csv).  Returns the records of
+    ``derive check --format json`` (a dict that a notebook shows as a table).
+
+    >>> import derive
+    >>> r = derive.check("mlp-relu-regression", {"w1": 0.1, "dL/dw5": "-0.105"})
+    >>> [(i["name"], i["verdict"], i["code"]) for i in r["items"]]
+    [('w1', 'incorrect', 'not-updated'), ('dL/dw5', 'correct', None)]
+    """
+    from pathlib import Path
+
+    from .answers import read_answers
+
+    if hasattr(target, "problem") and hasattr(target, "to_json"):
+        solution, tid = target, target.problem.id
+    else:
+        problem = target if hasattr(target, "solve") else None
+        if problem is None:
+            from .problems import load
+
+            problem = load(str(target))
+        solution, tid = problem.solve(values or None), getattr(problem, "id", str(target))
+    policy = policy or Policy(rtol, atol, min_sig, decimals)
+    if isinstance(answers, (str, Path)):
+        answers = read_answers(answers)
+    if isinstance(answers, list):
+        answers = Batch([str(k + 1) for k in range(len(answers))],
+                        list(dict.fromkeys(n for a in answers for n in a)), [as_texts(a) for a in answers])
+    if isinstance(answers, Batch):
+        return CheckReport(check_batch(solution, answers, target=tid, policy=policy, points=points))
+    return CheckReport(check(solution, answers, target=tid, policy=policy))
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``derive.check`` is this module and also the API function: calling
+    the module calls :func:`check_answers`."""
+
+    def __call__(self, *args, **kwargs):
+        return check_answers(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule
