@@ -191,6 +191,9 @@ class AnswerKey:
         kinds = {op_of(node.expr).name for node in g.nodes.values()
                  if node.expr is not None and op_of(node.expr) is not None and op_of(node.expr).name != "step"}
         self.activation = kinds.pop() if len(kinds) == 1 else None
+        # \hat{y} is the prediction of target y: the last forward node before the loss
+        fwd = [n for n, node in g.nodes.items() if node.kind == "forward"]
+        self.predicted = {n: fwd[-1] for n, node in g.nodes.items() if node.kind == "target"} if fwd else {}
 
     def _add(self, q: Quantity):
         self.quantities.append(q)
@@ -229,9 +232,9 @@ class AnswerKey:
 
     def resolve(self, name: str) -> tuple:
         """The qids an answer's name stands for; CheckError if unknown."""
-        key = _normal_name(name)
+        key = _normal_name(hats(plain_unicode(str(name)), set(self._names), self.predicted))
         m = re.fullmatch(r"d(\w+)/d(.+)", key)
-        if m and m.group(1) in ("L", "E", "J", "C", "loss", self.loss):
+        if m and m.group(1) in ("L", "E", "J", "C", "loss", "Loss", self.loss):
             key = f"d{self.loss}/d{m.group(2)}"
         for cand in _spellings(key):
             if cand in self._names:
@@ -537,7 +540,8 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
             try:
                 expr = parse_expr_safe(t, names)
             except ExprError:
-                t = hats(node_latex_names(t, getattr(key, "latex_of", {})), set(names))
+                t = hats(node_latex_names(t, getattr(key, "latex_of", {})), set(names),
+                         getattr(key, "predicted", None))
                 expr = parse_expr_safe(latex_to_expr(t, set(names)), names)
         else:
             expr = parse_expr_safe(t, names)
@@ -809,41 +813,52 @@ class _Diagnoser:
                 return 1
         return None
 
-    def __call__(self, i: int, g: float, dec, own_row, sig=None) -> tuple:
+    def __call__(self, i: int, g: float, dec, own_row, sig=None, rec=None) -> tuple:
+        """``rec``: quantity i computed from the row's own earlier values;
+        when they deviate, the mistake models are tried on it too (a sign
+        flipped on top of a value carried from an earlier mistake)."""
         key = self.key
         q = key.quantities[i]
         extra = ()
         if q.kind == "update":
             gi = key.index[q.parents[1]]
             extra = (float(own_row[gi]),)
-        ck = (i, g, dec, sig, extra)
+        carried = rec is not None and math.isfinite(rec) and abs(rec - q.value) > max(self.rtol * abs(q.value), self.atol)
+        ck = (i, g, dec, sig, extra) + ((rec, tuple(own_row)) if carried else ())
         if ck not in self.cache:
             found = []
-            for k, (code, value, sentence) in enumerate(self._models(i, extra)):
-                if not math.isfinite(value) or abs(value - q.value) <= max(self.rtol * abs(q.value), self.atol):
-                    continue
-                t = self.tier(g, value, dec, sig)
-                if t is not None:
-                    found.append((t, _rank(code), self._near(q, code), k, code, value, sentence))
+            bases = [(0, q.value, None)] + ([(1, float(rec), own_row)] if carried else [])
+            for base, e, vals in bases:
+                for k, (code, value, sentence) in enumerate(self._models(i, extra, e, vals)):
+                    if not math.isfinite(value) or abs(value - e) <= max(self.rtol * abs(e), self.atol):
+                        continue
+                    t = self.tier(g, value, dec, sig)
+                    if t is not None:
+                        if base:
+                            sentence += f" (from your own earlier values, which give {_fmt(e)})"
+                        # the key's own values before the answerer's: a named swap of the key's
+                        # values is more telling than a sign on a value carried from a mistake
+                        found.append((t, base, _rank(code), self._near(q, code), k, code, value, sentence))
             if not found:
                 self.cache[ck] = ("", "")
             else:
-                t, _r, _n, _k, code, value, sentence = min(found)
+                t, _b, _r, _n, _k, code, value, sentence = min(found)
                 if t == 1:
                     sentence += f" (matches {_fmt(value)} to the digits shown only)"
                 self.cache[ck] = (code, sentence)
         return self.cache[ck]
 
-    def _models(self, i: int, extra):
-        """(code, value, sentence) of every mistake model for quantity i."""
+    def _models(self, i: int, extra, e: float, vals=None):
+        """(code, value, sentence) of every mistake model for quantity i
+        whose right value is ``e`` (the key's, or the one the answerer's own
+        earlier values ``vals`` give)."""
         key = self.key
         q = key.quantities[i]
-        e = q.value
         if e != 0:
             yield "sign", -e, "sign error: this is minus the right value"
             yield "extra-factor:2", 2 * e, "twice the right value (an extra factor of 2)"
             yield "missing-factor:2", e / 2, "half the right value (a factor of 2 is missing)"
-        if q.kind == "update":
+        if q.kind == "update" and vals is None:     # (these already use the answerer's own gradient)
             p0 = key.quantities[key.index[q.node]].value
             grad = extra[0]
             new_own = float(q.fn(p0, grad))
@@ -858,19 +873,30 @@ class _Diagnoser:
                     yield ("step-only", new_own - p0,
                            f"this is the step only; the old value {q.node} = {_fmt(p0)} is not added")
         if q.kind == "adjoint" and e != 0:
-            for name, fv in self.chain_factors(q.qid):
-                yield (f"missing-factor:{name}", e / fv,
-                       f"the factor {name} = {_fmt(fv)} of the chain rule is missing")
-        for code, desc, vals in key.variants():
-            yield code, float(vals[i]), desc
+            for name, fv, via in self.chain_factors(q.qid):
+                if via is not None:
+                    if vals is not None:     # (on the key's values the variants cover this)
+                        yield (f"missing-derivative:{via}", e / fv,
+                               f"the derivative factor {name} of {via} is missing")
+                    continue
+                if vals is not None and name in key.index:
+                    fv = float(vals[key.index[name]])
+                if fv not in (0.0, 1.0, -1.0) and math.isfinite(fv):
+                    yield (f"missing-factor:{name}", e / fv,
+                           f"the factor {name} = {_fmt(fv)} of the chain rule is missing")
+        if vals is None:
+            for code, desc, variant in key.variants():
+                yield code, float(variant[i]), desc
         params = set(key.graph.parameters)
         for j, o in enumerate(key.quantities):
             if j == i:
                 continue
-            if o.kind == q.kind and o.kind != "given" and (o.node in params) == (q.node in params):
-                yield f"swapped-with:{o.node}", o.value, f"this is the value of {o.label}: {o.node} and {q.node} exchanged"
-            elif o.value != 0 and (o.kind != "given" or o.node in params):
-                yield f"value-of:{o.qid}", o.value, f"this is the value of {o.label}"
+            ov = o.value if vals is None else float(vals[j])
+            if (o.kind == q.kind and o.kind != "given" and (o.node in params) == (q.node in params)
+                    and (vals is None or q.kind == "update")):
+                yield f"swapped-with:{o.node}", ov, f"this is the value of {o.label}: {o.node} and {q.node} exchanged"
+            elif ov != 0 and (o.kind != "given" or o.node in params) and vals is None:
+                yield f"value-of:{o.qid}", ov, f"this is the value of {o.label}"
 
     def _near(self, q: Quantity, code: str) -> int:
         """Among exchanged quantities, the nearest parameter first (w2 and
@@ -884,22 +910,27 @@ class _Diagnoser:
         return len(params)
 
     def chain_factors(self, qid: str) -> list:
-        """(name, value) of the named factors of an adjoint's chain-rule
-        product (dL/dw5 = (o1 - y) * a1: a1), value not 0 or 1."""
+        """(name, value, activation) of the factors of an adjoint's
+        chain-rule product (dL/dw5 = (o1 - y) * a1: a1), value not 0 or 1;
+        ``activation`` names the node whose derivative the factor is
+        (1 - h1**2: h1), None for a named factor."""
         if qid not in self._factors:
             out = []
+            g = self.key.graph
             chain = self.key.forms(qid).get("chain")
             point = self.key.point()
             if chain is not None:
                 for f in sympy.Mul.make_args(chain):
-                    if not f.is_Symbol:
+                    acts = sorted(n for n in map(str, f.free_symbols) if n in g.nodes and g.nodes[n].expr is not None
+                                  and op_of(g.nodes[n].expr) is not None)
+                    if not f.is_Symbol and not acts:
                         continue
                     try:
                         fv = float(f.xreplace(point))
                     except (TypeError, ValueError):
                         continue
                     if math.isfinite(fv) and abs(fv) not in (0.0, 1.0):
-                        out.append((str(f), fv))
+                        out.append((str(f), fv, None if f.is_Symbol else acts[0]))
             self._factors[qid] = out
         return self._factors[qid]
 
@@ -984,7 +1015,9 @@ def _items(key: AnswerKey, tb: _Table, verdict, detail, formula_cache, rtol, ato
                     dep = ", ".join(f"{s} = {_given_of(row_cells, s)}" for s in src) or "earlier answers"
                     msgs.append(f"consistent with your {what} {dep} (right value: {_exact_text(q)})")
                 else:
-                    dcode, d = diag(i, float(g), p.decimals, own[r], p.sig)
+                    # an earlier wrong answer (not only rounding) changes what this one should be
+                    up_bad = any(bad[r, key.index[x]] for x in q.parents)
+                    dcode, d = diag(i, float(g), p.decimals, own[r], p.sig, float(rec[r, i]) if up_bad else None)
                     msgs.append(f"right value: {_exact_text(q)}" + (f"; {d}" if d else ""))
                     if dcode:
                         dcodes.append(dcode)

@@ -334,11 +334,11 @@ def last_side(text: str):
 
     >>> last_side(r"c_t = f_t \odot c_{t-1} + i_t \odot g_t")
     ('f_t \\odot c_{t-1} + i_t \\odot g_t', 'judged the last side of the chain: f_t \\odot c_{t-1} + i_t \\odot g_t')
-    >>> last_side("0.5")
-    ('0.5', None)
+    >>> last_side(r"w_1 \leftarrow 0.1875")[0], last_side("0.5")
+    ('0.1875', ('0.5', None))
     """
     t = str(text)
-    parts = re.split(r"(?<![<>=!])=(?!=)", t)
+    parts = re.split(r"(?<![<>=!:])=(?!=)|:=|\\(?:long)?leftarrow\b|\\gets\b|\u2190", t)
     if len(parts) < 2:
         return t, None
     last = parts[-1].strip().rstrip("$").strip()
@@ -448,13 +448,15 @@ def node_latex_names(text: str, latex_of: dict) -> str:
     return text
 
 
-def hats(text: str, names) -> str:
+def hats(text: str, names, predicted: dict | None = None) -> str:
     r"""``\hat{y}``, ``\hat y``, ``\tilde{c}``: the name with the mark as a
-    suffix or prefix when the problem has it (``y_hat``, ``yhat``), else the
-    bare letter.
+    suffix or prefix when the problem has it (``y_hat``, ``yhat``); else,
+    for a target, the network's output that predicts it (``predicted``:
+    target -> output; seed 004 writes the prediction \hat{y}); else the bare
+    letter.
 
-    >>> hats(r"\hat{y} - y", {"y", "o"})
-    'y - y'
+    >>> hats(r"(\hat{y} - y)", {"y", "o1"}, {"y": "o1"})
+    '(o1 - y)'
     >>> hats(r"\hat{y} - y", {"y", "yhat"})
     'yhat - y'
     """
@@ -463,5 +465,7 @@ def hats(text: str, names) -> str:
         for c in (f"{base}_{mark}", f"{base}{mark}", f"{mark}{base}", f"{mark}_{base}"):
             if c in names:
                 return c
+        if mark in ("hat", "widehat") and base in (predicted or {}):
+            return predicted[base]
         return base
     return re.sub(r"\\(hat|tilde|bar|widehat)\s*(?:\{\s*([A-Za-z]+)\s*\}|([A-Za-z]))", one, text)
