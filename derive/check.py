@@ -246,10 +246,10 @@ class AnswerKey:
         """The quantity an unknown name most likely means: a gradient written
         ``dw5``, ``grad_w5``, ``dL_dw5`` or ``delta_w5`` is dL/dw5; else the
         nearest names by spelling."""
-        m = (re.fullmatch(r"(?:d|grad_?|delta_?|dL_?d|g_)([A-Za-z]\w*)", key)
-             or re.fullmatch(r"([A-Za-z]\w*?)_?grad", key))
-        if m:
-            for cand in _spellings(m.group(1)):
+        for pattern in (rf"d(?:{re.escape(self.loss)}|L|E|loss)_?d([A-Za-z]\w*)", r"(?:grad_?|delta_?|g_|d)([A-Za-z]\w*)",
+                        r"([A-Za-z]\w*?)_?grad"):
+            m = re.fullmatch(pattern, key)
+            for cand in _spellings(m.group(1)) if m else ():
                 grad = f"d{self.loss}/d{cand}"
                 if grad in self._names:
                     return grad
@@ -1146,6 +1146,16 @@ def _formula_diagnosis(key: AnswerKey, q: Quantity, expr) -> tuple:
             cands.insert(1, ("missing-lr", p - grad, "the learning rate is missing"))
             cands.insert(2, ("wrong-direction", p + lr * grad,
                              "the step went with the gradient instead of against it"))
+    if q.kind == "adjoint":
+        # an activation's derivative left out: the right form divided by it
+        for n, node in key.graph.nodes.items():
+            op = op_of(node.expr) if node.expr is not None else None
+            if op is None or op.name == "step":
+                continue
+            deriv = key.expand_forward(op.derivative(node.expr.args[0], node.symbol))
+            if deriv is not None and deriv != 0:
+                cands.append((f"missing-derivative:{n}", general / deriv,
+                              f"the derivative of {n} = {op.name}(...) is missing"))
     if chain is not None and q.kind == "adjoint":
         for f in sympy.Mul.make_args(chain):
             if not f.free_symbols:
