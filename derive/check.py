@@ -21,6 +21,7 @@ rows at once is what makes a class of 2,000 fast.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections import Counter
@@ -614,14 +615,19 @@ def check_table(key: AnswerKey, rows: list, rtol=RTOL, atol=ATOL, policy: Policy
     cells = []
     parse_cache: dict = {}
     formula_cache: dict = {}
+    resolved: dict = {}
     point = None
     for r, answers in enumerate(rows):
         row_cells = []
         for name, text in answers.items():
-            try:
-                qids = key.resolve(name)
-            except CheckError as exc:
-                row_cells.append((name, text, None, str(exc)))
+            qids = resolved.get(name)
+            if qids is None:
+                try:
+                    qids = resolved[name] = key.resolve(name)
+                except CheckError as exc:
+                    qids = resolved[name] = str(exc)
+            if isinstance(qids, str):
+                row_cells.append((name, text, None, qids))
                 continue
             texts = _flatten(text)
             if len(qids) > 1 and not isinstance(text, list) or len(texts) != len(qids):
@@ -802,6 +808,20 @@ class _Diagnoser:
         self.rtol, self.atol = rtol, atol
         self.cache: dict = {}
         self._factors: dict = {}
+        self._model_cache: dict = {}
+        self.params = set(key.graph.parameters)
+        self.param_pos = {p: k for k, p in enumerate(key.graph.parameters)}
+
+    def _model_table(self, q: Quantity, models: list, e: float):
+        """The models as arrays (those equal to the right value left out)
+        and each one's preference (rank, nearness, order)."""
+        keep = [(k, m) for k, m in enumerate(models)
+                if math.isfinite(m[1]) and abs(m[1] - e) > max(self.rtol * abs(e), self.atol)]
+        codes = [m[0] for _, m in keep]
+        values = np.array([m[1] for _, m in keep], dtype=float)
+        sentences = [m[2] for _, m in keep]
+        order = [(_rank(m[0]), self._near(q, m[0]), k) for k, m in keep]
+        return codes, values, sentences, order
 
     def tier(self, a, b, dec, sig=None):
         """0: a equals b within tolerance; 1: a is b rounded to the digits
@@ -829,20 +849,33 @@ class _Diagnoser:
             found = []
             bases = [(0, q.value, None)] + ([(1, float(rec), own_row)] if carried else [])
             for base, e, vals in bases:
-                for k, (code, value, sentence) in enumerate(self._models(i, extra, e, vals)):
-                    if not math.isfinite(value) or abs(value - e) <= max(self.rtol * abs(e), self.atol):
-                        continue
-                    t = self.tier(g, value, dec, sig)
-                    if t is not None:
+                # the key's own values before the answerer's: a named swap of the key's
+                # values is more telling than a sign on a value carried from a mistake
+                if base == 0:
+                    mk = (i, extra)
+                    if mk not in self._model_cache:
+                        self._model_cache[mk] = self._model_table(q, list(self._models(i, extra, e, None)), e)
+                    table = self._model_cache[mk]
+                else:
+                    table = self._model_table(q, list(self._models(i, extra, e, vals)), e)
+                codes, values, sentences, order = table
+                if not codes:
+                    continue
+                diff = np.abs(g - values)
+                t0 = diff <= np.maximum(self.rtol * np.abs(values), self.atol)
+                t1 = np.zeros_like(t0)
+                if dec is not None and dec >= 0 and (sig is None or sig >= MIN_SIG):
+                    t1 = (diff <= 0.5 * 10.0 ** -dec * (1 + 1e-9)) & (diff <= ROUNDING_MAX_REL * np.abs(values))
+                for t, mask in ((0, t0), (1, t1 & ~t0)):
+                    for k in np.flatnonzero(mask):
+                        sentence = sentences[k]
                         if base:
                             sentence += f" (from your own earlier values, which give {_fmt(e)})"
-                        # the key's own values before the answerer's: a named swap of the key's
-                        # values is more telling than a sign on a value carried from a mistake
-                        found.append((t, base, _rank(code), self._near(q, code), k, code, value, sentence))
+                        found.append((t, base) + order[k] + (codes[k], float(values[k]), sentence))
             if not found:
                 self.cache[ck] = ("", "")
             else:
-                t, _b, _r, _n, _k, code, value, sentence = min(found)
+                t, _b, _r, _n, _k, code, value, sentence = min(found, key=lambda f: f[:5])
                 if t == 1:
                     sentence += f" (matches {_fmt(value)} to the digits shown only)"
                 self.cache[ck] = (code, sentence)
@@ -887,7 +920,7 @@ class _Diagnoser:
         if vals is None:
             for code, desc, variant in key.variants():
                 yield code, float(variant[i]), desc
-        params = set(key.graph.parameters)
+        params = self.params
         for j, o in enumerate(key.quantities):
             if j == i:
                 continue
@@ -903,11 +936,11 @@ class _Diagnoser:
         w3 are the labels most easily exchanged)."""
         if not code.startswith("swapped-with:"):
             return 0
-        params = self.key.graph.parameters
+        pos = self.param_pos
         other = code.split(":", 1)[1]
-        if q.node in params and other in params:
-            return abs(params.index(q.node) - params.index(other))
-        return len(params)
+        if q.node in pos and other in pos:
+            return abs(pos[q.node] - pos[other])
+        return len(pos)
 
     def chain_factors(self, qid: str) -> list:
         """(name, value, activation) of the factors of an adjoint's
@@ -1732,6 +1765,7 @@ def question_summary(columns: list, results: list, policy: Policy | None = None)
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _canonical_given(g: str) -> str:
     try:
         return _fmt(float(number(g)))
