@@ -240,6 +240,9 @@ class AnswerKey:
         for cand in _spellings(key):
             if cand in self._names:
                 return self._names[cand]
+        lower = [n for n in self._names if n.lower() == key.lower()]
+        if len({self._names[n] for n in lower}) == 1:      # Loss, W1: unambiguous whatever the case
+            return self._names[lower[0]]
         hint = self.suggest(key)
         raise CheckError(f"{name!r} is not a quantity of this problem" + (f"; did you mean {hint}?" if hint else ""))
 
@@ -535,6 +538,10 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
     names = dict(getattr(key, "aliases", {}))
     names.update(key.symbols if key is not None else {})
     latex = looks_like_latex(t)
+    if hasattr(key, "resolve"):
+        t, read = _derivatives_as_values(t, key)
+        if read:
+            note = "; ".join(filter(None, [note, read]))
     t = primes(t, getattr(key, "activation", None), latex)
     try:
         if latex:
@@ -555,6 +562,31 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
             return Parsed("error", error="not a real number")
         return Parsed("number", v, _shown_decimals(t), note=note)
     return Parsed("formula", expr=expr, note=note)
+
+
+_DERIVATIVE = re.compile(r"\\[dt]?frac\s*\{\s*(?:\\partial|d)\s*([^{}]+?)\s*\}\s*\{\s*(?:\\partial|d)\s*([^{}]+?)\s*\}"
+                         r"|\bd([A-Za-z]\w*)/d([A-Za-z]\w*)")
+
+
+def _derivatives_as_values(text: str, key) -> tuple:
+    r"""A derivative written inside an answer (``\frac{\partial L}{\partial
+    o_1} \cdot a_1``, ``dL/do1*a1``) read as the key's value of it, and a
+    note saying so; unknown derivatives are left for the parser to refuse."""
+    read = []
+
+    def one(m):
+        top, bottom = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        try:
+            qids = key.resolve(f"d{top}/d{bottom}")
+        except CheckError:
+            return m.group(0)
+        if len(qids) != 1:
+            return m.group(0)
+        q = key.quantities[key.index[qids[0]]]
+        read.append(f"{q.qid} = {_exact_text(q)}")
+        return f"({q.exact})"
+    out = _DERIVATIVE.sub(one, text.replace("\u2202", "\\partial "))
+    return out, (f"read {', '.join(read)} (the key's value)" if read else "")
 
 
 def _with_hint(msg: str, key) -> str:
@@ -792,6 +824,9 @@ DIAGNOSIS_ORDER = ("not-updated", "missing-lr", "wrong-direction", "step-only", 
                    "missing-factor", "swapped-with", "wrong-point", "extra-factor", "value-of")
 
 
+_STEP_CODES = ("not-updated", "missing-lr", "wrong-direction", "step-only")
+
+
 def _rank(code: str) -> int:
     return DIAGNOSIS_ORDER.index(code.split(":")[0])
 
@@ -839,10 +874,12 @@ class _Diagnoser:
         flipped on top of a value carried from an earlier mistake)."""
         key = self.key
         q = key.quantities[i]
+        # an update's models read the gradient: the key's, and (own pass)
+        # the answerer's own
         extra = ()
         if q.kind == "update":
             gi = key.index[q.parents[1]]
-            extra = (float(own_row[gi]),)
+            extra = (key.quantities[gi].value,)
         carried = rec is not None and math.isfinite(rec) and abs(rec - q.value) > max(self.rtol * abs(q.value), self.atol)
         ck = (i, g, dec, sig, extra) + ((rec, tuple(own_row)) if carried else ())
         if ck not in self.cache:
@@ -871,7 +908,9 @@ class _Diagnoser:
                         sentence = sentences[k]
                         if base:
                             sentence += f" (from your own earlier values, which give {_fmt(e)})"
-                        found.append((t, base) + order[k] + (codes[k], float(values[k]), sentence))
+                        # an update step's own mistakes do not depend on where its gradient came from
+                        pref = 0 if codes[k] in _STEP_CODES else base
+                        found.append((t, pref) + order[k] + (codes[k], float(values[k]), sentence))
             if not found:
                 self.cache[ck] = ("", "")
             else:
@@ -891,11 +930,12 @@ class _Diagnoser:
             yield "sign", -e, "sign error: this is minus the right value"
             yield "extra-factor:2", 2 * e, "twice the right value (an extra factor of 2)"
             yield "missing-factor:2", e / 2, "half the right value (a factor of 2 is missing)"
-        if q.kind == "update" and vals is None:     # (these already use the answerer's own gradient)
+        if q.kind == "update":
             p0 = key.quantities[key.index[q.node]].value
-            grad = extra[0]
+            grad = extra[0] if vals is None else float(vals[key.index[q.parents[1]]])
             new_own = float(q.fn(p0, grad))
-            yield "not-updated", p0, f"this is {q.node} before the update: the update was not applied"
+            if vals is None:
+                yield "not-updated", p0, f"this is {q.node} before the update: the update was not applied"
             if grad != 0 and key.solution.optimizer.rule == "sgd":
                 yield ("missing-lr", p0 - grad,
                        f"the learning rate is missing ({q.node} - d{key.loss}/d{q.node})")

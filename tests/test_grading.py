@@ -360,3 +360,16 @@ def test_no_import_cycle_between_check_and_judges():
         return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert "check" not in imports(ROOT / "derive" / "judges.py")
     assert "judges" in imports(ROOT / "derive" / "check.py")
+
+
+def test_derivative_written_inside_an_answer_and_case_of_names(relu):
+    it = one(relu, "dL/dw5", r"$\frac{\partial L}{\partial o_1} \cdot a_1$")
+    assert it["verdict"] in ("correct", "equivalent") and "read dL/do1 = " in it["message"]
+    assert one(relu, "Loss", "0.06125")["verdict"] == "correct"
+
+
+def test_example_student_file_shows_five_kinds_of_mistake(capsys):
+    code, out, err = run(["check", "mlp-relu-regression", str(ROOT / "examples" / "grading" / "student-relu.yaml"),
+                          "--format", "json"], capsys)
+    codes = {i["code"] for i in json.loads(out)["items"] if i["code"]}
+    assert {"sign", "missing-factor:w5", "not-updated", "missing-lr"} <= codes and len(codes) >= 5, codes
