@@ -1845,7 +1845,7 @@ class CheckReport(dict):
                    "carried-forward": "#9a6700", "incorrect": "#cf222e"}
         head, rows = self._rows()
         out = [f"<p><b>derive check {html.escape(str(self['target']))}</b></p>", "<table>",
-               "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+               "<tr>" + "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in head) + "</tr>"]
         for r in rows:
             cells = []
             for h, c in zip(head, r):
@@ -1869,6 +1869,8 @@ class CheckReport(dict):
 
 
 def _shown_value(v) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, list):
         return "[" + ", ".join(_shown_value(x) for x in v) + "]"
     return _fmt(v) if isinstance(v, float) else str(v)
