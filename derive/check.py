@@ -474,8 +474,14 @@ def _normal_name(name: str) -> str:
     m = re.fullmatch(r"\\frac\{\s*d\s*(\w+)\s*\}\{\s*d\s*(.+?)\s*\}", s)
     if m:
         s = f"d{m.group(1)}/d{m.group(2)}"
+    s = re.sub(r"\\(?:text|mathrm|mathbf|mathit|rm)\b", "", s)
+    m = re.fullmatch(r"\\nabla_\{?\s*([^{}]+?)\s*\}?\s*(\w+)", s)      # \nabla_{w_5} L
+    if m:
+        s = f"d{m.group(2)}/d{m.group(1)}"
     s = re.sub(r"\s+", "", s)
     s = s.replace("{", "").replace("}", "")
+    # w_5^{new}, w_5^+, w^{(new)}: the value after the update
+    s = re.sub(r"\^\(?(?:new|\+|updated)\)?$", "_new", s)
     return s
 
 

@@ -373,3 +373,13 @@ def test_example_student_file_shows_five_kinds_of_mistake(capsys):
                           "--format", "json"], capsys)
     codes = {i["code"] for i in json.loads(out)["items"] if i["code"]}
     assert {"sign", "missing-factor:w5", "not-updated", "missing-lr"} <= codes and len(codes) >= 5, codes
+
+
+@pytest.mark.parametrize("name", [r"w_5^{new}", r"w_5^+", r"w_{5}^{\text{new}}", "W5", "$w_5$"])
+def test_updated_weight_keys_as_students_write_them(relu, name):
+    assert one(relu, name, repr(relu_values()["new"]["w5"]))["verdict"] == "correct"
+
+
+@pytest.mark.parametrize("name", [r"\nabla_{w_5} L", r"\frac{\partial Loss}{\partial w_5}", "∂L/∂w5", r"\frac{dL}{dw_5}"])
+def test_gradient_keys_as_students_write_them(relu, name):
+    assert one(relu, name, repr(relu_values()["g"]["w5"]))["verdict"] == "correct"
