@@ -383,3 +383,16 @@ def test_updated_weight_keys_as_students_write_them(relu, name):
 @pytest.mark.parametrize("name", [r"\nabla_{w_5} L", r"\frac{\partial Loss}{\partial w_5}", "∂L/∂w5", r"\frac{dL}{dw_5}"])
 def test_gradient_keys_as_students_write_them(relu, name):
     assert one(relu, name, repr(relu_values()["g"]["w5"]))["verdict"] == "correct"
+
+
+def test_derivative_at_the_wrong_point_and_swapped_labels(tanh_sol, relu):
+    x1, x2 = 0.5, -1.0
+    h1 = math.tanh(0.2 * x1 - 0.3 * x2)
+    o = 1 / (1 + math.exp(-(0.6 * h1 - 0.5 * math.tanh(0.4 * x1 + 0.1 * x2))))
+    dh1 = (o - 1.0) * o * (1 - o) * 0.6
+    at_output = dh1 * (1 - math.tanh(h1) ** 2)          # tanh' taken at h1 instead of z1
+    it = one(tanh_sol, "dL/dz1", repr(at_output))
+    assert (it["verdict"], it["code"]) == ("incorrect", "wrong-point"), it
+    v = relu_values()
+    it = one(relu, "w1", repr(v["new"]["w2"]))            # w2 after the update: labels exchanged
+    assert it["code"] == "swapped-with:w2", it
