@@ -1225,6 +1225,15 @@ def _formula_diagnosis(key: AnswerKey, q: Quantity, expr) -> tuple:
             cands.insert(1, ("missing-lr", p - grad, "the learning rate is missing"))
             cands.insert(2, ("wrong-direction", p + lr * grad,
                              "the step went with the gradient instead of against it"))
+            mine_grad = key.quantities[key.index[f"d{key.loss}/d{q.node}"]].value
+            for other in key.graph.parameters:
+                og = key.quantities[key.index[f"d{key.loss}/d{other}"]]
+                if other == q.node or og.value == mine_grad:
+                    continue
+                for form in (og.exact, key.forms(og.qid).get("general")):
+                    if form is not None:
+                        cands.append((f"swapped-with:{other}", p - lr * form,
+                                      f"the step uses the gradient of {other}, not of {q.node}"))
     if q.kind == "adjoint":
         # an activation's derivative left out: the right form divided by it
         for n, node in key.graph.nodes.items():

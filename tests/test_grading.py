@@ -396,3 +396,12 @@ def test_derivative_at_the_wrong_point_and_swapped_labels(tanh_sol, relu):
     v = relu_values()
     it = one(relu, "w1", repr(v["new"]["w2"]))            # w2 after the update: labels exchanged
     assert it["code"] == "swapped-with:w2", it
+
+
+@pytest.mark.parametrize("text,code", [("w5 - 0.5*dL/dw1", "swapped-with:w1"),
+                                       ("w5 - eta*(o1 - y)*a2", "swapped-with:w6"),
+                                       ("w5 - (o1 - y)*a1", "missing-lr"),
+                                       ("w5", "not-updated")])
+def test_update_formula_diagnoses(relu, text, code):
+    it = one(relu, "w5", text)
+    assert (it["verdict"], it["code"]) == ("incorrect", code), it
