@@ -97,6 +97,8 @@ def policy_of(args) -> Policy:
 
 def _emit(args, result) -> int:
     for w in result.get("warnings", []):
+        # a column name is the user's text: no control characters reach the terminal
+        w = "".join(ch if ch.isprintable() else "?" for ch in w)
         print(f"derive: warning: {args.answers}: {w}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(result, indent=2))
