@@ -14,8 +14,6 @@ numbers are read back from the document's own scalars, JSON numbers with
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -23,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from .spec import SpecError, read_data
+from .safetext import CsvError, csv_rows, shorten
+from .spec import SpecError, read_data, read_text
 
 MAX_CSV_BYTES = 32 * 1024 * 1024
 MAX_CSV_ROWS = 100_000
@@ -123,25 +122,22 @@ def read_batch_text(text: str, source: str = "answers.csv") -> Batch:
     The separator is ``,`` or ``;`` (whichever the header uses); the ``id``
     column and the student columns (name, email, ...: META_COLUMNS) are
     found whatever their case; a row whose id is ``points`` gives each
-    question's points.  An empty file, a header with no student, and an id
-    given twice are refused.
+    question's points.  An empty file, a header with no student, a row
+    without an id and an id given twice are refused.
 
     >>> b = read_batch_text("ID;Name;w1\npoints;;2\ns1;Ada;0,19\n")
     >>> b.ids, b.columns, b.meta, b.fields, b.rows, b.points
     (['s1'], ['w1'], ['Name'], [{'Name': 'Ada'}], [{'w1': '0,19'}], {'w1': 2.0})
     """
-    first = text.split("\n", 1)[0]
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = _rows(text, _delimiter(text))
     try:
-        header = next(reader)
+        header = next(reader)[1]
     except StopIteration:
         raise SpecError("line 1", "the CSV is empty") from None
     header = [h.strip() for h in header]
     lowered = [h.lower() for h in header]
     if "id" not in lowered:
-        raise SpecError("line 1", "a class CSV needs an 'id' column (found: "
-                        + ", ".join(header[:8]) + ("..." if len(header) > 8 else "") + ")")
+        raise SpecError("line 1", "a class CSV needs an 'id' column")
     if len(header) > MAX_ANSWERS:
         raise SpecError("line 1", f"more than {MAX_ANSWERS} columns")
     seen = set()
@@ -156,7 +152,7 @@ def read_batch_text(text: str, source: str = "answers.csv") -> Batch:
     columns = [h for k, h in enumerate(header) if k != id_col and h not in meta]
     batch = Batch([], columns, meta=meta)
     first_line: dict = {}
-    for lineno, row in enumerate(reader, start=2):
+    for lineno, row in reader:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
@@ -168,9 +164,10 @@ def read_batch_text(text: str, source: str = "answers.csv") -> Batch:
             batch.points = _points_row(header, row, columns, lineno)
             continue
         if not sid:
-            raise SpecError(f"line {lineno}", "a row has no id")
+            raise SpecError(f"line {lineno}", "no id (every row needs the student's id)")
         if sid in first_line:
-            raise SpecError(f"line {lineno}", f"id {sid!r} appears twice (first on line {first_line[sid]})")
+            raise SpecError(f"line {lineno}", f"id {shorten(sid, 60)!r} appears twice (first on line "
+                                              f"{first_line[sid]}); one row per student")
         first_line[sid] = lineno
         answers, fields = {}, {}
         for k, (h, cell) in enumerate(zip(header, row)):
@@ -189,6 +186,12 @@ def read_batch_text(text: str, source: str = "answers.csv") -> Batch:
     return batch
 
 
+def _delimiter(text: str) -> str:
+    """``;`` when the header line has more of them than commas, else ``,``."""
+    first = text.split("\n", 1)[0]
+    return ";" if first.count(";") > first.count(",") else ","
+
+
 def _points_row(header, row, columns, lineno) -> dict:
     out = {}
     for h, cell in zip(header, row):
@@ -202,7 +205,7 @@ def points_value(text, where: str) -> float:
     try:
         v = float(str(text).strip().replace(",", "."))
     except ValueError:
-        raise SpecError(where, f"points must be a number, got {str(text)[:20]!r}") from None
+        raise SpecError(where, f"points must be a number, got {shorten(str(text), 20)!r}") from None
     if not (0 <= v < 1e6):
         raise SpecError(where, "points must be between 0 and 1e6")
     return v
@@ -212,15 +215,9 @@ def read_points(path) -> dict:
     """``--points FILE``: a YAML/JSON mapping question -> points, or a CSV
     with the columns question,points."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SpecError("", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError("", f"cannot read file ({type(exc).__name__})") from None
+    text = read_text(p)
     if p.suffix.lower() == ".csv":
-        first = text.split("\n", 1)[0]
-        rows = list(csv.reader(io.StringIO(text), delimiter=";" if first.count(";") > first.count(",") else ","))
+        rows = [r for _line, r in _rows(text, _delimiter(text))]
         if rows and [c.strip().lower() for c in rows[0][:2]] == ["question", "points"]:
             rows = rows[1:]
         out = {}
@@ -237,6 +234,14 @@ def read_points(path) -> dict:
     return {str(k): points_value(v, str(k)) for k, v in data.items()}
 
 
+def _rows(text: str, delimiter: str = ","):
+    """csv_rows with its refusal as a SpecError (cells are bounded)."""
+    try:
+        yield from csv_rows(text, delimiter=delimiter)
+    except CsvError as exc:
+        raise SpecError(exc.where, exc.what) from None
+
+
 def _cell(cell: str, where: str):
     if cell.startswith("["):
         try:
@@ -248,21 +253,15 @@ def _cell(cell: str, where: str):
 
 
 def read_answers(path):
-    """The answers of a file: a dict (YAML/JSON) or a :class:`Batch` (CSV)."""
+    """The answers of a file: a dict (YAML/JSON) or a :class:`Batch` (CSV).
+    Only a regular file of bounded size is read (see :func:`derive.spec.read_text`)."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-        if p.suffix.lower() == ".csv":
-            if size > MAX_CSV_BYTES:
-                raise SpecError("", f"file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MiB")
-            return read_batch_text(p.read_text(encoding="utf-8-sig"), str(p))
-        if p.suffix.lower() not in (".yaml", ".yml", ".json"):
-            raise SpecError("", "an answers file must end in .yaml, .yml, .json or .csv")
-        return read_answers_text(p.read_text(encoding="utf-8"), str(p))
-    except FileNotFoundError:
-        raise SpecError("", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError("", f"cannot read file ({type(exc).__name__})") from None
+    suffix = p.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".json", ".csv"):
+        raise SpecError("", "an answers file must end in .yaml, .yml, .json or .csv")
+    if suffix == ".csv":
+        return read_batch_text(read_text(p, MAX_CSV_BYTES), str(p))
+    return read_answers_text(read_text(p), str(p))
 
 
 def as_texts(answers: dict) -> dict:

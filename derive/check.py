@@ -31,6 +31,7 @@ import numpy as np
 import sympy
 
 from .answers import Batch, as_texts, decimals, significant
+from .budget import ANSWER_SECONDS, bounded, to_float
 from .compare import (EXACT_COMPARE_OPS, EXPAND_TERMS, FORMULA_POINTS, expanded_terms, lambdify,
                       same_function)
 from .fmt import num_text
@@ -38,7 +39,7 @@ from .judges import NOT_GIVEN, is_not_given
 from .latexin import (LR_NAMES, LatexError, decimal_comma, hats, last_side, latex_to_expr, looks_like_latex,
                       node_latex_names, plain_unicode, primes)
 from .ops import OPS, op_of, step
-from .parse import ExprError, number, parse_expr_safe
+from .parse import ExprError, ExprLimitError, number, parse_expr_safe
 
 #: default tolerances: |given - exact| <= max(RTOL * |exact|, ATOL) is correct
 RTOL = 1e-6
@@ -522,6 +523,7 @@ class Parsed:
     note: str | None = None     # how the text was read ("judged the last side ...")
 
 
+@bounded(ANSWER_SECONDS, "reading one answer", lambda msg, *a, **k: Parsed("error", error=msg))
 def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
     """A number (with the decimals and significant figures it shows), a
     formula over the problem's names, or an error.  Reads the notation
@@ -553,6 +555,8 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
         if latex:
             try:
                 expr = parse_expr_safe(t, names)
+            except ExprLimitError:
+                raise                  # too large as written: LaTeX reading would only hide why
             except ExprError:
                 t = hats(node_latex_names(t, getattr(key, "latex_of", {})), set(names),
                          getattr(key, "predicted", None))
@@ -563,9 +567,9 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
         return Parsed("error", error=_with_hint(str(exc), key), note=note)
     if not expr.free_symbols:
         try:
-            v = float(sympy.N(expr))
-        except (TypeError, ValueError):
-            return Parsed("error", error="not a real number")
+            v = to_float(expr)
+        except ValueError as exc:
+            return Parsed("error", error=str(exc), note=note)
         return Parsed("number", v, _shown_decimals(t), note=note)
     return Parsed("formula", expr=expr, note=note)
 
@@ -1160,6 +1164,7 @@ def _item(name, given, expected, verdict, message, code=None) -> dict:
 # Formulas
 
 
+@bounded(ANSWER_SECONDS, "judging one formula", lambda msg, *a, **k: (UNP, msg, 0.0, None))
 def judge_formula(key: AnswerKey, qid: str, expr, point: dict, rtol=RTOL, atol=ATOL):
     """(verdict code, message, value at the problem's point, diagnosis code)
     for a formula answer, compared with the key's forms of the quantity as
@@ -1167,8 +1172,8 @@ def judge_formula(key: AnswerKey, qid: str, expr, point: dict, rtol=RTOL, atol=A
     a missing factor, a missing derivative factor, another quantity's rule)."""
     q = key.quantities[key.index[qid]]
     try:
-        value = float(sympy.N(expr.xreplace(point)))
-    except (TypeError, ValueError):
+        value = to_float(expr.xreplace(point))
+    except ValueError:
         value = math.nan
     forms = key.forms(qid)
     structural = any(expr == f for f in forms.values() if f is not None)
@@ -1640,6 +1645,8 @@ def _judged(judges: dict, key: str, text) -> bool:
     return j is not None and (not hasattr(j, "accepts") or j.accepts(text))
 
 
+@bounded(ANSWER_SECONDS, "judging one answer",
+         lambda msg, solution, judges, name, text, key=None: _item(name, _text_of(text), None, "unparseable", msg))
 def _judged_item(solution, judges: dict, name: str, text, key: AnswerKey | None = None) -> dict:
     """The item of an answer a judge decides, or of one marked "not given"
     (incorrect: the answer leaves out a quantity the question asks for).

@@ -15,6 +15,7 @@ import math
 import numpy as np
 import sympy
 
+from .budget import to_float
 from .ops import OPS
 
 #: formula comparison: random points besides the problem's own point
@@ -71,8 +72,8 @@ def same_function(a, b, key=None) -> bool:
     syms = sorted(a.free_symbols | b.free_symbols, key=str)
     if not syms:
         try:
-            return abs(float(sympy.N(diff))) <= 1e-12 * max(1.0, abs(float(sympy.N(b))))
-        except (TypeError, ValueError):
+            return abs(to_float(diff)) <= 1e-12 * max(1.0, abs(to_float(b)))
+        except ValueError:
             return False
     here = key.point() if key is not None else {}
     rng = np.random.default_rng(FORMULA_SEED)

@@ -339,8 +339,8 @@ def last_side(text: str):
     """
     t = str(text)
     parts = re.split(r"(?<![<>=!:])=(?!=)|:=|\\(?:long)?leftarrow\b|\\gets\b|\u2190", t)
-    if len(parts) < 2:
-        return t, None
+    if len(parts) < 2 or any(ch in side for side in parts[:-1] for ch in "`#%&~@"):
+        return t, None                                 # not a chain of sides (TeX trickery stays whole)
     last = parts[-1].strip().rstrip("$").strip()
     if not last:
         return t, None
@@ -407,7 +407,7 @@ def primes(text: str, activation: str | None = None, latex: bool = False) -> str
             break
         arg = text[m.end() + 1:arg_end]
         out.append(text[pos:m.start()])
-        out.append(table[fn].format(x=arg))
+        out.append(table[fn].replace("{x}", arg))
         pos = arg_end + 1
     out.append(text[pos:])
     return "".join(out)

@@ -8,8 +8,10 @@ import csv
 import io
 
 from ..answers import Batch, read_answers, read_points
+from ..budget import CHECK_SECONDS, limit
 from ..check import ACCEPTED, ATOL, MIN_SIG, RTOL, Policy, check, check_batch, code_phrase, exit_code
 from ..errors import UserError, as_user_error, in_file
+from ..safetext import csv_cell, shorten, visible
 from ..spec import SpecError
 from ._common import load_target, read_values
 
@@ -96,11 +98,11 @@ def policy_of(args) -> Policy:
 
 
 def _emit(args, result) -> int:
+    bound_messages(result)
     for w in result.get("warnings", []):
         # a column name is the user's text: no control characters reach the terminal
-        w = "".join(ch if ch.isprintable() else "?" for ch in w)
-        print(f"derive: warning: {args.answers}: {w}", file=sys.stderr)
-    if args.format == "json":
+        print(f"derive: warning: {visible(shorten(str(args.answers), 200))}: {visible(w)}", file=sys.stderr)
+    if args.format == "json":       # json.dumps writes control characters as \u escapes
         print(json.dumps(result, indent=2))
     elif args.format == "csv":
         sys.stdout.write(render_csv(result))
@@ -117,11 +119,15 @@ def run(args) -> int:
             points = read_points(args.points)
         except SpecError as exc:
             raise in_file(args.points, exc) from None
-    if args.roster or args.variants:
-        result = _run_roster(args, problem)
-        if args.format == "csv":
-            raise UserError("--format", "csv (a gradebook) is for a class CSV checked against one key")
-        return _emit(args, result)
+    with limit(CHECK_SECONDS, "checking the answers", args.answers):
+        if args.roster or args.variants:
+            if args.format == "csv":
+                raise UserError("--format", "csv (a gradebook) is for a class CSV checked against one key")
+            return _emit(args, _run_roster(args, problem))
+        return _run(args, problem, points)
+
+
+def _run(args, problem, points) -> int:
     values = read_values(args.values, args.set)
     try:
         solution = problem.solve(values or None)
@@ -175,7 +181,47 @@ def _paint(text, verdict, colour):
     return f"\x1b[{COLOURS[verdict]}m{text}\x1b[0m" if colour else text
 
 
+#: characters shown of one cell of the table, and of a note (the last column)
+MAX_CELL_SHOWN = 200
+MAX_NOTE = 2000
+
+
+def _cells(row) -> list:
+    """A row's cells as one-line visible text of bounded length."""
+    last = len(row) - 1
+    return [visible(shorten(str(c), MAX_NOTE if k == last else MAX_CELL_SHOWN)) for k, c in enumerate(row)]
+
+
+#: entries shown of a list a judge adds to an item (paths of a path sum, ...)
+MAX_LIST_SHOWN = 100
+
+
+def bound_messages(result: dict) -> dict:
+    """The result with every message at most MAX_NOTE characters and every
+    list a judge adds at most MAX_LIST_SHOWN entries: the explanation of a
+    25-byte hostile answer must not print megabytes.  ``given`` and
+    ``expected`` (the answer and the key) are left whole."""
+    for items in [result.get("items", [])] + [r["items"] for r in result.get("rows", [])]:
+        for it in items:
+            for k, v in it.items():
+                if k not in ("given", "expected"):
+                    it[k] = _bounded(v)
+    return result
+
+
+def _bounded(v):
+    if isinstance(v, str):
+        return shorten(v, MAX_NOTE)
+    if isinstance(v, list):
+        head = [_bounded(x) for x in v[:MAX_LIST_SHOWN]]
+        return head + ([f"... ({len(v) - MAX_LIST_SHOWN} more)"] if len(v) > MAX_LIST_SHOWN else [])
+    if isinstance(v, dict):
+        return {k: _bounded(x) for k, x in v.items()}
+    return v
+
+
 def _table(header, rows, colour_col=None, colour=False) -> list:
+    rows = [_cells(r) for r in rows]
     widths = [max(len(str(r[k])) for r in [header] + rows) for k in range(len(header))]
     widths[-1] = 0
     out = ["  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths)).rstrip(),
@@ -183,7 +229,7 @@ def _table(header, rows, colour_col=None, colour=False) -> list:
     for r in rows:
         cells = []
         for k, (c, w) in enumerate(zip(r, widths)):
-            text = str(c).ljust(w)
+            text = c.ljust(w)
             if k == colour_col:
                 text = _paint(text, str(c), colour)
             cells.append(text)
@@ -208,18 +254,8 @@ def _summary_line(summary) -> str:
 
 
 def _cell(text) -> str:
-    """A gradebook cell: no control characters, and no leading = + - @ that
-    a spreadsheet would run as a formula (a student's name)."""
-    t = "".join(ch if ch.isprintable() else " " for ch in str(text))
-    return "'" + t if t[:1] in ("=", "+", "-", "@") and not _is_number(t) else t
-
-
-def _is_number(t: str) -> bool:
-    try:
-        float(t)
-        return True
-    except ValueError:
-        return False
+    """A gradebook cell: visible text a spreadsheet never runs as a formula."""
+    return csv_cell(visible(str(text)))
 
 
 def render_csv(result: dict) -> str:
@@ -243,7 +279,7 @@ def render_csv(result: dict) -> str:
 
 def render_text(result: dict, colour: bool = False) -> str:
     """A table for a person: one line per answer, then the counts."""
-    lines = [f"derive check {result['target']}"]
+    lines = [f"derive check {visible(shorten(result['target'], MAX_CELL_SHOWN))}"]
     if "rows" not in result:
         rows = [(it["name"], it["given"], _show(it["expected"]), it["verdict"], it["message"])
                 for it in result["items"]]
