@@ -200,7 +200,7 @@ def model_blocks(solution) -> list:
         # the equations as the key writes them; their plain-text notes only
         # where the model has no typeset notation and they hold no maths
         notes = list(model.notation()) if hasattr(model, "notation") else []
-        rows = [B.EqRow(r.lhs, r.rhs[:1], "" if notes or re.search(r"[\^_|<>]", r.note) else r.note,
+        rows = [B.EqRow(r.lhs, r.rhs, "" if notes or re.search(r"[\^_|<>]", r.note) else r.note,
                         r.relation) for r in model.equations()]
     else:
         rows = _graph_equations(solution)
