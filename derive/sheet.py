@@ -245,6 +245,19 @@ def givens_blocks(solution) -> list:
     return out
 
 
+def _hyper_tex(v) -> str:
+    r"""A hyper-parameter: a small one as a power of ten (:math:`10^{-8}`, not 0.00000001).
+
+    >>> _hyper_tex(sympy.Rational(1, 10**8)), _hyper_tex(sympy.Rational(3, 10**5)), _hyper_tex(sympy.Rational(9, 10))
+    ('10^{-8}', '3 \\times 10^{-5}', '0.9')
+    """
+    f = float(v)
+    if f == 0 or abs(f) >= 1e-3:
+        return num_tex(v)
+    mant, exp = f"{f:.3g}".split("e")
+    return f"10^{{{int(exp)}}}" if mant == "1" else rf"{mant} \times 10^{{{int(exp)}}}"
+
+
 def update_blocks(solution) -> list:
     """The update rule, typeset, with its hyper-parameters' values."""
     from .optim import HYPER_TEX, parameter_notation, rule_rows
@@ -252,7 +265,7 @@ def update_blocks(solution) -> list:
     opt = solution.optimizer
     rows = rule_rows(opt, 1, parameter_notation(r"\theta", "theta", "g", "g", 1))
     hyper, numbers = opt.symbolic_hyper()
-    values = [B.Math(rf"{HYPER_TEX[k][0]} = {num_tex(numbers[s])}", f"{k} = {numbers[s]}")
+    values = [B.Math(rf"{HYPER_TEX[k][0]} = {_hyper_tex(numbers[s])}", f"{k} = {numbers[s]}")
               for k, s in hyper.items() if isinstance(s, sympy.Symbol) and s in numbers]
     parts: list = ["One step of this rule for every parameter ", B.Math(r"\theta", "theta"),
                    ", where ", B.Math("g", "g"), " is the gradient of the loss with respect to ",
@@ -260,6 +273,12 @@ def update_blocks(solution) -> list:
                    " the parameter after the update"]
     for k, v in enumerate(values):
         parts += [", with " if k == 0 else (" and " if k == len(values) - 1 else ", "), v]
+    if opt.state_names():
+        parts.append(", every state starting at 0")
+    if len(rows) == 1:      # one line (SGD): in the sentence, so it cannot be parted from it by a page break
+        r = rows[0]
+        parts += [": ", B.Math(f"{r.lhs.tex} = {r.rhs[0].tex}", f"{r.lhs.text} = {r.rhs[0].text}"), "."]
+        return [B.Heading("Update rule"), B.Prose(tuple(parts))]
     parts.append(":")
     return [B.Heading("Update rule"), B.Prose(tuple(parts)), B.Equations(tuple(rows))]
 
