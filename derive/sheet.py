@@ -334,6 +334,15 @@ def key_rows(entries: list) -> list:
     return [(B.Math(inline.sub(r"\1 / \2", e.label.tex), e.label.text), e.value_math()) for e in entries]
 
 
+def key_answer_blocks(entries: list) -> list:
+    """The key's answers in the question's order: a (folded) table when
+    every quantity is a number, else one equation per quantity, which can
+    break across pages where a table of matrices could not."""
+    if all(not e.shape for e in entries):
+        return [B.Table(("quantity", "value"), tuple(key_rows(entries)), align="ll")]
+    return [B.Equations(tuple(B.EqRow(e.label, (e.value_math(),)) for e in entries))]
+
+
 def instructor_note(problem, count: int, seed: int, entries: list, rules: list, target: str,
                     options: str = "") -> str:
     """``instructor-note.md``: what the question sheets leave out on

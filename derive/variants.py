@@ -641,14 +641,14 @@ def _worked_blocks(problem, solution) -> list:
 def section_tex(problem, solution, number: int, sheet: str) -> str:
     """The LaTeX of one variant's sheet (``sheet`` = "question" or "key")."""
     from .render import make_env, render_blocks
-    from .sheet import answer_rows, key_rows, statement_blocks
+    from .sheet import answer_rows, key_answer_blocks, statement_blocks
 
     entries = answer_entries(solution)
     ctx = {"title": problem.title or problem.id, "variant": number, "sheet": sheet}
     if sheet == "question":
         ctx.update(statement=render_blocks(statement_blocks(solution)), answers=answer_rows(entries))
     else:
-        ctx.update(answers=render_blocks([B.Table(("quantity", "value"), tuple(key_rows(entries)), align="ll")]),
+        ctx.update(answers=render_blocks(key_answer_blocks(entries)),
                    worked=render_blocks(_worked_blocks(problem, solution)))
     return make_env().get_template("variants-section.tex.j2").render(**ctx)
 

@@ -498,6 +498,13 @@ ASCII_MATHS = [r"\w_t\b", r"_\(", r"\^", r"\|\|", r"<=", r"\d x \d", r"e-0", r"\
 INTERNALS = [r"derive", r"yaml", r"seed", r"numpy", r"sympy", r"python", r"exam"]
 
 
+def _pdf_text_page(path, page: int) -> str:
+    import subprocess
+
+    return subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(path), "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
 def _pdf_text(path) -> str:
     import subprocess
 
@@ -528,10 +535,14 @@ def test_a_question_sheet_stands_alone(pid, tmp_path, capsys):
     assert [e.name for e in entries] == list(answers)
     key = (folder / "key.tex").read_text()
     question = (folder / "question.tex").read_text()
+    tensors = any(e.shape for e in entries)
     for (label, value), e in zip(key_rows(entries), entries):
-        assert label.tex in key and value.tex in key and e.label.tex in question
+        assert (e.label.tex if tensors else label.tex) in key and value.tex in key and e.label.tex in question
+    # the key's first page holds its answers (a table of matrices too tall for a page once left it blank)
+    first = _pdf_text_page(folder / "key.pdf", 1)
+    assert "Answers" in first and len(first.split()) > 40
     if pid == "rnn-bptt":     # the sheet asks dE_2/dW (part b): its answers and key have it
-        assert "dE_2/dW" in answers and r"\partial E_{2} / \partial W" in key
+        assert "dE_2/dW" in answers and r"\frac{\partial E_{2}}{\partial W}" in key
     if pid == "lstm-cell":    # the gate equations and the stacking order
         assert "stacks the previous hidden state on top of the input" in " ".join(text.split())
         assert r"\sigma\left(W_{i} [h_{\text{prev}}; x] + b_{i}\right)" in question
