@@ -48,7 +48,7 @@ SECTIONS = (("inputs", "input"), ("targets", "target"), ("parameters", "paramete
 
 
 def memory_words(n: int) -> str:
-    return f"{n / 1024**2:.0f} MB" if n < 1024**3 else f"{n / 1024**3:.1f} GB"
+    return f"{n / 1024**2:.3g} MB"
 
 
 @dataclass
@@ -233,7 +233,7 @@ class _MBuild:
         self.bytes += 8 * entries * 2          # a value and its adjoint
         if self.bytes > self.max_memory:
             raise ExprError(f"the values and adjoints need more than {memory_words(self.max_memory)} of "
-                            f"memory (limit --max-memory, in MB; now {self.max_memory // 1024**2})")
+                            "memory (raise it with --max-memory MB)")
 
     def lookup(self, name):
         if "__" in name:
@@ -330,7 +330,10 @@ class _MBuild:
                 shape, value, seq = _leaf(where, raw, self.T, self.given.get(name))
                 if value is None:
                     self.missing.append(name)
-                self._spend(int(np.prod(shape)) if shape else 1)
+                try:
+                    self._spend(int(np.prod(shape)) if shape else 1)
+                except ExprError as exc:
+                    raise SpecError(where, str(exc)) from None
                 self.names[name] = self.g.leaf(name, shape, kind)
                 self.leaves[name] = value
                 if seq:
@@ -469,6 +472,8 @@ def _leaf(where, raw, T, given):
 def _array(where, raw, shape):
     try:
         a = np.asarray(raw, dtype=float)
+    except SpecError:        # a time limit that struck here
+        raise
     except (TypeError, ValueError):
         raise SpecError(where, "not numbers (a number, or nested lists of numbers)") from None
     if a.ndim == 0:

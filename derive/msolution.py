@@ -83,7 +83,7 @@ class MatrixSpecProblem:
         title = data.get("title") or data.get("name") or id or "spec"
         self.id, self.title = id or str(title), str(title)[:200]
         self.question = str(data.get("question") or data.get("description") or "")
-        with time_limit(LIMITS["time_limit"], f"{source_name}: reading the spec",
+        with time_limit(LIMITS["time_limit"], "reading the spec",
                         "(limit --time-limit)"):
             self.spec = build_matrix_spec(data, {}, LIMITS["max_memory"] or DEFAULT_MAX_MEMORY)
         try:
@@ -100,7 +100,7 @@ class MatrixSpecProblem:
         if steps < 1:
             raise SpecError("--steps", "must be at least 1")
         leaves, optimizer = apply_given(self.spec, self.optimizer, values or {})
-        with time_limit(LIMITS["time_limit"], f"{self.source_name}: the backward pass and its checks",
+        with time_limit(LIMITS["time_limit"], "the backward pass and its checks",
                         "(limit --time-limit)"):
             return MatrixSolution(self, self.spec, leaves, optimizer, steps)
 
@@ -140,16 +140,13 @@ def update_arrays(optimizer: Optimizer, params: dict, grads: dict, states: dict,
     """One step of torch.optim's program, entrywise in numpy: the program is
     written once over scalar symbols and evaluated on whole arrays (each
     target's expression is in the old state, as :meth:`Optimizer.program` inlines)."""
-    p, g = sympy.symbols("p g", real=True)
     names = optimizer.state_names()
-    syms = {k: sympy.Symbol(k, real=True) for k in names}
-    program = optimizer.program(p, g, {k: syms[k] for k in names}, t)
+    program = _program(optimizer, t)
     new_params, new_states = {}, {}
     for name, value in params.items():
         env = {"p": value, "g": grads[name], **{k: states[name].get(k, np.zeros_like(value)) for k in names}}
         out = dict(states[name])
-        for target, expr in program:
-            f = sympy.lambdify([p, g] + [syms[k] for k in names], expr, modules="numpy")
+        for target, f in program:
             v = np.broadcast_to(np.asarray(f(env["p"], env["g"], *[env[k] for k in names]), dtype=float),
                                 value.shape).copy()
             if target == "param":
@@ -158,6 +155,22 @@ def update_arrays(optimizer: Optimizer, params: dict, grads: dict, states: dict,
                 out[target] = v
         new_states[name] = out
     return new_params, new_states
+
+
+_PROGRAMS: dict = {}
+
+
+def _program(optimizer: Optimizer, t: int) -> list:
+    """[(target, numpy function of p, g, state...)] of one step, made once per rule and step."""
+    key = (optimizer.rule, tuple(sorted((k, repr(v)) for k, v in optimizer.hyper.items())), t)
+    if key not in _PROGRAMS:
+        p, g = sympy.symbols("p g", real=True)
+        names = optimizer.state_names()
+        syms = [sympy.Symbol(k, real=True) for k in names]
+        program = optimizer.program(p, g, dict(zip(names, syms)), t)
+        _PROGRAMS[key] = [(target, sympy.lambdify([p, g] + syms, expr, modules="numpy"))
+                          for target, expr in program]
+    return _PROGRAMS[key]
 
 
 class MatrixSolution(Solution):

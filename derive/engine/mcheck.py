@@ -5,7 +5,8 @@ r"""Checks of the matrix-form backward pass that scale with the sizes.
   symbolic rules), compared with every step's value;
   error = max |a - b| / max(1, |b|), tolerance :data:`VJP_TOL`.
 * ``finite-difference``: along :data:`DIRECTIONS` seeded random directions d
-  of all parameters (and asked inputs) at once, the central difference
+  of all parameters (and asked inputs) at once (normal entries; a matrix's
+  part is an outer product of normal vectors), the central difference
   (L(θ + h d) - L(θ - h d)) / 2h with h = :data:`FD_STEP` against
   <gradient, d>; error = |fd - <g, d>| / max(1, |<g, d>|), tolerance
   :data:`FD_TOL`.  Two forward passes per direction, whatever the sizes.
@@ -62,6 +63,18 @@ def numpy_backprop(g: TGraph, leaves: dict) -> dict:
     return {k: np.broadcast_to(v, g.nodes[k].shape).astype(float) for k, v in grads.items() if k != g.loss}
 
 
+def _direction(rng, shape: tuple) -> np.ndarray:
+    """A random direction: normal entries for a vector, an outer product of
+    normal vectors for a matrix (n + m draws instead of n m; still a generic
+    direction for <gradient, d>)."""
+    if len(shape) < 2:
+        return rng.standard_normal(shape)
+    out = rng.standard_normal(shape[0])
+    for n in shape[1:]:
+        out = np.multiply.outer(out, rng.standard_normal(n))
+    return out
+
+
 def checks(g: TGraph, leaves: dict, derivation, seed: int = 0) -> list:
     """The two ``checks`` records of a matrix-form derivation."""
     ref = numpy_backprop(g, leaves)
@@ -79,7 +92,7 @@ def checks(g: TGraph, leaves: dict, derivation, seed: int = 0) -> list:
     rng = np.random.default_rng(seed)
     fd_worst = 0.0
     for _ in range(DIRECTIONS):
-        d = {n: rng.standard_normal(g.nodes[n].shape) for n in wrt}
+        d = {n: _direction(rng, g.nodes[n].shape) for n in wrt}
         norm = np.sqrt(sum(float(np.sum(v * v)) for v in d.values())) or 1.0
         d = {n: v / norm for n, v in d.items()}
         plus = dict(leaves); minus = dict(leaves)
