@@ -48,7 +48,7 @@ def is_small(data: dict) -> bool:
     times the steps stay under :data:`SMALL_ENTRIES` entries."""
     unroll = data.get("unroll")
     T = unroll.get("T", 1) if isinstance(unroll, dict) else 1
-    if not isinstance(T, int) or T > 64:
+    if not isinstance(T, int) or T > 64 or not _scalar_functions_only(data):
         return False
     total = 0
     for section in ("inputs", "targets", "parameters"):
@@ -69,6 +69,37 @@ def is_small(data: dict) -> bool:
                 size *= T if n == "T" else (n if isinstance(n, int) and not isinstance(n, bool) else 1)
             total += size
     return total * max(1, T) <= SMALL_ENTRIES
+
+
+def _scalar_functions_only(data: dict) -> bool:
+    """Whether every function a spec calls is one the component-wise builder
+    knows (softmax along an axis, convolution, ... are the matrix engine's)."""
+    import ast
+
+    from .ops import OPS
+    from .parse import ExprError, parse_tree
+    from .vecspec import FUNCTIONS
+    texts = [data.get("loss")]
+    for block in (data.get("forward"), (data.get("unroll") or {}).get("equations")
+                  if isinstance(data.get("unroll"), dict) else None):
+        if isinstance(block, dict):
+            texts += list(block.values())
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        try:
+            tree = parse_tree(text)
+        except ExprError:
+            continue                      # the component-wise builder words the refusal
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                if not isinstance(node.func, ast.Name):
+                    continue
+                if node.func.id not in OPS and node.func.id not in FUNCTIONS:
+                    return False
+                if node.func.id in ("softmax", "sum", "mean") and len(node.args) > 1:
+                    return False          # along an axis
+    return True
 
 
 class MatrixSpecProblem:
@@ -224,11 +255,14 @@ class MatrixSolution(Solution):
             grads[n.name] = {"value": self.gradient(n.name).tolist(),
                              "expr": step.spec if step else "0", "latex": step.latex if step else "0",
                              "form": "matrix"}
+        values = {name: np.asarray(v).tolist() for name, v in self.values.items() if name in g.nodes}
+        for seq, names in self._sequences().items():     # an unrolled quantity also as one array, T first
+            if seq not in values:
+                values[seq] = [values[n] for n in names]
         out = {
             "id": self.problem.id,
             "title": self.problem.title,
-            "values": {name: np.asarray(v).tolist() for name, v in self.values.items()
-                       if name in g.nodes},
+            "values": values,
             "loss": float(self.values[g.loss]),
             "gradients": grads,
             "updates": {n: v.tolist() for n, v in self.updates.items()},
@@ -242,6 +276,24 @@ class MatrixSolution(Solution):
             out["input_gradients"] = {n: self.gradient(n).tolist() for n in g.wanted_inputs}
         if self.steps > 1:
             out["losses"] = self.losses
+        return out
+
+    def _sequences(self) -> dict:
+        seqs: dict = {}
+        for n in self.graph.computed():
+            if n.step is not None:
+                seqs.setdefault(n.step[0], []).append(n.name)
+        return seqs
+
+    def answer_values(self) -> dict:
+        """What ``derive check`` compares answers with: every named quantity,
+        every adjoint by its step name (dL/dW1), each parameter after the update
+        (W1_new, W1+ and the bare name, as the contract reads hand answers)."""
+        out = {name: np.asarray(v).tolist() for name, v in self.values.items() if name in self.graph.nodes}
+        for s in self.mf.steps:
+            out[s.name] = s.value.tolist()
+        for name, v in self.updates.items():
+            out[name] = out[f"{name}_new"] = out[f"{name}+"] = v.tolist()
         return out
 
     # -- worked solution -------------------------------------------------------
