@@ -76,6 +76,7 @@ def _scalar_functions_only(data: dict) -> bool:
     knows (softmax along an axis, convolution, ... are the matrix engine's)."""
     import ast
 
+    from .engine.tensor_op import TENSOR_OPS
     from .ops import OPS
     from .parse import ExprError, parse_tree
     from .vecspec import FUNCTIONS
@@ -95,8 +96,8 @@ def _scalar_functions_only(data: dict) -> bool:
             if isinstance(node, ast.Call):
                 if not isinstance(node.func, ast.Name):
                     continue
-                if node.func.id not in OPS and node.func.id not in FUNCTIONS:
-                    return False
+                if node.func.id not in OPS and node.func.id not in FUNCTIONS and node.func.id in TENSOR_OPS:
+                    return False          # (a name unknown to both is refused by the component builder)
                 if node.func.id in ("softmax", "sum", "mean") and len(node.args) > 1:
                     return False          # along an axis
     return True
@@ -158,7 +159,9 @@ def apply_given(spec: MatrixSpec, optimizer: Optimizer, given: dict):
             raise SpecError(f"values.{name}", "unknown name; known: " + ", ".join(known))
     missing = [n for n, v in leaves.items() if v is None]
     if missing:
-        raise SpecError(f"values.{missing[0]}", "no value: the spec gives only its shape; give it in --values")
+        node = spec.graph.nodes[missing[0]]
+        raise SpecError(f"{node.kind}s.{node.name}.value", "missing: a number (every entry), nested lists, "
+                                                           "or the numbers in --values")
     if hyper:
         try:
             optimizer = optimizer.with_hyper(**hyper)
@@ -278,6 +281,10 @@ class MatrixSolution(Solution):
             out["losses"] = self.losses
         return out
 
+    def matrix_form_blocks(self) -> list:
+        """The backward pass in matrix form as blocks (formulas, then values)."""
+        return matrix_blocks(self.mf)
+
     def _sequences(self) -> dict:
         seqs: dict = {}
         for n in self.graph.computed():
@@ -325,7 +332,7 @@ class MatrixSolution(Solution):
         out.append(B.prose(f"The graph has {len(g.nodes)} named quantities with "
                            f"{g.entries()} entries in all; the backward pass is derived in matrix form "
                            "(one rule per operation, whatever the sizes)."))
-        out += matrix_blocks(self.mf)
+        out += self.matrix_form_blocks()
         out.append(B.Heading("Update"))
         out.append(B.prose(f"{self.optimizer.describe()}, as torch.optim computes it, entry by entry:"))
         out.append(B.Equations(tuple(

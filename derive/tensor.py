@@ -795,6 +795,11 @@ class TensorSolution(GraphSolution):
                 self._matrix_form = MatrixForm(build_matrix_spec(data, given))
         return self._matrix_form
 
+    def matrix_form_blocks(self) -> list:
+        """The backward pass in matrix form as blocks (formulas, then values)."""
+        from .mform import matrix_blocks
+        return matrix_blocks(self.matrix_form) if self.matrix_form is not None else []
+
     def _adjoint_or_none(self, name: str):
         t = self.model.tg.tensors.get(name)
         return None if t is None else self.adjoint_of(name)
@@ -863,9 +868,7 @@ class TensorSolution(GraphSolution):
             out.append(B.prose(f"The graph has {len(g.nodes)} scalar nodes and "
                                f"{len(self.derivation.steps)} chain-rule steps; they are derived and "
                                "verified component by component, and shown below in matrix form."))
-        if self.matrix_form is not None:
-            from .mform import matrix_blocks
-            out += matrix_blocks(self.matrix_form)
+        out += self.matrix_form_blocks()
         out += m.matrix_blocks(self)
 
         out.append(B.Heading("Gradients"))
