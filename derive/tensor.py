@@ -624,7 +624,7 @@ class TensorProblem(Problem):
                 dims[d.name] = _int_in(f"values.{d.name}", given.pop(d.name), d.low, high)
                 if d.name in inferred and inferred[d.name][0] != dims[d.name]:
                     n, src = inferred[d.name]
-                    raise SpecError(f"values.{d.name}", f"is {dims[d.name]}, but {src} has {d.name} = {n}")
+                    raise SpecError(f"values.{src}", f"has {d.name} = {n}, but {d.name} = {dims[d.name]} is given")
             elif d.name in inferred:
                 dims[d.name] = inferred[d.name][0]
             large = large or dims[d.name] > d.high
