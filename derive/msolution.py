@@ -38,8 +38,9 @@ SMALL_ENTRIES = 400
 SHOW_ENTRIES = 16
 
 
-#: limits a user may raise: --max-memory (bytes) and --time-limit (seconds per phase)
-LIMITS = {"max_memory": None, "time_limit": 120.0}
+#: the memory limit a user may raise (--max-memory, bytes; None: the default);
+#: time is bounded per phase by derive.budget (--time-limit, DERIVE_TIME_LIMIT)
+LIMITS = {"max_memory": None}
 
 
 def is_small(data: dict) -> bool:
@@ -108,15 +109,14 @@ class MatrixSpecProblem:
 
     def __init__(self, data: dict, source_name: str, *, id: str | None = None, source: str = "",
                  order: tuple = (99, 0), user: bool = True):
+        from .budget import SPEC_BUILD_SECONDS, limit
         from .matspec import DEFAULT_MAX_MEMORY, build_matrix_spec
-        from .spec import time_limit
         self.source_name, self.user, self.order, self.source = source_name, user, order, source
         self.data = data
         title = data.get("title") or data.get("name") or id or "spec"
         self.id, self.title = id or str(title), str(title)[:200]
         self.question = str(data.get("question") or data.get("description") or "")
-        with time_limit(LIMITS["time_limit"], "reading the spec",
-                        "(limit --time-limit)"):
+        with limit(SPEC_BUILD_SECONDS, "reading the spec", source_name):
             self.spec = build_matrix_spec(data, {}, LIMITS["max_memory"] or DEFAULT_MAX_MEMORY)
         try:
             self.optimizer = Optimizer.from_spec(data.get("optimizer"))
@@ -128,12 +128,11 @@ class MatrixSpecProblem:
         return {"id": self.id, "title": self.title, "source": self.source}
 
     def solve(self, values: dict | None = None, steps: int = 1) -> "MatrixSolution":
-        from .spec import time_limit
+        from .budget import SPEC_SOLVE_SECONDS, limit
         if steps < 1:
             raise SpecError("--steps", "must be at least 1")
         leaves, optimizer = apply_given(self.spec, self.optimizer, values or {})
-        with time_limit(LIMITS["time_limit"], "the backward pass and its checks",
-                        "(limit --time-limit)"):
+        with limit(SPEC_SOLVE_SECONDS, "the backward pass and its checks", self.source_name):
             return MatrixSolution(self, self.spec, leaves, optimizer, steps)
 
 
