@@ -144,6 +144,21 @@ class Handler(BaseHTTPRequestHandler):
     def app(self) -> App:
         return self.server.app
 
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except (OSError, TimeoutError):
+            self.close_connection = True       # the client went away
+        except Exception:  # noqa: BLE001 - a bug: logged here, never sent to the client
+            import traceback
+
+            sys.stderr.write(f"derive serve: a request failed:\n{traceback.format_exc()}")
+            self.close_connection = True
+            try:
+                self._error(500, "server: internal error (logged on the server)")
+            except OSError:
+                pass
+
     def do_GET(self):  # noqa: N802 - http.server's name
         url = urlsplit(self.path)
         path = unquote(url.path)

@@ -238,3 +238,14 @@ def test_roster_selects_the_students_variant(tmp_path):
         assert status == 400 and data["error"].startswith("values:")
     finally:
         close(s)
+
+
+def test_a_bug_is_500_without_a_traceback(capsys):
+    s = start(workers=1, seconds=10)
+    try:
+        s.app.problems = [object()]          # not JSON: the handler fails
+        status, data = request(s, "GET", "/api/problems")
+        assert status == 500 and data == {"error": "server: internal error (logged on the server)"}
+        assert "Traceback" in capsys.readouterr().err
+    finally:
+        close(s)

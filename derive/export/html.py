@@ -48,7 +48,8 @@ def _cell(c, math) -> str:
 
 def blocks_html(blocks, math=mathjax, figure=None) -> str:
     """The HTML of ``blocks``. ``math(tex, display)`` typesets maths;
-    ``figure(block)`` returns the HTML of a figure (default: its caption)."""
+    ``figure(block)`` returns the HTML of a figure (default: none; the
+    statement gives every number a drawing carries)."""
     out = []
     for b in blocks:
         if isinstance(b, B.Heading):
@@ -75,8 +76,6 @@ def blocks_html(blocks, math=mathjax, figure=None) -> str:
         elif isinstance(b, B.Figure):
             if figure is not None:
                 out.append(figure(b))
-            elif b.caption:
-                out.append(f"<p><em>Figure: {text(b.caption)}</em></p>")
         elif isinstance(b, B.Checks):
             out.append("<p>" + "<br>".join(text(line.strip()) for line in B.to_text([b]).splitlines()) + "</p>")
     return "\n".join(out)
