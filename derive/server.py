@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .webapi import MAX_BODY, ApiError, builtin_ids, parse_body
+from .webapi import MAX_BODY, ApiError, parse_body
 from .workers import Busy, Crashed, Pool, TimedOut
 
 #: the checking page's files
@@ -90,7 +90,6 @@ class App:
         self.roster = roster
         self.web_dir = Path(web_dir)
         self.problems = [p.listing() for p in builtins()]
-        self.ids = set(builtin_ids())
 
 
 class Handler(BaseHTTPRequestHandler):
