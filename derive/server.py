@@ -8,7 +8,8 @@ from the request (and the roster, read at start).
 
 Routes:
 
-* ``GET /api/problems``: ``{"problems": [{"id", "title", "source"}], "roster": bool}``;
+* ``GET /api/problems``: ``{"problems": [{"id", "title", "source"}], "roster": bool,
+  "roster_target": the problem the roster's variants are of, or null}``;
 * ``GET /api/problem/ID[?student=SID]``: the question (``statement_html``,
   maths as MathML where available), the asked quantities with their LaTeX;
 * ``GET /api/student/SID``: ``{"id", "variant"}`` (with ``--roster``);
@@ -90,6 +91,8 @@ class App:
         self.roster = roster
         self.web_dir = Path(web_dir)
         self.problems = [p.listing() for p in builtins()]
+        if roster is not None:
+            roster.target            # found once, at start
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -166,7 +169,9 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(400, "request: too many query fields")
         if path == "/api/problems":
-            return self._json(200, {"problems": self.app.problems, "roster": self.app.roster is not None})
+            roster = self.app.roster
+            return self._json(200, {"problems": self.app.problems, "roster": roster is not None,
+                                    "roster_target": roster.target if roster is not None else None})
         if path.startswith("/api/problem/"):
             target = path[len("/api/problem/"):]
             student = (query.get("student") or [None])[0]
