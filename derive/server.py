@@ -133,8 +133,10 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"derive serve: {self.address_string()} {line.encode('ascii', 'backslashreplace').decode()}\n")
 
     def send_error(self, code, message=None, explain=None):
-        # http.server's own errors (a bad request line, headers too long) as JSON too
+        # http.server's own errors (a bad request line, headers too long) as JSON too,
+        # with a status line even when the request line was unreadable
         self.close_connection = True
+        self.request_version = self.protocol_version
         try:
             self._error(int(code), f"request: {message or HTTPStatus(code).phrase}")
         except OSError:

@@ -254,3 +254,16 @@ def test_a_bug_is_500_without_a_traceback(capsys):
         assert "Traceback" in capsys.readouterr().err
     finally:
         close(s)
+
+
+def test_a_malformed_request_line_is_json_400(server):
+    import socket
+
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(b"NOT A REQUEST LINE AT ALL\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error"].startswith("request: ")
