@@ -237,16 +237,14 @@ def check_request(req: dict, roster=None) -> dict:
 
 def _quantities(solution, math) -> list:
     """The asked quantities: answers-file name, LaTeX, shape."""
-    from .variants import _meaning, answers_of, is_gradient_problem
+    from .export import asked
+    from .variants import is_gradient_problem
 
     if not is_gradient_problem(solution.problem):
-        return [{"name": name, "latex": None, "shape": _shape(v)}
+        return [{"name": name, "latex": None, "mathml": None, "shape": _shape(v)}
                 for name, v in solution.to_json().get("values", {}).items()]
-    out = []
-    for name, value in answers_of(solution).items():
-        tex = _meaning(solution.graph, name).tex
-        out.append({"name": name, "latex": tex, "mathml": math(tex, False), "shape": _shape(value)})
-    return out
+    return [{"name": name, "latex": tex, "mathml": math(tex, False), "shape": _shape(value)}
+            for name, tex, value in asked(solution)]
 
 
 def _shape(value) -> list:
