@@ -188,8 +188,9 @@ def test_problems_and_problem(server):
     status, data = request(server, "GET", f"/api/problem/{RELU}")
     assert status == 200 and data["id"] == RELU
     assert [q["name"] for q in data["quantities"]] == list(key_answers())
-    assert r"\partial L / \partial w_{1}" in next(q["latex"] for q in data["quantities"] if q["name"] == "dL/dw1")
-    assert "<h3>Given</h3>" in data["statement_html"] and "To find" not in data["statement_html"]
+    assert r"\partial w_{1}" in next(q["latex"] for q in data["quantities"] if q["name"] == "dL/dw1")
+    html = data["statement_html"]              # the givens: a table row per parameter, no answer boxes
+    assert "<table>" in html and html.count("<td>parameter</td>") == 9 and "To find" not in html
     status, data = request(server, "GET", "/api/problem/nope")
     assert status == 400 and data["error"].startswith("target: unknown problem")
     status, data = request(server, "GET", "/api/nothing")
