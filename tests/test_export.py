@@ -9,6 +9,7 @@ translated to Python, so a field Moodle would not see fails here.
 """
 import csv
 import io
+import math
 import re
 import zipfile
 from pathlib import Path
@@ -263,3 +264,19 @@ def test_csv_roster_rows_and_formula_cells(tmp_path):
         assert r[1] == dealt[sid]
         assert [float(c) for c in r[2:]] == [v for _, v in key_numbers(out, int(r[1]))]
     assert any(c.startswith("-0.") for r in rows[1:] for c in r[2:])   # negative numbers stay numbers
+
+
+def test_min_sig_accepts_roundings_to_that_many_figures(tmp_path):
+    out = make(tmp_path, "mlp-tanh-sigmoid", "moodle", count=2, extra=["--min-sig", "4"])
+    quiz = parse((out / "variants-moodle.xml").read_bytes())
+    for k, q in enumerate(quiz.findall("question[@type='cloze']"), start=1):
+        text = q.findtext("questiontext/text")
+        assert "Give at least 4 significant figures" in text
+        for (value, tol), (name, expected) in zip(cloze_fields(text), key_numbers(out, k)):
+            assert value == expected
+            rounded = float(f"{expected:.4g}")            # what a student writes
+            assert abs(rounded - expected) <= tol, name
+            assert tol >= policy(expected) * (1 - 1e-11)
+            if expected:                                   # and no more than half a unit of the 4th figure
+                unit = 10.0 ** (math.floor(math.log10(abs(expected))) - 3)
+                assert tol <= max(policy(expected), unit / 2) * (1 + 1e-11), name
