@@ -300,13 +300,14 @@ class Server(ThreadingHTTPServer):
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8000, *, roster_path=None, workers: int = 2,
-                seconds: float = 10.0, web_dir: Path = WEB_DIR) -> Server:
-    """A bound server (not yet serving); ``port`` 0 picks a free port.
-    Close it with :func:`close`."""
+                seconds: float = 10.0, web_dir: Path = WEB_DIR, warm: bool = False) -> Server:
+    """A bound server (not yet serving); ``port`` 0 picks a free port;
+    ``warm``: workers start with the gradient built-ins solved (``derive
+    serve`` does this). Close it with :func:`close`."""
     from .webapi import Roster
 
     roster = Roster(roster_path) if roster_path else None
-    pool = Pool(workers, seconds, roster_path)
+    pool = Pool(workers, seconds, roster_path, warm=warm)
     try:
         return Server((host, port), App(pool, roster, web_dir))
     except BaseException:

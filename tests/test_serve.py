@@ -268,3 +268,18 @@ def test_a_malformed_request_line_is_json_400(server):
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
     assert json.loads(body)["error"].startswith("request: ")
+
+
+def test_warm_solves_every_gradient_builtin_first():
+    from derive import webapi
+    from derive.variants import is_gradient_problem
+
+    webapi._SOLVED.clear()
+    webapi.warm()
+    assert {t for t, _ in webapi._SOLVED} == {p.id for p in builtins() if is_gradient_problem(p)}
+    s = start(workers=1, seconds=30, warm=True)        # and a warm server answers as any other
+    try:
+        status, data = post_check(s, {"target": RELU, "answers": {"w1": "0.1875"}})
+        assert status == 200 and data["items"][0]["verdict"] == "correct"
+    finally:
+        close(s)
