@@ -283,3 +283,29 @@ def test_warm_solves_every_gradient_builtin_first():
         assert status == 200 and data["items"][0]["verdict"] == "correct"
     finally:
         close(s)
+
+
+def test_the_checking_page_is_served_from_the_web_folder(tmp_path):
+    (tmp_path / "check.html").write_text("<!doctype html><p>the page</p>")
+    (tmp_path / "check.js").write_text("console.log(1);")
+    (tmp_path / "notes.txt").write_text("not served")
+    s = start(workers=1, seconds=10, web_dir=tmp_path)
+    try:
+        host, port = s.server_address[:2]
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 302 and r.getheader("Location") == "/check.html"
+        conn.request("GET", "/check.html")
+        r = conn.getresponse()
+        assert (r.status, r.read(), r.getheader("Content-Type")) == (
+            200, b"<!doctype html><p>the page</p>", "text/html; charset=utf-8")
+        conn.request("GET", "/check.js")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == b"console.log(1);"
+        assert r.getheader("X-Content-Type-Options") == "nosniff"
+        conn.close()
+        assert request(s, "GET", "/notes.txt")[0] == 404        # only page files
+    finally:
+        close(s)
