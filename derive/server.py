@@ -47,6 +47,9 @@ WEB_DIR = Path(__file__).parent / "web"
 READ_SECONDS = 10.0
 #: an idle connection is closed after this many seconds
 IDLE_SECONDS = 15.0
+#: a request's line and headers must arrive within this many seconds of the
+#: connection being ready for it (a slow sender is cut off, not waited for)
+HEAD_SECONDS = 15.0
 #: an oversized body up to this size is read and dropped before the 400 (beyond, the
 #: connection is closed unread, and the client may see a reset instead of the answer)
 DRAIN_BYTES = 4 * 1024 * 1024
@@ -148,7 +151,22 @@ class Handler(BaseHTTPRequestHandler):
     def app(self) -> App:
         return self.server.app
 
+    def _cut_off(self):
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def parse_request(self):
+        ok = super().parse_request()        # reads the headers
+        self._head_timer.cancel()
+        return ok
+
     def handle_one_request(self):
+        # socket timeouts bound each read, not a request sent a byte at a time
+        self._head_timer = threading.Timer(HEAD_SECONDS, self._cut_off)
+        self._head_timer.daemon = True
+        self._head_timer.start()
         try:
             super().handle_one_request()
         except (OSError, TimeoutError):
@@ -162,6 +180,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._error(500, "server: internal error (logged on the server)")
             except OSError:
                 pass
+        finally:
+            self._head_timer.cancel()
 
     def do_GET(self):  # noqa: N802 - http.server's name
         url = urlsplit(self.path)

@@ -309,3 +309,25 @@ def test_the_checking_page_is_served_from_the_web_folder(tmp_path):
         assert request(s, "GET", "/notes.txt")[0] == 404        # only page files
     finally:
         close(s)
+
+
+def test_a_request_sent_a_byte_at_a_time_is_cut_off(server, monkeypatch):
+    import socket
+
+    from derive import server as server_module
+
+    monkeypatch.setattr(server_module, "HEAD_SECONDS", 1.0)
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        t0 = time.monotonic()
+        sock.sendall(b"GET /api/problems HTTP/1.1\r\n")
+        closed = False
+        for _ in range(40):                     # a header byte every 0.1 s, never finished
+            try:
+                sock.sendall(b"X")
+                time.sleep(0.1)
+            except OSError:
+                closed = True
+                break
+        if not closed:
+            closed = sock.recv(1024) == b""
+        assert closed and time.monotonic() - t0 < 3.5
