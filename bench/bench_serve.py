@@ -4,8 +4,8 @@
 
 Starts the server on 127.0.0.1 (a free port, in this process's thread, its
 workers in their own processes), warms it up, then sends N check requests
-one after another, each with all 29 answers of mlp-relu-regression (half of
-them rounded or wrong, so every verdict path runs), over one keep-alive
+one after another, each with all 29 answers of mlp-relu-regression (a third
+right, a third rounded, a third wrong, so every verdict path runs), over one keep-alive
 connection, and prints the median and the 95th percentile of the round
 trip. In the same run it times the same check called in-process (no HTTP,
 no worker) and prints the ratio: what the server adds. The target is a
