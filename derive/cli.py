@@ -13,7 +13,7 @@ import sys
 from .errors import UserError, as_user_error
 
 #: command name -> module under derive.commands, in the order `--help` lists them
-COMMANDS = ["list", "solve", "key", "check", "codegen", "variants"]
+COMMANDS = ["list", "solve", "key", "check", "codegen", "variants", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 
 def add_parser(sub):
+    from .check import _tol
+
     p = sub.add_parser("variants", help="N randomised versions of a problem, each with its question, key and answers",
                        description="Draw N versions of a gradient problem with fresh numbers (reproducible "
                                    "from --seed; the README's Variants section gives the rules) and write, "
@@ -23,6 +25,13 @@ def add_parser(sub):
                    help="a class list with an 'id' column: each student gets a variant (DIR/roster.csv)")
     p.add_argument("--jobs", type=_integer("--jobs"), default=None, metavar="J",
                    help="worker processes (default: the number of CPUs)")
+    p.add_argument("--export", action="append", choices=["moodle", "qti", "csv"], default=[],
+                   help="also write DIR/variants-moodle.xml (Moodle XML, Cloze), DIR/variants-qti.zip "
+                        "(QTI 1.2 for Canvas) or DIR/variants-answers.csv (every variant's answers); repeatable")
+    p.add_argument("--rtol", type=_tol("--rtol"), default=None, metavar="R",
+                   help="relative tolerance the exports accept (default: derive check's)")
+    p.add_argument("--atol", type=_tol("--atol"), default=None, metavar="A",
+                   help="absolute tolerance near zero the exports accept (default: derive check's)")
     p.set_defaults(run=run)
 
 
@@ -86,6 +95,14 @@ def run(args) -> int:
     what = "values, answers, question and key" + (" (.tex and .pdf)" if result.pdf else " (.tex)")
     print(f"wrote {len(result.variants)} variants of {problem.id} to {out}/: {what} each; "
           f"all-questions and all-keys" + ("; roster.csv" if ids is not None else ""))
+    for fmt in dict.fromkeys(args.export):
+        from ..check import ATOL, RTOL
+        from ..export import write_export
+
+        path = write_export(fmt, problem, result.variants, args.seed, out,
+                            rtol=RTOL if args.rtol is None else args.rtol,
+                            atol=ATOL if args.atol is None else args.atol, roster_ids=ids)
+        print(f"wrote {path}")
     if result.note:
         print(f"derive: {result.note}", file=sys.stderr)
     return 0

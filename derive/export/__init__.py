@@ -1,0 +1,158 @@
+"""Variants for a learning platform: Moodle XML, QTI 1.2 for Canvas, a CSV.
+
+``derive variants TARGET --count N --seed S --export moodle|qti|csv``
+writes the variants as usual and then one more file into their folder
+(:data:`FILES`). Every export reads the same records (:func:`collect`): per
+variant its givens, its statement and worked key (the blocks the question
+sheet and the key show) and its asked quantities, each a number with the
+tolerance the grading policy sets: ``max(rtol * |value|, atol)``, the bound
+``derive check`` accepts (``derive.check.RTOL`` and ``ATOL`` unless the
+instructor gives ``--rtol``/``--atol``). The numbers are those of each
+variant's ``answers.yaml``: the key solved from its ``values.yaml`` read back.
+
+>>> from derive.problems import load
+>>> from derive.variants import draw_variants
+>>> p = load("mlp-relu-regression")
+>>> [item] = collect(p, draw_variants(p, 1, seed=3), seed=3, rtol=1e-3, atol=1e-6)
+>>> q = item.quantities[0]
+>>> q.name, q.tolerance == max(1e-3 * abs(q.value), 1e-6)
+('z1', True)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import blocks as B
+
+#: export name -> the file it writes into the variants folder
+FILES = {"moodle": "variants-moodle.xml", "qti": "variants-qti.zip", "csv": "variants-answers.csv"}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One asked number: its answers-file ``name`` (an entry of a vector or
+    matrix answer is ``NAME[i,j]``, counted from 1), how the question names
+    it (``tex``), the key's value and the accepted absolute error."""
+
+    name: str
+    tex: str
+    value: float
+    tolerance: float
+
+
+@dataclass
+class VariantItem:
+    """One variant as an export reads it."""
+
+    number: int
+    values: dict                      # the givens, as in values.yaml
+    statement: list                   # blocks: the question without "To find"
+    key: list                         # blocks: the worked solution
+    quantities: list = field(default_factory=list)
+
+
+def tolerance(value: float, rtol: float, atol: float) -> float:
+    """The absolute error ``derive check`` accepts around ``value``.
+
+    >>> tolerance(-0.175, 1e-3, 1e-9), tolerance(0.0, 1e-3, 1e-9)
+    (0.000175, 1e-09)
+    """
+    return max(rtol * abs(float(value)), atol)
+
+
+def _entries(value, prefix=()):
+    """(index tuple, number) of a number or a nested list, row-major."""
+    if isinstance(value, list):
+        for k, v in enumerate(value, start=1):
+            yield from _entries(v, prefix + (k,))
+    else:
+        yield prefix, float(value)
+
+
+def quantities(solution, answers: dict, rtol: float, atol: float) -> list:
+    """The asked numbers of ``answers`` (:func:`derive.variants.answers_of`),
+    vectors and matrices entry by entry."""
+    from ..variants import _meaning
+
+    out = []
+    for name, value in answers.items():
+        base = _meaning(solution.graph, name).tex
+        for index, v in _entries(value):
+            if index:
+                sub = ",".join(map(str, index))
+                out.append(Quantity(f"{name}[{sub}]", rf"\left({base}\right)_{{{sub}}}", v,
+                                    tolerance(v, rtol, atol)))
+            else:
+                out.append(Quantity(name, base, v, tolerance(v, rtol, atol)))
+    return out
+
+
+def statement_blocks(solution, key: list) -> list:
+    """The question sheet's blocks up to its "To find" section (the exports
+    ask for the quantities in their own way)."""
+    from ..variants import question_blocks
+
+    blocks = question_blocks(solution, key)
+    cut = next((i for i, b in enumerate(blocks) if isinstance(b, B.Heading) and b.text.startswith("To find")),
+               len(blocks))
+    return blocks[:cut]
+
+
+def collect(problem, variants: list, seed: int, rtol: float, atol: float) -> list:
+    """One :class:`VariantItem` per variant; each key solved from the
+    variant's ``values.yaml`` text read back, as ``derive variants`` does."""
+    from ..spec import read_data
+    from ..variants import answers_of, base_of, values_text
+
+    graph = base_of(problem)[0]
+    items = []
+    for v in variants:
+        solution = problem.solve(read_data(values_text(problem, v, seed), "values.yaml"))
+        key = solution.blocks()
+        items.append(VariantItem(v.number, v.plain_values(graph), statement_blocks(solution, key), key,
+                                 quantities(solution, answers_of(solution), rtol, atol)))
+    return items
+
+
+def accuracy_note(rtol: float, atol: float) -> str:
+    """One sentence telling students how close an answer must be.
+
+    >>> accuracy_note(1e-3, 1e-9)
+    'An answer is accepted within a relative error of 0.001 of the exact value (an absolute error of 1e-09 near zero).'
+    """
+    return (f"An answer is accepted within a relative error of {rtol:g} of the exact value "
+            f"(an absolute error of {atol:g} near zero).")
+
+
+def write_export(fmt: str, problem, variants: list, seed: int, out_dir, *, rtol: float, atol: float,
+                 roster_ids: list | None = None) -> Path:
+    """Write ``out_dir/FILES[fmt]`` and return its path."""
+    from ..render import _write_atomic
+
+    items = collect(problem, variants, seed, rtol, atol)
+    path = Path(out_dir) / FILES[fmt]
+    if fmt == "moodle":
+        from .moodle import moodle_xml
+
+        _write_atomic(path, moodle_xml(problem, items, rtol, atol))
+    elif fmt == "qti":
+        from .qti import qti_zip
+
+        _write_atomic(path, qti_zip(problem, items, seed, rtol, atol))
+    elif fmt == "csv":
+        from ..variants import assign
+        from .answers_csv import answers_csv
+
+        students = None
+        if roster_ids is not None:
+            dealt = assign(roster_ids, len(variants), seed)
+            students = [(sid, dealt[sid]) for sid in roster_ids]
+        _write_atomic(path, answers_csv(items, students))
+    else:
+        raise ValueError(f"unknown export {fmt!r}")
+    return path
+
+
+__all__ = ["FILES", "Quantity", "VariantItem", "collect", "quantities", "tolerance", "write_export",
+           "accuracy_note"]
