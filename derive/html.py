@@ -130,6 +130,13 @@ def render_blocks(blocks, question: str = "") -> str:
     return make_env().get_template("partials/blocks.html.j2").render(blocks=_contexts(blocks, question))
 
 
+def figure_html(figure: B.Figure) -> str:
+    """One figure block as HTML: its drawing as inline SVG, and its caption
+    (the checking page shows a question's figure with this)."""
+    (svg,) = figure_svgs([figure])
+    return make_env().get_template("partials/figure.html.j2").render(b=block_context(figure, svg))
+
+
 def problem_context(problem, solution, number: int | None = None) -> dict:
     """What the section template of one problem needs: the LaTeX key's
     context of the problem, with the blocks as HTML."""

@@ -7,7 +7,11 @@ skipped and say which. Set ``DERIVE_SHOTS=DIR`` to keep screenshots of what
 the tests saw.
 """
 import os
+import re
+import select
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,4 +86,84 @@ def test_html_key_renders_mathml_and_svg_and_loads_nothing(browser, key_html):
         assert box["width"] > 100 and box["height"] > 50
     assert page.locator("#problem-mlp-relu-regression h2").inner_text().endswith("Two-layer ReLU regression net, one SGD step")
     _shot(page, "answer-key.png")
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """``derive serve`` on 127.0.0.1, a free port: its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "derive", "serve", "--host", "127.0.0.1", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready = select.select([proc.stdout], [], [], 60)[0]
+        line = proc.stdout.readline() if ready else ""
+        match = re.search(r"http://[\d.]+:\d+/", line)
+        assert match, f"derive serve did not say where it listens: {line!r}"
+        yield match.group(0)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _verdicts(page) -> dict:
+    """name -> (verdict, message) as the page shows them."""
+    out = {}
+    for row in page.locator("#rows tr").all():
+        badge = row.locator(".verdict .badge")
+        if badge.count():
+            message = row.locator(".verdict .message")
+            out[row.get_attribute("data-name")] = (badge.inner_text(),
+                                                   message.inner_text() if message.count() else "")
+    return out
+
+
+def test_checking_page_judges_a_right_and_a_wrong_answer(browser, server):
+    from derive.check import check
+    from derive.problems import load
+
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    outside = []
+    page.on("request", lambda r: None if r.url.startswith(server) else outside.append(r.url))
+    page.goto(server + "check.html")
+    page.select_option("#problem", "mlp-relu-regression")
+    page.wait_for_selector('#rows input[data-name="dL/dw5"]')
+    assert page.locator("#statement math").count() > 5           # the question, typeset
+    assert page.locator("#statement figure svg").count() == 1     # with the network drawn
+    answers = {"dL/dw5": "(o1 - y)*a1", "w1": "0.1875", "dL/dw1": "0.175"}
+    for name, text in answers.items():
+        page.fill(f'#rows input[data-name="{name}"]', text)
+    # the live preview shows the formula as derive reads it, typeset
+    preview = page.locator('#rows tr[data-name="dL/dw5"] .preview math')
+    preview.wait_for()
+    assert "a" in preview.text_content() and "y" in preview.text_content()
+    page.click("#check")
+    # (the page's Content-Security-Policy forbids eval, so no wait_for_function)
+    page.locator("#rows .verdict .badge").nth(len(answers) - 1).wait_for()
+    shown = _verdicts(page)
+    # the page shows what derive check itself says of the same answers
+    expected = check(load("mlp-relu-regression").solve(), answers, target="mlp-relu-regression")
+    assert shown == {i["name"]: (i["verdict"], i["message"]) for i in expected["items"]}
+    assert shown["dL/dw5"][0] == "correct" and shown["w1"][0] == "correct"
+    assert shown["dL/dw1"][0] == "incorrect" and "sign" in shown["dL/dw1"][1]
+    assert page.inner_text("#summary") == "2/3 accepted"
+    assert errors == [] and outside == []
+    _shot(page, "check-right-and-wrong.png")
+    page.close()
+
+
+def test_checking_page_shows_a_bad_request_as_one_line(browser, server):
+    page = browser.new_page()
+    page.goto(server + "check.html#mlp-relu-regression")
+    page.wait_for_selector('#rows input[data-name="w1"]')
+    page.fill('#rows input[data-name="w1"]', "(((")
+    page.locator('#rows tr[data-name="w1"] .preview .error').wait_for()
+    page.click("#check")
+    page.wait_for_selector('#rows .verdict[data-name="w1"] .badge')
+    assert _verdicts(page)["w1"][0] == "unparseable"
     page.close()

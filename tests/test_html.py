@@ -115,3 +115,11 @@ def test_hostile_title_is_escaped(tmp_path, cache, monkeypatch):
     assert cli.main(["solve", str(spec), "--format", "html", "--out", str(tmp_path / "p.html")]) == 0
     page = (tmp_path / "p.html").read_text(encoding="utf-8")
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_preview_of_a_latex_number_shows_it_without_dollars():
+    from derive.webapi import handle
+
+    out = handle("preview", {"target": "mlp-relu-regression", "text": r"$-\frac{7}{40}$"})
+    assert out["kind"] == "number" and out["latex"] == r"-\frac{7}{40}" and "$" not in out["mathml"]
+    assert "<mfrac>" in out["mathml"]
