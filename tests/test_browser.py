@@ -6,6 +6,7 @@ Playwright comes with the test extras; where either is missing the tests are
 skipped and say which. Set ``DERIVE_SHOTS=DIR`` to keep screenshots of what
 the tests saw.
 """
+import contextlib
 import os
 import re
 import select
@@ -89,11 +90,11 @@ def test_html_key_renders_mathml_and_svg_and_loads_nothing(browser, key_html):
     page.close()
 
 
-@pytest.fixture(scope="module")
-def server():
-    """``derive serve`` on 127.0.0.1, a free port: its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "derive", "serve", "--host", "127.0.0.1", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+@contextlib.contextmanager
+def _serve(*args):
+    """``derive serve`` on 127.0.0.1, a free port: its base URL; stopped after."""
+    proc = subprocess.Popen([sys.executable, "-m", "derive", "serve", "--host", "127.0.0.1", "--port", "0",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         ready = select.select([proc.stdout], [], [], 60)[0]
         line = proc.stdout.readline() if ready else ""
@@ -107,6 +108,12 @@ def server():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server():
+    with _serve() as url:
+        yield url
 
 
 def _verdicts(page) -> dict:
@@ -167,3 +174,35 @@ def test_checking_page_shows_a_bad_request_as_one_line(browser, server):
     page.wait_for_selector('#rows .verdict[data-name="w1"] .badge')
     assert _verdicts(page)["w1"][0] == "unparseable"
     page.close()
+
+
+def test_a_student_of_the_roster_checks_their_own_variant(browser, tmp_path):
+    import yaml
+
+    roster = tmp_path / "class.csv"
+    roster.write_text("id\nann\nbob\n", encoding="utf-8")
+    out = tmp_path / "v"
+    assert cli.main(["variants", "mlp-relu-regression", "--count", "2", "--seed", "5", "--out", str(out),
+                     "--no-pdf", "--jobs", "1", "--roster", str(roster)]) == 0
+    dealt = dict(line.split(",")[:2] for line in (out / "roster.csv").read_text().split()[1:])
+    number = int(dealt["bob"])
+    values = yaml.safe_load((out / f"variant-{number:02d}" / "values.yaml").read_text())
+    key = yaml.safe_load((out / f"variant-{number:02d}" / "answers.yaml").read_text())
+    with _serve("--roster", str(out / "roster.csv")) as url:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(url + "check.html")
+        page.select_option("#problem", "mlp-relu-regression")
+        page.wait_for_selector('#rows input[data-name="w1"]')
+        page.fill("#student", "bob")
+        page.click("#load")
+        page.locator("#source", has_text=f"Your variant: number {number}.").wait_for()
+        statement = page.locator("#statement").text_content().replace("\u2212", "-")
+        assert str(values["w1"]) in statement           # bob's own numbers
+        page.fill('#rows input[data-name="w1"]', str(key["w1"]))
+        page.fill('#rows input[data-name="dL/dw1"]', str(-key["dL/dw1"]) if key["dL/dw1"] else "1")
+        page.click("#check")
+        page.locator("#rows .verdict .badge").nth(1).wait_for()
+        shown = _verdicts(page)
+        assert shown["w1"][0] == "correct" and shown["dL/dw1"][0] == "incorrect"
+        _shot(page, "check-roster-variant.png")
+        page.close()
