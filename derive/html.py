@@ -146,11 +146,13 @@ def problem_context(problem, solution, number: int | None = None) -> dict:
     return ctx
 
 
-def solution_document(solution) -> str:
-    """A self-contained web page with the worked solution of one problem."""
+def solution_document(solution, title: str | None = None) -> str:
+    """A self-contained web page with the worked solution of one problem
+    (``title``: the page's title, default the problem's)."""
     problem = solution.problem
     return make_env().get_template("solution.html.j2").render(
-        title=problem.title or problem.id, version=__version__, problem=problem_context(problem, solution))
+        title=title or problem.title or problem.id, version=__version__,
+        problem=problem_context(problem, solution))
 
 
 def key_document(problems: list, errata: list | None = None, *, with_errata: bool = True) -> str:
