@@ -8,7 +8,8 @@ from the request (and the roster, read at start).
 
 Routes:
 
-* ``GET /api/problems``: ``{"problems": [{"id", "title", "source"}], "roster": bool}``;
+* ``GET /api/problems``: ``{"problems": [{"id", "title", "source"}], "roster": bool,
+  "roster_target": the problem the roster's variants are of, or null}``;
 * ``GET /api/problem/ID[?student=SID]``: the question (``statement_html``,
   maths as MathML where available), the asked quantities with their LaTeX;
 * ``GET /api/student/SID``: ``{"id", "variant"}`` (with ``--roster``);
@@ -37,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .webapi import MAX_BODY, ApiError, builtin_ids, parse_body
+from .webapi import MAX_BODY, ApiError, parse_body
 from .workers import Busy, Crashed, Pool, TimedOut
 
 #: the checking page's files
@@ -90,7 +91,8 @@ class App:
         self.roster = roster
         self.web_dir = Path(web_dir)
         self.problems = [p.listing() for p in builtins()]
-        self.ids = set(builtin_ids())
+        if roster is not None:
+            roster.target            # found once, at start
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -131,8 +133,10 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"derive serve: {self.address_string()} {line.encode('ascii', 'backslashreplace').decode()}\n")
 
     def send_error(self, code, message=None, explain=None):
-        # http.server's own errors (a bad request line, headers too long) as JSON too
+        # http.server's own errors (a bad request line, headers too long) as JSON too,
+        # with a status line even when the request line was unreadable
         self.close_connection = True
+        self.request_version = self.protocol_version
         try:
             self._error(int(code), f"request: {message or HTTPStatus(code).phrase}")
         except OSError:
@@ -167,7 +171,9 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(400, "request: too many query fields")
         if path == "/api/problems":
-            return self._json(200, {"problems": self.app.problems, "roster": self.app.roster is not None})
+            roster = self.app.roster
+            return self._json(200, {"problems": self.app.problems, "roster": roster is not None,
+                                    "roster_target": roster.target if roster is not None else None})
         if path.startswith("/api/problem/"):
             target = path[len("/api/problem/"):]
             student = (query.get("student") or [None])[0]

@@ -152,6 +152,7 @@ def _values(req: dict, roster=None) -> dict | None:
             raise ApiError("student", "this server has no roster (start it with --roster FILE)")
         if values is not None:
             raise ApiError("values", "a student's values come from their variant; leave out values")
+        roster.check_target(req.get("target"))
         return roster.values_of(student)
     if values is None:
         return None
@@ -236,16 +237,14 @@ def check_request(req: dict, roster=None) -> dict:
 
 def _quantities(solution, math) -> list:
     """The asked quantities: answers-file name, LaTeX, shape."""
-    from .variants import _meaning, answers_of, is_gradient_problem
+    from .export import asked
+    from .variants import is_gradient_problem
 
     if not is_gradient_problem(solution.problem):
-        return [{"name": name, "latex": None, "shape": _shape(v)}
+        return [{"name": name, "latex": None, "mathml": None, "shape": _shape(v)}
                 for name, v in solution.to_json().get("values", {}).items()]
-    out = []
-    for name, value in answers_of(solution).items():
-        tex = _meaning(solution.graph, name).tex
-        out.append({"name": name, "latex": tex, "mathml": math(tex, False), "shape": _shape(value)})
-    return out
+    return [{"name": name, "latex": tex, "mathml": math(tex, False), "shape": _shape(value)}
+            for name, tex, value in asked(solution)]
 
 
 def _shape(value) -> list:
@@ -281,7 +280,7 @@ def problem_request(target: str, student=None, roster=None) -> dict:
     from .variants import is_gradient_problem
 
     target = _target({"target": target})
-    values = _values({"student": student}, roster) if student is not None else None
+    values = _values({"student": student, "target": target}, roster) if student is not None else None
     solution = solved(target, values)
     problem = solution.problem
     if is_gradient_problem(problem):
@@ -351,6 +350,30 @@ class Roster:
 
         self.path = Path(path)
         self.ids = read_roster(self.path)
+        self._target = None
+
+    @property
+    def target(self) -> str | None:
+        """The built-in the variants are of: the one whose givens have the
+        names of the first variant's ``values.yaml`` (None if none has)."""
+        if self._target is None:
+            from .problems import builtins
+            from .variants import Variant, base_of, is_gradient_problem
+
+            names = set(self.values_of(next(iter(self.ids))))
+            for p in builtins():
+                if is_gradient_problem(p):
+                    graph, base = base_of(p)
+                    if set(Variant(0, base).plain_values(graph)) == names:
+                        self._target = p.id
+                        break
+            else:
+                self._target = ""
+        return self._target or None
+
+    def check_target(self, target: str) -> None:
+        if self.target is not None and target != self.target:
+            raise ApiError("student", f"the roster's variants are of {self.target}, not {target}")
 
     def variant_of(self, student) -> int:
         if not isinstance(student, str) or student.strip() not in self.ids:

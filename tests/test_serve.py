@@ -183,7 +183,7 @@ def test_parallel_requests(server):
 
 def test_problems_and_problem(server):
     status, data = request(server, "GET", "/api/problems")
-    assert status == 200 and data["roster"] is False
+    assert status == 200 and data["roster"] is False and data["roster_target"] is None
     assert [p["id"] for p in data["problems"]] == [p.id for p in builtins()]
     status, data = request(server, "GET", f"/api/problem/{RELU}")
     assert status == 200 and data["id"] == RELU
@@ -222,6 +222,8 @@ def test_roster_selects_the_students_variant(tmp_path):
     dealt = {row.split(",")[0]: int(row.split(",")[1]) for row in (out / "roster.csv").read_text().split()[1:]}
     s = start(workers=1, seconds=10, roster_path=out / "roster.csv")
     try:
+        status, data = request(s, "GET", "/api/problems")
+        assert (data["roster"], data["roster_target"]) == (True, RELU)
         for sid, number in dealt.items():
             status, data = request(s, "GET", f"/api/student/{sid}")
             assert (status, data) == (200, {"id": sid, "variant": number})
@@ -236,8 +238,11 @@ def test_roster_selects_the_students_variant(tmp_path):
         assert status == 400 and data["error"] == "student: not on the roster"
         status, data = post_check(s, {"target": RELU, "student": "ann", "answers": {"w1": 1}, "values": {"x1": 1}})
         assert status == 400 and data["error"].startswith("values:")
+        status, data = post_check(s, {"target": "lstm-cell", "student": "ann", "answers": {"h": [1, 2]}})
+        assert (status, data["error"]) == (400, f"student: the roster's variants are of {RELU}, not lstm-cell")
     finally:
         close(s)
+    assert cli.main(["serve", "--roster", str(tmp_path / "nope.csv")]) == 2
 
 
 def test_a_bug_is_500_without_a_traceback(capsys):
@@ -249,3 +254,16 @@ def test_a_bug_is_500_without_a_traceback(capsys):
         assert "Traceback" in capsys.readouterr().err
     finally:
         close(s)
+
+
+def test_a_malformed_request_line_is_json_400(server):
+    import socket
+
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(b"NOT A REQUEST LINE AT ALL\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error"].startswith("request: ")

@@ -70,14 +70,31 @@ def _entries(value, prefix=()):
         yield prefix, float(value)
 
 
-def quantities(solution, answers: dict, rtol: float, atol: float) -> list:
-    """The asked numbers of ``answers`` (:func:`derive.variants.answers_of`),
-    vectors and matrices entry by entry."""
-    from ..variants import _meaning
+def asked(solution) -> list:
+    """``(name, LaTeX label, value)`` of every quantity a variant asks for,
+    in the answers file's names and order (a vector or matrix whole, its
+    value a nested list): the question sheet's own list
+    (``derive.sheet.answer_entries``) where it exists, else the names of
+    :func:`derive.variants.answers_of` with the labels of the sheet's table.
 
+    >>> from derive.problems import load
+    >>> [(n, v) for n, _, v in asked(load("mlp-relu-regression").solve())][:2]
+    [('z1', 0.3), ('a1', 0.3)]
+    """
+    try:
+        from ..sheet import answer_entries
+    except ImportError:        # before the stand-alone sheets (derive.sheet)
+        from ..variants import _meaning, answers_of
+
+        return [(n, _meaning(solution.graph, n).tex, v) for n, v in answers_of(solution).items()]
+    return [(e.name, e.label.tex, e.plain()) for e in answer_entries(solution)]
+
+
+def quantities(solution, rtol: float, atol: float) -> list:
+    """The asked numbers of a solution (:func:`asked`), vectors and
+    matrices entry by entry, each with its tolerance."""
     out = []
-    for name, value in answers.items():
-        base = _meaning(solution.graph, name).tex
+    for name, base, value in asked(solution):
         for index, v in _entries(value):
             if index:
                 sub = ",".join(map(str, index))
@@ -89,21 +106,26 @@ def quantities(solution, answers: dict, rtol: float, atol: float) -> list:
 
 
 def statement_blocks(solution, key: list) -> list:
-    """The question sheet's blocks up to its "To find" section (the exports
-    ask for the quantities in their own way)."""
-    from ..variants import question_blocks
+    """The question sheet's statement: the problem, this variant's givens
+    and the update rule, without the answer boxes (the exports ask for the
+    quantities in their own way)."""
+    try:
+        from ..sheet import statement_blocks as sheet_statement
+    except ImportError:        # before the stand-alone sheets: cut the old sheet at "To find"
+        from ..variants import question_blocks
 
-    blocks = question_blocks(solution, key)
-    cut = next((i for i, b in enumerate(blocks) if isinstance(b, B.Heading) and b.text.startswith("To find")),
-               len(blocks))
-    return blocks[:cut]
+        blocks = question_blocks(solution, key)
+        cut = next((i for i, b in enumerate(blocks)
+                    if isinstance(b, B.Heading) and b.text.startswith("To find")), len(blocks))
+        return blocks[:cut]
+    return sheet_statement(solution)
 
 
 def collect(problem, variants: list, seed: int, rtol: float, atol: float) -> list:
     """One :class:`VariantItem` per variant; each key solved from the
     variant's ``values.yaml`` text read back, as ``derive variants`` does."""
     from ..spec import read_data
-    from ..variants import answers_of, base_of, values_text
+    from ..variants import base_of, values_text
 
     graph = base_of(problem)[0]
     items = []
@@ -111,7 +133,7 @@ def collect(problem, variants: list, seed: int, rtol: float, atol: float) -> lis
         solution = problem.solve(read_data(values_text(problem, v, seed), "values.yaml"))
         key = solution.blocks()
         items.append(VariantItem(v.number, v.plain_values(graph), statement_blocks(solution, key), key,
-                                 quantities(solution, answers_of(solution), rtol, atol)))
+                                 quantities(solution, rtol, atol)))
     return items
 
 
@@ -155,4 +177,4 @@ def write_export(fmt: str, problem, variants: list, seed: int, out_dir, *, rtol:
 
 
 __all__ = ["FILES", "Quantity", "VariantItem", "collect", "quantities", "tolerance", "write_export",
-           "accuracy_note"]
+           "accuracy_note", "asked", "statement_blocks"]
