@@ -37,6 +37,9 @@ def _chars(text: str | None) -> str | None:
 
 #: elements taller than a line: fences around them must stretch
 TALL = {"mtable", "mfrac", "msqrt", "mroot", "munderover", "munder", "mover"}
+#: operators whose limits go below and above in display maths, beside them inline
+BIG = {"\u2211", "\u220f", "\u22c3", "\u22c2", "max", "min", "lim", "sup", "inf", "argmax", "argmin"}
+LIMITS = {"msub": "munder", "msup": "mover", "msubsup": "munderover"}
 #: signs that are unary where nothing stands before them (as TeX reads ``(-0.2)``)
 SIGNS = {"+", "\u2212", "-", "\u00b1"}
 
@@ -52,6 +55,14 @@ def _clean(el: Element) -> None:
         if child.tag == "mo":
             _space(child, previous)
         previous = child
+    if el.tag in LIMITS and len(el) and (el[0].text or "") in BIG and el[0].tag in ("mo", "mi"):
+        # \sum_{j=1}^{m}: limits under and over in a display, as TeX sets them
+        el.tag = LIMITS[el.tag]
+        el[0].tag = "mo"
+        el[0].set("movablelimits", "true")
+        if len(el[0].text) > 1:          # max, lim: a name, a thin space after it
+            el[0].set("lspace", "0")
+            el[0].set("rspace", "0.1667em")
     if len(el) >= 2 and el[0].get("fence") == "true" and not any(d.tag in TALL for d in el.iter()):
         # Chromium draws a stretchy parenthesis from glyph parts with wide
         # side bearings; around a flat row the plain glyph is the right one

@@ -123,3 +123,9 @@ def test_preview_of_a_latex_number_shows_it_without_dollars():
     out = handle("preview", {"target": "mlp-relu-regression", "text": r"$-\frac{7}{40}$"})
     assert out["kind"] == "number" and out["latex"] == r"-\frac{7}{40}" and "$" not in out["mathml"]
     assert "<mfrac>" in out["mathml"]
+
+
+def test_sums_and_max_take_limits_below_in_a_display():
+    assert "<munderover><mo movablelimits=\"true\">∑</mo>" in mathml(r"\sum_{j=1}^{m} x_{j}")
+    assert "<munder><mo movablelimits=\"true\"" in mathml(r"\max_{x} p")
+    assert "<msub><mi>x</mi>" in mathml(r"x_{j}")       # an ordinary subscript stays one
