@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from . import __version__
 from . import blocks as B
@@ -57,17 +57,38 @@ def _math(tex: str, display: bool = False) -> Markup:
     return Markup(mathml(tex, display))
 
 
+def words(text) -> Markup:
+    """Words for the page: derive's own words with ``$...$`` maths (a
+    ``blocks.Tex``) with that maths typeset; any other text, user text above
+    all, escaped whole.
+
+    >>> str(words("a < b, $x$"))
+    'a &lt; b, $x$'
+    """
+    tex_type = getattr(B, "Tex", None)
+    if tex_type is not None and isinstance(text, tex_type):
+        return Markup("".join(mathml(p) if k % 2 else str(escape(p))
+                              for k, p in enumerate(str(text).split("$"))))
+    return escape("" if text is None else str(text))
+
+
+def _question(question):
+    """A problem's question stripped, keeping it ``blocks.Tex`` if it was."""
+    q = question.strip()
+    return type(question)(q) if type(question) is not str else q
+
+
 def _cell(c) -> dict:
     if isinstance(c, B.Math):
         return {"math": _math(c.tex)}
-    return {"math": None, "text": "" if c is None else str(c)}
+    return {"math": None, "text": words(c)}
 
 
 def _equations(b: B.Equations) -> dict:
     rows = []
     for r in b.rows:
         rows.append({"lhs": _math(r.lhs.tex), "rel": _math(RELATIONS.get(r.relation, r.relation)),
-                     "rhs": [_math(m.tex) for m in r.rhs], "note": r.note})
+                     "rhs": [_math(m.tex) for m in r.rhs], "note": words(r.note) if r.note else ""})
     return {"kind": "equations", "rows": rows}
 
 
@@ -77,7 +98,8 @@ def _table(b: B.Table) -> dict:
     ncols = max([len(header)] + [len(r) for r in rows])
     letters = [ch for ch in b.align if ch in ALIGN]
     align = [ALIGN[ch] for ch in letters] if len(letters) == ncols else ["center"] * ncols
-    return {"kind": "table", "caption": b.caption, "header": header, "rows": rows, "align": align}
+    return {"kind": "table", "caption": words(b.caption) if b.caption else "", "header": header, "rows": rows,
+            "align": align}
 
 
 def _checks(b: B.Checks) -> dict:
@@ -91,7 +113,7 @@ def _checks(b: B.Checks) -> dict:
 
 #: block type -> its HTML context (figures, which need their SVG, aside)
 BUILDERS = {
-    B.Heading: lambda b: {"kind": "heading", "text": b.text, "level": b.level},
+    B.Heading: lambda b: {"kind": "heading", "text": words(b.text), "level": b.level},
     B.Prose: lambda b: {"kind": "prose", "parts": [_cell(p) for p in b.parts]},
     B.Equations: _equations,
     B.EqRow: lambda b: _equations(B.Equations((b,))),
@@ -105,8 +127,9 @@ def block_context(b, svg=None) -> dict:
     figure's drawing is ``svg``; a block of a type this renderer does not
     know still shows, as its plain-text rendering."""
     if isinstance(b, B.Figure):
-        return {"kind": "figure", "svg": Markup(svg) if svg else None, "caption": b.caption,
-                "text": B.to_text([b])}
+        return {"kind": "figure", "svg": Markup(svg) if svg else None,
+                "caption": words(b.caption) if b.caption else "", "text": B.to_text([b]),
+                "label": getattr(B, "plain", str)(b.caption) if b.caption else B.to_text([b])}
     build = BUILDERS.get(type(b))
     return build(b) if build else {"kind": "verbatim", "text": B.to_text([b])}
 
@@ -118,7 +141,7 @@ def _contexts(blocks, question: str = "") -> list:
     blocks = list(blocks)
     out = []
     if question and blocks and isinstance(blocks[0], B.Prose) and blocks[0].parts == (question.strip(),):
-        out.append({"kind": "question", "text": question.strip()})
+        out.append({"kind": "question", "text": words(_question(question))})
         blocks = blocks[1:]
     figures = [b for b in blocks if isinstance(b, B.Figure)]
     svgs = dict(zip(map(id, figures), figure_svgs(figures)))

@@ -129,3 +129,14 @@ def test_sums_and_max_take_limits_below_in_a_display():
     assert "<munderover><mo movablelimits=\"true\">∑</mo>" in mathml(r"\sum_{j=1}^{m} x_{j}")
     assert "<munder><mo movablelimits=\"true\"" in mathml(r"\max_{x} p")
     assert "<msub><mi>x</mi>" in mathml(r"x_{j}")       # an ordinary subscript stays one
+
+
+def test_derives_own_words_have_their_maths_typeset_and_user_text_is_escaped(monkeypatch):
+    tex = getattr(B, "Tex", None)
+    if tex is None:       # blocks.Tex (typeset prose) is not in this build: the same class shape
+        tex = type("Tex", (str,), {"__slots__": ()})
+        monkeypatch.setattr(B, "Tex", tex, raising=False)
+    page = render_blocks([B.Heading(tex("Step $t = 3$")), B.Heading("plain $t$ <b>"),
+                          B.Table((tex("$x_{1}$"),), (("a",),), caption=tex("with $n = 2$ & more"))])
+    assert "<h3>Step <math" in page and "plain $t$ &lt;b&gt;" in page
+    assert "<th" in page and "<msub><mi>x</mi>" in page and "&amp; more" in page
