@@ -27,6 +27,7 @@ from . import blocks as B
 from . import render
 from .fmt import DIGITS
 from .mathml import mathml
+from .outfile import check_file
 from .render import RELATIONS, _write_atomic, safe_stem, template_dir
 from .svgfig import figure_svgs
 
@@ -204,7 +205,7 @@ def write_key(out_dir="output", only=None) -> Path:
     """``derive key --format html``: ``DIR/answer-key.html``."""
     from .key import select
 
-    path = Path(out_dir) / "answer-key.html"
+    path = check_file(Path(out_dir) / "answer-key.html")
     _write_atomic(path, key_document(select(only)))
     return path
 
@@ -212,6 +213,6 @@ def write_key(out_dir="output", only=None) -> Path:
 def write_solution(solution, out: str | None = None) -> Path:
     """``derive solve --format html``: one problem's page, at ``out`` or
     ``output/<id>.html``."""
-    path = Path(out) if out else Path("output") / f"{safe_stem(solution.problem.id)}.html"
+    path = check_file(Path(out) if out else Path("output") / f"{safe_stem(solution.problem.id)}.html")
     _write_atomic(path, solution_document(solution))
     return path

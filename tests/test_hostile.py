@@ -19,8 +19,8 @@ import pytest
 
 from derive.cli import main
 
-HOSTILE = Path(__file__).resolve().parent / "hostile"
-ROOT = HOSTILE.parents[1]
+HOSTILE = Path(__file__).resolve().parent / "hostile" / "spec"
+ROOT = HOSTILE.parents[2]
 
 #: file -> "WHERE: WHAT" after "derive: error: FILE: "
 REFUSALS = {
@@ -345,6 +345,23 @@ REFUSALS = {
         'parameters.W.value[1]: expected a list of 2 for shape 2 x 2, got a list of 1',
     'vec-work-bomb.yaml':
         'forward.h: expression needs more than 20000 scalar operations',
+    # size bounds of issue 16: powers and numbers checked before they are computed, integer digits
+    'bomb-combined-powers.yaml':
+        'forward.o: a power of a name above 256 is not allowed once powers combine (this one is 4096)',
+    'bomb-numeric-tower.yaml':
+        'forward.o: a power that large is not allowed (about 3911 digits; at most 1000)',
+    'bomb-product-growth.yaml':
+        'forward.o: a number that large is not allowed (about 1031 digits; at most 1000)',
+    'bomb-int-digits.json':
+        'line 1: an integer of 5001 digits; at most 400 are allowed',
+    'bomb-int-digits-yaml.yaml':
+        'line 1: an integer of 5001 digits; at most 400 are allowed',
+    'bomb-int-digits-lr.yaml':
+        'line 8: an integer of 501 digits; at most 400 are allowed',
+    'vec-combined-powers.yaml':
+        'forward.h: a power of a name above 256 is not allowed once powers combine (this one is 4096)',
+    'vec-numeric-tower.yaml':
+        'forward.h: a power that large is not allowed (about 3911 digits; at most 1000)',
     'vec-work-total-bomb.yaml':
         'unroll.T: 64 steps would need 266304 scalar operations; at most 50000 are allowed',
 }
@@ -440,7 +457,7 @@ def test_growing_exact_values_stay_bounded(tmp_path, capsys):
 
 
 def test_values_file_refusals(tmp_path, capsys):
-    spec = HOSTILE.parent.parent / "derive" / "problems" / "specs" / "mlp-relu-regression.yaml"
+    spec = ROOT / "derive" / "problems" / "specs" / "mlp-relu-regression.yaml"
     cases = {
         "tag.yaml": ("w1: !!python/object/apply:os.system [echo hi]\n",
                      "line 1: YAML tag !!python/object/apply:os.system is not allowed "

@@ -17,6 +17,9 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from ..outfile import check_folder
+
+    check_folder(args.out)
     if args.format == "html":
         from ..html import write_key as write_html
 

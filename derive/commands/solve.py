@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 
+from ..budget import MAX_STEPS, SPEC_SOLVE_SECONDS, limit
 from ..errors import as_user_error, in_file
-from ._common import emit, load_target, read_values
+from ..outfile import check_file
+from ._common import emit, load_target, read_values, whole_number
 
 
 def add_parser(sub):
@@ -17,12 +20,13 @@ def add_parser(sub):
     p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="override one value")
     p.add_argument("--format", choices=["text", "json", "tex", "pdf", "html"], default="text")
     p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
-    p.add_argument("--steps", type=int, default=1, metavar="K", help="update steps to apply (default 1)")
+    p.add_argument("--steps", type=whole_number("--steps", 1, MAX_STEPS), default=1, metavar="K",
+                   help=f"update steps to apply (default 1, at most {MAX_STEPS})")
     p.set_defaults(run=run)
 
 
-def solve(args):
-    problem = load_target(args.target)
+def solve(args, problem=None):
+    problem = problem or load_target(args.target)
     values = read_values(args.values, args.set)
     try:
         # Overflow in the numeric checks is detected and reported as one
@@ -38,17 +42,23 @@ def solve(args):
 
 
 def run(args) -> int:
-    solution = solve(args)
-    if args.format == "json":
-        emit(json.dumps(solution.to_json(), indent=2), args.out)
-    elif args.format == "html":
-        from ..html import write_solution as write_html
+    if args.out:
+        check_file(args.out)      # before any work: a folder or a file in the way is refused now
+    problem = load_target(args.target)
+    # everything done for a user's spec, printing included, is bounded in time
+    user = getattr(problem, "user", False)
+    with limit(SPEC_SOLVE_SECONDS, "solving the spec", args.target) if user else nullcontext():
+        solution = solve(args, problem)
+        if args.format == "json":
+            emit(json.dumps(solution.to_json(), indent=2), args.out)
+        elif args.format == "html":
+            from ..html import write_solution as write_html
 
-        print(f"wrote {write_html(solution, args.out)}")
-    elif args.format in ("tex", "pdf"):
-        from ..render import write_solution
+            print(f"wrote {write_html(solution, args.out)}")
+        elif args.format in ("tex", "pdf"):
+            from ..render import write_solution
 
-        write_solution(solution, args.format, args.out)
-    else:
-        emit(solution.to_text(), args.out)
+            write_solution(solution, args.format, args.out)
+        else:
+            emit(solution.to_text(), args.out)
     return 0
