@@ -47,6 +47,9 @@ WEB_DIR = Path(__file__).parent / "web"
 READ_SECONDS = 10.0
 #: an idle connection is closed after this many seconds
 IDLE_SECONDS = 15.0
+#: a request's line and headers must arrive within this many seconds of the
+#: connection being ready for it (a slow sender is cut off, not waited for)
+HEAD_SECONDS = 15.0
 #: an oversized body up to this size is read and dropped before the 400 (beyond, the
 #: connection is closed unread, and the client may see a reset instead of the answer)
 DRAIN_BYTES = 4 * 1024 * 1024
@@ -148,7 +151,22 @@ class Handler(BaseHTTPRequestHandler):
     def app(self) -> App:
         return self.server.app
 
+    def _cut_off(self):
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def parse_request(self):
+        ok = super().parse_request()        # reads the headers
+        self._head_timer.cancel()
+        return ok
+
     def handle_one_request(self):
+        # socket timeouts bound each read, not a request sent a byte at a time
+        self._head_timer = threading.Timer(HEAD_SECONDS, self._cut_off)
+        self._head_timer.daemon = True
+        self._head_timer.start()
         try:
             super().handle_one_request()
         except (OSError, TimeoutError):
@@ -162,6 +180,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._error(500, "server: internal error (logged on the server)")
             except OSError:
                 pass
+        finally:
+            self._head_timer.cancel()
 
     def do_GET(self):  # noqa: N802 - http.server's name
         url = urlsplit(self.path)
@@ -300,13 +320,14 @@ class Server(ThreadingHTTPServer):
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8000, *, roster_path=None, workers: int = 2,
-                seconds: float = 10.0, web_dir: Path = WEB_DIR) -> Server:
-    """A bound server (not yet serving); ``port`` 0 picks a free port.
-    Close it with :func:`close`."""
+                seconds: float = 10.0, web_dir: Path = WEB_DIR, warm: bool = False) -> Server:
+    """A bound server (not yet serving); ``port`` 0 picks a free port;
+    ``warm``: workers start with the gradient built-ins solved (``derive
+    serve`` does this). Close it with :func:`close`."""
     from .webapi import Roster
 
     roster = Roster(roster_path) if roster_path else None
-    pool = Pool(workers, seconds, roster_path)
+    pool = Pool(workers, seconds, roster_path, warm=warm)
     try:
         return Server((host, port), App(pool, roster, web_dir))
     except BaseException:

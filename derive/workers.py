@@ -48,11 +48,14 @@ def _context():
     return mp.get_context("spawn")
 
 
-def _worker_main(conn, roster_path) -> None:
-    """A worker: answer ``(op, payload)`` messages until ``None`` or EOF."""
+def _worker_main(conn, roster_path, warm: bool = False) -> None:
+    """A worker: answer ``(op, payload)`` messages until ``None`` or EOF;
+    ``warm``: first solve the gradient built-ins (a request meanwhile waits)."""
     from . import webapi
 
     roster = webapi.Roster(roster_path) if roster_path else None
+    if warm:
+        webapi.warm(roster.target if roster is not None else None)
     while True:
         try:
             msg = conn.recv()
@@ -75,9 +78,9 @@ def _worker_main(conn, roster_path) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx, roster_path):
+    def __init__(self, ctx, roster_path, warm: bool):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, roster_path), daemon=True,
+        self.process = ctx.Process(target=_worker_main, args=(child, roster_path, warm), daemon=True,
                                    name="derive-serve-worker")
         self.process.start()
         child.close()
@@ -97,11 +100,13 @@ class _Worker:
 
 class Pool:
     """``workers`` processes; :meth:`call` runs one operation on a free one
-    within ``seconds``."""
+    within ``seconds``. ``warm``: each worker first solves the gradient
+    built-ins (a few seconds at its start, then every first check is fast)."""
 
-    def __init__(self, workers: int = 2, seconds: float = 10.0, roster_path=None):
+    def __init__(self, workers: int = 2, seconds: float = 10.0, roster_path=None, warm: bool = False):
         self.seconds = seconds
         self._ctx = _context()
+        self._warm = warm
         self._roster = str(roster_path) if roster_path else None
         self._idle: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
@@ -111,7 +116,7 @@ class Pool:
             self._idle.put(self._start())
 
     def _start(self) -> _Worker:
-        w = _Worker(self._ctx, self._roster)
+        w = _Worker(self._ctx, self._roster, self._warm)
         with self._lock:
             self._all.append(w)
         return w

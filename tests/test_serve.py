@@ -188,8 +188,9 @@ def test_problems_and_problem(server):
     status, data = request(server, "GET", f"/api/problem/{RELU}")
     assert status == 200 and data["id"] == RELU
     assert [q["name"] for q in data["quantities"]] == list(key_answers())
-    assert r"\partial L / \partial w_{1}" in next(q["latex"] for q in data["quantities"] if q["name"] == "dL/dw1")
-    assert "<h3>Given</h3>" in data["statement_html"] and "To find" not in data["statement_html"]
+    assert r"\partial w_{1}" in next(q["latex"] for q in data["quantities"] if q["name"] == "dL/dw1")
+    html = data["statement_html"]              # the givens: a table row per parameter, no answer boxes
+    assert "<table>" in html and html.count("<td>parameter</td>") == 9 and "To find" not in html
     status, data = request(server, "GET", "/api/problem/nope")
     assert status == 400 and data["error"].startswith("target: unknown problem")
     status, data = request(server, "GET", "/api/nothing")
@@ -267,3 +268,66 @@ def test_a_malformed_request_line_is_json_400(server):
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
     assert json.loads(body)["error"].startswith("request: ")
+
+
+def test_warm_solves_every_gradient_builtin_first():
+    from derive import webapi
+    from derive.variants import is_gradient_problem
+
+    webapi._SOLVED.clear()
+    webapi.warm()
+    assert {t for t, _ in webapi._SOLVED} == {p.id for p in builtins() if is_gradient_problem(p)}
+    s = start(workers=1, seconds=30, warm=True)        # and a warm server answers as any other
+    try:
+        status, data = post_check(s, {"target": RELU, "answers": {"w1": "0.1875"}})
+        assert status == 200 and data["items"][0]["verdict"] == "correct"
+    finally:
+        close(s)
+
+
+def test_the_checking_page_is_served_from_the_web_folder(tmp_path):
+    (tmp_path / "check.html").write_text("<!doctype html><p>the page</p>")
+    (tmp_path / "check.js").write_text("console.log(1);")
+    (tmp_path / "notes.txt").write_text("not served")
+    s = start(workers=1, seconds=10, web_dir=tmp_path)
+    try:
+        host, port = s.server_address[:2]
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 302 and r.getheader("Location") == "/check.html"
+        conn.request("GET", "/check.html")
+        r = conn.getresponse()
+        assert (r.status, r.read(), r.getheader("Content-Type")) == (
+            200, b"<!doctype html><p>the page</p>", "text/html; charset=utf-8")
+        conn.request("GET", "/check.js")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == b"console.log(1);"
+        assert r.getheader("X-Content-Type-Options") == "nosniff"
+        conn.close()
+        assert request(s, "GET", "/notes.txt")[0] == 404        # only page files
+    finally:
+        close(s)
+
+
+def test_a_request_sent_a_byte_at_a_time_is_cut_off(server, monkeypatch):
+    import socket
+
+    from derive import server as server_module
+
+    monkeypatch.setattr(server_module, "HEAD_SECONDS", 1.0)
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        t0 = time.monotonic()
+        sock.sendall(b"GET /api/problems HTTP/1.1\r\n")
+        closed = False
+        for _ in range(40):                     # a header byte every 0.1 s, never finished
+            try:
+                sock.sendall(b"X")
+                time.sleep(0.1)
+            except OSError:
+                closed = True
+                break
+        if not closed:
+            closed = sock.recv(1024) == b""
+        assert closed and time.monotonic() - t0 < 3.5

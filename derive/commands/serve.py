@@ -50,7 +50,7 @@ def run(args) -> int:
 
     try:
         server = make_server(args.host, args.port, roster_path=args.roster, workers=args.workers,
-                             seconds=args.timeout)
+                             seconds=args.timeout, warm=True)
     except OSError as exc:
         raise UserError(f"--host {args.host} --port {args.port}", f"cannot listen ({exc.strerror or exc})") from None
     host, port = server.server_address[:2]

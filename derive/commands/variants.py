@@ -36,6 +36,8 @@ def add_parser(sub):
                    help="relative tolerance the exports accept (default: derive check's)")
     p.add_argument("--atol", type=_tol("--atol"), default=None, metavar="A",
                    help="absolute tolerance near zero the exports accept (default: derive check's)")
+    p.add_argument("--min-sig", type=whole_number("--min-sig", 1, 15), default=None, metavar="K",
+                   help="the exports also accept an answer rounded to K significant figures")
     p.set_defaults(run=run)
 
 
@@ -91,11 +93,11 @@ def run(args) -> int:
           f"all-questions and all-keys" + ("; roster.csv" if ids is not None else ""))
     for fmt in dict.fromkeys(args.export):
         from ..check import ATOL, RTOL
-        from ..export import write_export
+        from ..export import Policy, write_export
 
-        path = write_export(fmt, problem, result.variants, args.seed, out,
-                            rtol=RTOL if args.rtol is None else args.rtol,
-                            atol=ATOL if args.atol is None else args.atol, roster_ids=ids)
+        policy = Policy(RTOL if args.rtol is None else args.rtol, ATOL if args.atol is None else args.atol,
+                        args.min_sig)
+        path = write_export(fmt, problem, result.variants, args.seed, out, policy, roster_ids=ids)
         print(f"wrote {path}")
     if result.note:
         print(f"derive: {result.note}", file=sys.stderr)

@@ -5,21 +5,23 @@ writes the variants as usual and then one more file into their folder
 (:data:`FILES`). Every export reads the same records (:func:`collect`): per
 variant its givens, its statement and worked key (the blocks the question
 sheet and the key show) and its asked quantities, each a number with the
-tolerance the grading policy sets: ``max(rtol * |value|, atol)``, the bound
-``derive check`` accepts (``derive.check.RTOL`` and ``ATOL`` unless the
-instructor gives ``--rtol``/``--atol``). The numbers are those of each
+tolerance the grading policy sets (:class:`Policy`): ``max(rtol * |value|,
+atol)``, the bound ``derive check`` accepts (``derive.check.RTOL`` and
+``ATOL`` unless the instructor gives ``--rtol``/``--atol``), widened with
+``--min-sig K`` to accept answers rounded to K significant figures. The numbers are those of each
 variant's ``answers.yaml``: the key solved from its ``values.yaml`` read back.
 
 >>> from derive.problems import load
 >>> from derive.variants import draw_variants
 >>> p = load("mlp-relu-regression")
->>> [item] = collect(p, draw_variants(p, 1, seed=3), seed=3, rtol=1e-3, atol=1e-6)
+>>> [item] = collect(p, draw_variants(p, 1, seed=3), seed=3, policy=Policy(1e-3, 1e-6))
 >>> q = item.quantities[0]
 >>> q.name, q.tolerance == max(1e-3 * abs(q.value), 1e-6)
 ('z1', True)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,13 +54,44 @@ class VariantItem:
     quantities: list = field(default_factory=list)
 
 
-def tolerance(value: float, rtol: float, atol: float) -> float:
-    """The absolute error ``derive check`` accepts around ``value``.
+@dataclass(frozen=True)
+class Policy:
+    """How close an answer must be: within ``max(rtol * |exact|, atol)``,
+    the bound ``derive check`` accepts, and, with ``min_sig``, also any
+    rounding of the exact value to ``min_sig`` significant figures (within
+    half a unit of its ``min_sig``-th significant figure), which a
+    platform's absolute margin can express.
 
-    >>> tolerance(-0.175, 1e-3, 1e-9), tolerance(0.0, 1e-3, 1e-9)
+    >>> Policy(1e-3, 1e-9).tolerance(-0.175), Policy(1e-3, 1e-9).tolerance(0.0)
     (0.000175, 1e-09)
+    >>> Policy(1e-6, 1e-9, min_sig=4).tolerance(0.621467)     # 0.6215 is accepted
+    5e-05
     """
-    return max(rtol * abs(float(value)), atol)
+
+    rtol: float
+    atol: float
+    min_sig: int | None = None
+
+    def tolerance(self, value: float) -> float:
+        v = abs(float(value))
+        tol = max(self.rtol * v, self.atol)
+        if self.min_sig and v > 0:
+            tol = max(tol, 0.5 * 10.0 ** (math.floor(math.log10(v)) - self.min_sig + 1))
+        return tol
+
+    def note(self) -> str:
+        """One sentence telling students how close an answer must be.
+
+        >>> Policy(1e-3, 1e-9).note()
+        'An answer is accepted within a relative error of 0.001 of the exact value (an absolute error of 1e-09 near zero).'
+        >>> Policy(1e-6, 1e-9, 4).note()
+        'Give at least 4 significant figures: an answer rounded to 4 significant figures is accepted.'
+        """
+        if self.min_sig:
+            return (f"Give at least {self.min_sig} significant figures: an answer rounded to "
+                    f"{self.min_sig} significant figures is accepted.")
+        return (f"An answer is accepted within a relative error of {self.rtol:g} of the exact value "
+                f"(an absolute error of {self.atol:g} near zero).")
 
 
 def _entries(value, prefix=()):
@@ -90,7 +123,7 @@ def asked(solution) -> list:
     return [(e.name, e.label.tex, e.plain()) for e in answer_entries(solution)]
 
 
-def quantities(solution, rtol: float, atol: float) -> list:
+def quantities(solution, policy: Policy) -> list:
     """The asked numbers of a solution (:func:`asked`), vectors and
     matrices entry by entry, each with its tolerance."""
     out = []
@@ -99,9 +132,9 @@ def quantities(solution, rtol: float, atol: float) -> list:
             if index:
                 sub = ",".join(map(str, index))
                 out.append(Quantity(f"{name}[{sub}]", rf"\left({base}\right)_{{{sub}}}", v,
-                                    tolerance(v, rtol, atol)))
+                                    policy.tolerance(v)))
             else:
-                out.append(Quantity(name, base, v, tolerance(v, rtol, atol)))
+                out.append(Quantity(name, base, v, policy.tolerance(v)))
     return out
 
 
@@ -121,7 +154,7 @@ def statement_blocks(solution, key: list) -> list:
     return sheet_statement(solution)
 
 
-def collect(problem, variants: list, seed: int, rtol: float, atol: float) -> list:
+def collect(problem, variants: list, seed: int, policy: Policy) -> list:
     """One :class:`VariantItem` per variant; each key solved from the
     variant's ``values.yaml`` text read back, as ``derive variants`` does."""
     from ..spec import read_data
@@ -133,35 +166,25 @@ def collect(problem, variants: list, seed: int, rtol: float, atol: float) -> lis
         solution = problem.solve(read_data(values_text(problem, v, seed), "values.yaml"))
         key = solution.blocks()
         items.append(VariantItem(v.number, v.plain_values(graph), statement_blocks(solution, key), key,
-                                 quantities(solution, rtol, atol)))
+                                 quantities(solution, policy)))
     return items
 
 
-def accuracy_note(rtol: float, atol: float) -> str:
-    """One sentence telling students how close an answer must be.
-
-    >>> accuracy_note(1e-3, 1e-9)
-    'An answer is accepted within a relative error of 0.001 of the exact value (an absolute error of 1e-09 near zero).'
-    """
-    return (f"An answer is accepted within a relative error of {rtol:g} of the exact value "
-            f"(an absolute error of {atol:g} near zero).")
-
-
-def write_export(fmt: str, problem, variants: list, seed: int, out_dir, *, rtol: float, atol: float,
+def write_export(fmt: str, problem, variants: list, seed: int, out_dir, policy: Policy,
                  roster_ids: list | None = None) -> Path:
     """Write ``out_dir/FILES[fmt]`` and return its path."""
     from ..render import _write_atomic
 
-    items = collect(problem, variants, seed, rtol, atol)
+    items = collect(problem, variants, seed, policy)
     path = Path(out_dir) / FILES[fmt]
     if fmt == "moodle":
         from .moodle import moodle_xml
 
-        _write_atomic(path, moodle_xml(problem, items, rtol, atol))
+        _write_atomic(path, moodle_xml(problem, items, policy))
     elif fmt == "qti":
         from .qti import qti_zip
 
-        _write_atomic(path, qti_zip(problem, items, seed, rtol, atol))
+        _write_atomic(path, qti_zip(problem, items, seed, policy))
     elif fmt == "csv":
         from ..variants import assign
         from .answers_csv import answers_csv
@@ -176,5 +199,5 @@ def write_export(fmt: str, problem, variants: list, seed: int, out_dir, *, rtol:
     return path
 
 
-__all__ = ["FILES", "Quantity", "VariantItem", "collect", "quantities", "tolerance", "write_export",
-           "accuracy_note", "asked", "statement_blocks"]
+__all__ = ["FILES", "Policy", "Quantity", "VariantItem", "collect", "quantities", "write_export", "asked",
+           "statement_blocks"]

@@ -11,10 +11,10 @@ shows after the attempt.
 
 >>> from derive.problems import load
 >>> from derive.variants import draw_variants
->>> from derive.export import collect
+>>> from derive.export import Policy, collect
 >>> p = load("mlp-relu-regression")
->>> items = collect(p, draw_variants(p, 1, seed=3), seed=3, rtol=1e-3, atol=1e-9)
->>> xml = moodle_xml(p, items, 1e-3, 1e-9)
+>>> items = collect(p, draw_variants(p, 1, seed=3), seed=3, policy=Policy(1e-3, 1e-9))
+>>> xml = moodle_xml(p, items, Policy(1e-3, 1e-9))
 >>> xml.count('<question type="cloze">'), cloze_field(0.1875, 0.0001875)
 (1, '{1:NUMERICAL:=0.1875:0.0001875}')
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from lxml import etree
 
-from . import accuracy_note
 from .html import blocks_html, mathjax, text
 
 #: Moodle's default penalty for a wrong try in adaptive mode (a third)
@@ -56,14 +55,14 @@ def category_path(problem) -> str:
     return f"$course$/top/{name}"
 
 
-def question_html(item, rtol: float, atol: float) -> str:
+def question_html(item, policy) -> str:
     """The statement, then a table of the asked quantities with their fields."""
     rows = [f"<tr><td>{mathjax(q.tex)}</td><td>{cloze_field(q.value, q.tolerance)}</td></tr>"
             for q in item.quantities]
     return "\n".join([
         blocks_html(item.statement),
         "<h3>Your answers</h3>",
-        f"<p>{text(accuracy_note(rtol, atol))}</p>",
+        f"<p>{text(policy.note())}</p>",
         "<table>", "<tr><th>quantity</th><th>answer</th></tr>", *rows, "</table>",
     ])
 
@@ -74,7 +73,7 @@ def _text_element(parent, tag: str, content: str, fmt: str | None = "html"):
     return el
 
 
-def moodle_xml(problem, items: list, rtol: float, atol: float) -> str:
+def moodle_xml(problem, items: list, policy) -> str:
     """The Moodle XML document of ``items`` (:func:`derive.export.collect`)."""
     quiz = etree.Element("quiz")
     quiz.append(etree.Comment(f" {problem.id}: {len(items)} variants, one Cloze question each "))
@@ -85,7 +84,7 @@ def moodle_xml(problem, items: list, rtol: float, atol: float) -> str:
     for item in items:
         q = etree.SubElement(quiz, "question", type="cloze")
         _text_element(q, "name", f"{title}, variant {item.number:02d}", fmt=None)
-        _text_element(q, "questiontext", question_html(item, rtol, atol))
+        _text_element(q, "questiontext", question_html(item, policy))
         _text_element(q, "generalfeedback", blocks_html(item.key))
         etree.SubElement(q, "penalty").text = PENALTY
         etree.SubElement(q, "hidden").text = "0"

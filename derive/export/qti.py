@@ -20,11 +20,11 @@ wrong; its maths needs a Canvas server's equation-image address or Pandoc.
 
 >>> from derive.problems import load
 >>> from derive.variants import draw_variants
->>> from derive.export import collect
+>>> from derive.export import Policy, collect
 >>> p = load("mlp-relu-regression")
->>> items = collect(p, draw_variants(p, 2, seed=3), seed=3, rtol=1e-3, atol=1e-9)
+>>> items = collect(p, draw_variants(p, 2, seed=3), seed=3, policy=Policy(1e-3, 1e-9))
 >>> import io, zipfile
->>> sorted(zipfile.ZipFile(io.BytesIO(qti_zip(p, items, 3, 1e-3, 1e-9))).namelist())[-1]
+>>> sorted(zipfile.ZipFile(io.BytesIO(qti_zip(p, items, 3, Policy(1e-3, 1e-9)))).namelist())[-1]
 'imsmanifest.xml'
 """
 from __future__ import annotations
@@ -35,7 +35,6 @@ import zipfile
 
 from lxml import etree
 
-from . import accuracy_note
 from .html import blocks_html, mathjax, text
 
 QTI_NS = "http://www.imsglobal.org/xsd/ims_qtiasiv1p2"
@@ -116,7 +115,7 @@ def _numerical_item(section, item_id: str, q):
               f"(accepted within {text(f'{q.tolerance:.3g}')}).</p>")
 
 
-def assessment_xml(quiz_id: str, title: str, item, rtol: float, atol: float) -> bytes:
+def assessment_xml(quiz_id: str, title: str, item, policy) -> bytes:
     """The QTI 1.2 assessment of one variant."""
     root = etree.Element(f"{{{QTI_NS}}}questestinterop", nsmap={None: QTI_NS, "xsi": XSI_NS})
     root.set(f"{{{XSI_NS}}}schemaLocation", f"{QTI_NS} {QTI_XSD}")
@@ -126,7 +125,7 @@ def assessment_xml(quiz_id: str, title: str, item, rtol: float, atol: float) -> 
     _sub(f, "fieldlabel", "cc_maxattempts")
     _sub(f, "fieldentry", "1")
     section = _sub(assessment, "section", ident="root_section")
-    statement = blocks_html(item.statement) + f"\n<p>{text(accuracy_note(rtol, atol))}</p>"
+    statement = blocks_html(item.statement) + f"\n<p>{text(policy.note())}</p>"
     _statement_item(section, ident(quiz_id, "statement"), statement)
     for q in item.quantities:
         _numerical_item(section, ident(quiz_id, q.name), q)
@@ -168,7 +167,7 @@ def manifest_xml(manifest_id: str, title: str, quiz_ids: list) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def qti_zip(problem, items: list, seed: int, rtol: float, atol: float) -> bytes:
+def qti_zip(problem, items: list, seed: int, policy) -> bytes:
     """The zip Canvas imports ("QTI .zip file"): one quiz per variant."""
     title = problem.title or problem.id
     files: dict = {}
@@ -177,7 +176,7 @@ def qti_zip(problem, items: list, seed: int, rtol: float, atol: float) -> bytes:
         quiz_id = ident(problem.id, seed, item.number)
         quiz_ids.append(quiz_id)
         quiz_title = f"{title}, variant {item.number:02d}"
-        files[f"{quiz_id}/{quiz_id}.xml"] = assessment_xml(quiz_id, quiz_title, item, rtol, atol)
+        files[f"{quiz_id}/{quiz_id}.xml"] = assessment_xml(quiz_id, quiz_title, item, policy)
         files[f"{quiz_id}/assessment_meta.xml"] = assessment_meta(
             quiz_id, quiz_title, blocks_html(item.statement), len(item.quantities))
     files["imsmanifest.xml"] = manifest_xml(ident(problem.id, seed, "manifest"), title, quiz_ids)
