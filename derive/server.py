@@ -231,7 +231,7 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             return self._error(400, str(exc))
         except TimedOut as exc:
-            return self._error(400, f"request: {exc}; give shorter answers or smaller values")
+            return self._error(400, f"request: {exc}")
         except Busy:
             return self._error(503, "server: every worker is busy; try again")
         except Crashed as exc:

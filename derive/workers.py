@@ -3,9 +3,10 @@
 A check parses and judges user text; derive's parser bounds its size and
 exponents, and a request's values bound the work of a built-in, but a
 server must not rely on every path being fast. Python cannot stop a
-thread, and ``SIGALRM`` (the CLI's :func:`derive.spec.time_limit`) works
-only in a process's main thread, so each request runs in a worker process
-that is killed when it runs past its time and replaced by a fresh one.
+thread, and ``SIGALRM`` (the CLI's :func:`derive.budget.limit`) works only
+in a process's main thread, so each request runs in a worker process, under
+that same limit in its main thread; a worker that does not stop by itself
+(work in C that no signal interrupts) is killed and replaced by a fresh one.
 Workers are forked from a ``forkserver`` that has imported derive once, so
 a replacement is ready in milliseconds; each worker keeps the problems it
 solved (:func:`derive.webapi.solved`), so a check of a warm problem costs
@@ -25,6 +26,8 @@ import traceback
 
 #: how long a request waits for a free worker before the server answers 503
 QUEUE_WAIT = 10.0
+#: a worker that has not stopped itself this long after its time limit is killed
+GRACE = 2.0
 
 
 class Busy(RuntimeError):
@@ -48,10 +51,13 @@ def _context():
     return mp.get_context("spawn")
 
 
-def _worker_main(conn, roster_path, warm: bool = False) -> None:
-    """A worker: answer ``(op, payload)`` messages until ``None`` or EOF;
-    ``warm``: first solve the gradient built-ins (a request meanwhile waits)."""
+def _worker_main(conn, roster_path, warm: bool = False, seconds: float = 10.0) -> None:
+    """A worker: answer ``(op, payload)`` messages until ``None`` or EOF,
+    each within ``seconds`` (:func:`derive.budget.limit`, the CLI's
+    limit, here in the worker's main thread); ``warm``: first solve the
+    gradient built-ins (a request meanwhile waits)."""
     from . import webapi
+    from .budget import TimeLimitExceeded, limit
 
     roster = webapi.Roster(roster_path) if roster_path else None
     if warm:
@@ -65,7 +71,10 @@ def _worker_main(conn, roster_path, warm: bool = False) -> None:
             return
         op, payload = msg
         try:
-            reply = ("ok", webapi.handle(op, payload, roster))
+            with limit(seconds, "the request"):
+                reply = ("ok", webapi.handle(op, payload, roster))
+        except TimeLimitExceeded as exc:
+            reply = ("error", f"request: {timed_out(exc.seconds)}")
         except webapi.ApiError as exc:
             reply = ("error", str(exc))
         except Exception as exc:  # noqa: BLE001 - answer as data, the server decides
@@ -77,10 +86,14 @@ def _worker_main(conn, roster_path, warm: bool = False) -> None:
             return
 
 
+def timed_out(seconds: float) -> str:
+    return f"took longer than {seconds:g} s; give shorter answers or smaller values"
+
+
 class _Worker:
-    def __init__(self, ctx, roster_path, warm: bool):
+    def __init__(self, ctx, roster_path, warm: bool, seconds: float):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, roster_path, warm), daemon=True,
+        self.process = ctx.Process(target=_worker_main, args=(child, roster_path, warm, seconds), daemon=True,
                                    name="derive-serve-worker")
         self.process.start()
         child.close()
@@ -116,7 +129,7 @@ class Pool:
             self._idle.put(self._start())
 
     def _start(self) -> _Worker:
-        w = _Worker(self._ctx, self._roster, self._warm)
+        w = _Worker(self._ctx, self._roster, self._warm, self.seconds)
         with self._lock:
             self._all.append(w)
         return w
@@ -141,9 +154,10 @@ class Pool:
             raise Busy("every worker is busy") from None
         try:
             w.conn.send((op, payload))
-            if not w.conn.poll(self.seconds):
+            # the worker stops itself at ``seconds``; past the grace it is killed
+            if not w.conn.poll(self.seconds + GRACE):
                 self._retire(w)
-                raise TimedOut(f"took longer than {self.seconds:g} s")
+                raise TimedOut(timed_out(self.seconds))
             status, body = w.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             self._retire(w)

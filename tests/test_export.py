@@ -20,6 +20,7 @@ from lxml import etree
 
 from derive import cli
 from derive.export import _entries
+from derive.safetext import csv_uncell
 
 RTOL, ATOL = 1e-3, 1e-9
 
@@ -256,7 +257,7 @@ def test_csv_roster_rows_and_formula_cells(tmp_path):
     roster.write_text('id\nann\n"=HYPERLINK(""http://x"",""y"")"\n+cmd\n-2+3\n')
     out = make(tmp_path, "mlp-relu-regression", "csv", count=2, extra=["--roster", roster])
     rows = list(csv.reader(io.StringIO((out / "variants-answers.csv").read_text())))
-    dealt = dict(csv.reader(io.StringIO((out / "roster.csv").read_text())))
+    dealt = {csv_uncell(k): v for k, v in csv.reader(io.StringIO((out / "roster.csv").read_text()))}
     assert rows[0][:3] == ["id", "variant", "z1"]
     assert [r[0] for r in rows[1:]] == ["ann", "'=HYPERLINK(\"http://x\",\"y\")", "'+cmd", "'-2+3"]
     for r in rows[1:]:

@@ -331,3 +331,29 @@ def test_a_request_sent_a_byte_at_a_time_is_cut_off(server, monkeypatch):
         if not closed:
             closed = sock.recv(1024) == b""
         assert closed and time.monotonic() - t0 < 3.5
+
+
+def test_a_worker_that_does_not_stop_is_killed_and_replaced():
+    import os
+    import signal
+
+    from derive.webapi import ApiError
+    from derive.workers import GRACE, Pool, TimedOut
+
+    pool = Pool(workers=1, seconds=30)
+    try:
+        assert pool.call("check", {"target": RELU, "answers": {"w1": "0.1875"}})["summary"]["correct"] == 1
+        stuck = pool._all[0].process
+        os.kill(stuck.pid, signal.SIGSTOP)          # as if deep in C code, deaf to its own alarm
+        pool.seconds = 0.5
+        t0 = time.monotonic()
+        with pytest.raises(TimedOut):
+            pool.call("check", {"target": RELU, "answers": {"w1": "0.1875"}})
+        assert time.monotonic() - t0 < 0.5 + GRACE + 2
+        assert not stuck.is_alive()
+        try:                                          # a fresh worker answers (within its 0.5 s, or says so)
+            assert pool.call("check", {"target": RELU, "answers": {"w1": "0.1875"}})["summary"]["correct"] == 1
+        except ApiError as exc:
+            assert "took longer than 0.5 s" in str(exc)
+    finally:
+        pool.close()

@@ -6,8 +6,8 @@ class roster, one row per student (``id``, ``variant``, ...). Numbers are
 written in full (``repr``); a text cell a spreadsheet would run as a
 formula (one starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return, such as a student id ``=HYPERLINK(...)``) is neutralised with a
-leading apostrophe, as OWASP advises; a plain number such as ``-0.175``
-stays a number.
+leading apostrophe (:func:`derive.safetext.csv_cell`, as OWASP advises; the
+same rule as roster.csv); a plain number such as ``-0.175`` stays a number.
 
 >>> print(answers_csv([], [("=1+1", 1)]), end="")
 id,variant
@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from ..safetext import csv_cell
 
 
 def cell(value) -> str:
-    """A cell's text, safe to open in a spreadsheet.
+    """A cell's text, safe to open in a spreadsheet (numbers in full).
 
     >>> cell(-0.175), cell("-2+3"), cell("@SUM(A1)"), cell("ann")
     ('-0.175', "'-2+3", "'@SUM(A1)", 'ann')
     """
-    s = repr(float(value)) if isinstance(value, float) else str(value)
-    if s.startswith(_FORMULA_START) and not _NUMBER.fullmatch(s):
-        return "'" + s
-    return s
+    return csv_cell(repr(float(value)) if isinstance(value, float) else value)
 
 
 def answers_csv(items: list, students: list | None = None) -> str:
