@@ -289,8 +289,8 @@ def _page_math(tex: str, display: bool = False) -> str:
 
 def problem_request(target: str, student=None, roster=None) -> dict:
     """``GET /api/problem/ID``: the question as the checking page shows it."""
-    from .export import statement_blocks
     from .export.html import blocks_html
+    from .sheet import statement_blocks
     from .variants import is_gradient_problem
 
     target = _target({"target": target})
@@ -298,7 +298,7 @@ def problem_request(target: str, student=None, roster=None) -> dict:
     solution = solved(target, values)
     problem = solution.problem
     if is_gradient_problem(problem):
-        statement = statement_blocks(solution, solution.blocks())
+        statement = statement_blocks(solution)
     else:
         statement = [B.prose(problem.question.strip())] if problem.question else []
     out = {"id": problem.id, "title": problem.title, "source": problem.source,
