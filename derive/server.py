@@ -11,7 +11,7 @@ Routes:
 * ``GET /api/problems``: ``{"problems": [{"id", "title", "source"}], "roster": bool,
   "roster_target": the problem the roster's variants are of, or null}``;
 * ``GET /api/problem/ID[?student=SID]``: the question (``statement_html``,
-  maths as MathML where available), the asked quantities with their LaTeX;
+  maths as MathML), the asked quantities with their LaTeX and MathML;
 * ``GET /api/student/SID``: ``{"id", "variant"}`` (with ``--roster``);
 * ``POST /api/check``: ``{"target", "answers", "values"?, "student"?}`` ->
   the JSON of ``derive check --format json``;

@@ -270,28 +270,12 @@ def _shape(value) -> list:
     return shape
 
 
-def mathml_or_none(tex: str, display: bool = False):
-    """MathML of ``tex`` where derive's MathML printer (:mod:`derive.mathml`,
-    the HTML key's) is installed, else None."""
-    try:
-        from .mathml import mathml
-    except ImportError:
-        return None
-    return mathml(tex, display)
-
-
-def _page_math(tex: str, display: bool = False) -> str:
-    from .export.html import mathjax
-
-    m = mathml_or_none(tex, display)
-    return m if m is not None else mathjax(tex, display)
-
-
 def problem_request(target: str, student=None, roster=None) -> dict:
     """``GET /api/problem/ID``: the question as the checking page shows it."""
-    from .export import statement_blocks
     from .export.html import blocks_html
     from .html import figure_html
+    from .mathml import mathml
+    from .sheet import statement_blocks
     from .variants import is_gradient_problem
 
     target = _target({"target": target})
@@ -299,12 +283,12 @@ def problem_request(target: str, student=None, roster=None) -> dict:
     solution = solved(target, values)
     problem = solution.problem
     if is_gradient_problem(problem):
-        statement = statement_blocks(solution, solution.blocks())
+        statement = statement_blocks(solution)
     else:
         statement = [B.prose(problem.question.strip())] if problem.question else []
     out = {"id": problem.id, "title": problem.title, "source": problem.source,
-           "question": problem.question, "statement_html": blocks_html(statement, math=_page_math, figure=figure_html),
-           "quantities": _quantities(solution, mathml_or_none)}
+           "question": problem.question, "statement_html": blocks_html(statement, math=mathml, figure=figure_html),
+           "quantities": _quantities(solution, mathml)}
     if student is not None:
         out["student"], out["variant"] = student, roster.variant_of(student)
     return out
@@ -314,6 +298,7 @@ def preview_request(req: dict) -> dict:
     """``POST /api/preview``: how derive reads one typed answer, typeset:
     ``{"kind": "number"|"formula"|"error", "latex", "mathml", "error"}``."""
     from .check import answer_key, parse_answer
+    from .mathml import mathml
     from .parse import MAX_TEXT
     from .printing import tex
 
@@ -338,7 +323,7 @@ def preview_request(req: dict) -> dict:
     else:
         names = {key.symbols[n]: node.latex for n, node in solution.graph.nodes.items()}
         latex = tex(parsed.expr, names)
-    return {"kind": parsed.kind, "latex": latex, "mathml": mathml_or_none(latex), "error": None}
+    return {"kind": parsed.kind, "latex": latex, "mathml": mathml(latex), "error": None}
 
 
 def handle(op: str, payload, roster=None) -> dict:

@@ -49,7 +49,7 @@ class VariantItem:
 
     number: int
     values: dict                      # the givens, as in values.yaml
-    statement: list                   # blocks: the question without "To find"
+    statement: list                   # blocks: the sheet's statement (no answer boxes)
     key: list                         # blocks: the worked solution
     quantities: list = field(default_factory=list)
 
@@ -104,22 +104,17 @@ def _entries(value, prefix=()):
 
 
 def asked(solution) -> list:
-    """``(name, LaTeX label, value)`` of every quantity a variant asks for,
-    in the answers file's names and order (a vector or matrix whole, its
-    value a nested list): the question sheet's own list
-    (``derive.sheet.answer_entries``) where it exists, else the names of
-    :func:`derive.variants.answers_of` with the labels of the sheet's table.
+    """``(name, LaTeX label, value)`` of every quantity a variant asks for:
+    the question sheet's own list (:func:`derive.sheet.answer_entries`), in
+    the answers file's names and order (a vector or matrix whole, its value
+    a nested list).
 
     >>> from derive.problems import load
     >>> [(n, v) for n, _, v in asked(load("mlp-relu-regression").solve())][:2]
     [('z1', 0.3), ('a1', 0.3)]
     """
-    try:
-        from ..sheet import answer_entries
-    except ImportError:        # before the stand-alone sheets (derive.sheet)
-        from ..variants import _meaning, answers_of
+    from ..sheet import answer_entries
 
-        return [(n, _meaning(solution.graph, n).tex, v) for n, v in answers_of(solution).items()]
     return [(e.name, e.label.tex, e.plain()) for e in answer_entries(solution)]
 
 
@@ -138,25 +133,10 @@ def quantities(solution, policy: Policy) -> list:
     return out
 
 
-def statement_blocks(solution, key: list) -> list:
-    """The question sheet's statement: the problem, this variant's givens
-    and the update rule, without the answer boxes (the exports ask for the
-    quantities in their own way)."""
-    try:
-        from ..sheet import statement_blocks as sheet_statement
-    except ImportError:        # before the stand-alone sheets: cut the old sheet at "To find"
-        from ..variants import question_blocks
-
-        blocks = question_blocks(solution, key)
-        cut = next((i for i, b in enumerate(blocks)
-                    if isinstance(b, B.Heading) and b.text.startswith("To find")), len(blocks))
-        return blocks[:cut]
-    return sheet_statement(solution)
-
-
 def collect(problem, variants: list, seed: int, policy: Policy) -> list:
     """One :class:`VariantItem` per variant; each key solved from the
     variant's ``values.yaml`` text read back, as ``derive variants`` does."""
+    from ..sheet import statement_blocks
     from ..spec import read_data
     from ..variants import base_of, values_text
 
@@ -164,8 +144,7 @@ def collect(problem, variants: list, seed: int, policy: Policy) -> list:
     items = []
     for v in variants:
         solution = problem.solve(read_data(values_text(problem, v, seed), "values.yaml"))
-        key = solution.blocks()
-        items.append(VariantItem(v.number, v.plain_values(graph), statement_blocks(solution, key), key,
+        items.append(VariantItem(v.number, v.plain_values(graph), statement_blocks(solution), solution.blocks(),
                                  quantities(solution, policy)))
     return items
 
@@ -199,5 +178,4 @@ def write_export(fmt: str, problem, variants: list, seed: int, out_dir, policy: 
     return path
 
 
-__all__ = ["FILES", "Policy", "Quantity", "VariantItem", "collect", "quantities", "write_export", "asked",
-           "statement_blocks"]
+__all__ = ["FILES", "Policy", "Quantity", "VariantItem", "collect", "quantities", "write_export", "asked"]
