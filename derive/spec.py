@@ -101,12 +101,13 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 _Loader.add_constructor(None, _Loader.construct_undefined)
 
 
-def read_data(text: str, source: str):
+def read_data(text: str, source: str, limit: int = MAX_FILE_BYTES):
     """Parse YAML or JSON text (by the file name's ending) with the safe rules.
-    A leading UTF-8 byte-order mark is allowed in both."""
+    A leading UTF-8 byte-order mark is allowed in both.  ``limit`` bounds the
+    size (a values file of a large problem: the memory limit)."""
     text = text[1:] if text.startswith("\ufeff") else text
-    if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
-        raise SpecError("size", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
+    if len(text) > limit or len(text.encode("utf-8", "replace")) > limit:
+        raise SpecError("size", f"the file is larger than {_size_words(limit)}")
     if source.endswith(".json"):
         def pairs(items):
             out = {}
@@ -145,10 +146,15 @@ def read_data(text: str, source: str):
         raise SpecError("", "YAML is nested too deeply") from None
 
 
-def read_file(path):
+def read_file(path, limit: int = MAX_FILE_BYTES):
     """The parsed data of a spec/values file; SpecError if unreadable.
-    Only a regular file is opened (a FIFO with no writer would block)."""
-    return read_data(read_text(path), str(path))
+    Only a regular file is opened (a FIFO with no writer would block).
+    ``limit`` bounds the size in bytes (values files of large problems: the memory limit)."""
+    return read_data(read_text(path, limit), str(path), limit)
+
+
+def _size_words(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
 
 
 def read_text(path, limit: int = MAX_FILE_BYTES) -> str:
@@ -161,8 +167,7 @@ def read_text(path, limit: int = MAX_FILE_BYTES) -> str:
         if not stat.S_ISREG(st.st_mode):
             raise SpecError("", "is not a regular file (a pipe, device or socket)")
         if st.st_size > limit:
-            unit = f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
-            raise SpecError("size", f"the file is larger than {unit}")
+            raise SpecError("size", f"the file is larger than {_size_words(limit)}")
         with open(path, "rb") as f:
             data = f.read(limit + 1)
         if len(data) > limit:

@@ -32,7 +32,8 @@ from .fmt import num_tex
 from .graph import GraphError, default_latex
 from .ops import OPS
 from .optim import Optimizer, OptimizerError
-from .parse import _OPERATOR_NAMES, ExprError, _Builder, arithmetic, called_function, check_name, number, parse_tree
+from .parse import (_OPERATOR_NAMES, ExprError, _Builder, arithmetic, called_function, check_name, number, parse_tree,
+                    too_large)
 from .spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit, title_and_question
 from .tensor import (Tensor, TensorGraph, TensorModel, TensorProblem, TensorSolution, _size,
                      _trailing_subscript, apply, stack, total)
@@ -271,7 +272,8 @@ class _TensorBuilder(_Builder):
         x = self.visit(node.args[0])
         if fname in self.funcs:
             self._spend(len(_exprs(x)))
-            return apply(fname, x) if isinstance(x, Tensor) else self.funcs[fname](x)
+            with too_large(fname):
+                return apply(fname, x) if isinstance(x, Tensor) else self.funcs[fname](x)
         if fname in ("sum", "mean"):
             if not isinstance(x, Tensor):
                 return x
@@ -786,6 +788,9 @@ class SpecModel(TensorModel):
     def equations(self):
         return list(self.spec.equations)
 
+    def matrix_data(self) -> dict:
+        return self.spec.raw
+
 
 class VectorSpecProblem(TensorProblem):
     """A user's (or an example's) vector spec as a problem, solved like the
@@ -795,8 +800,8 @@ class VectorSpecProblem(TensorProblem):
     ...                        "inputs": {"x": {"shape": [2], "value": [0.5, -0.5]}},
     ...                        "forward": {"h": "tanh(W @ x)"}, "loss": "sum(h**2) / 2"}, "net.yaml")
     >>> sol = p.solve()
-    >>> [c["passed"] for c in sol.checks]
-    [True, True]
+    >>> [(c["method"], c["passed"]) for c in sol.checks]
+    [('numpy-backprop', True), ('finite-difference', True), ('matrix-form', True)]
     >>> import numpy as np
     >>> h = np.tanh(np.array([[1, 2], [3, 4]]) @ [0.5, -0.5])
     >>> np.allclose(sol.to_json()["gradients"]["W"]["value"], np.outer(h * (1 - h**2), [0.5, -0.5]))

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import warnings
-from contextlib import nullcontext
 
 import numpy as np
 
 from ..budget import MAX_STEPS, SPEC_SOLVE_SECONDS, limit
-from ..errors import as_user_error, in_file
+from ..errors import UserError, as_user_error, in_file
 from ..outfile import check_file
 from ._common import emit, load_target, read_values, whole_number
 
@@ -22,7 +21,31 @@ def add_parser(sub):
     p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
     p.add_argument("--steps", type=whole_number("--steps", 1, MAX_STEPS), default=1, metavar="K",
                    help=f"update steps to apply (default 1, at most {MAX_STEPS})")
+    add_limit_flags(p)
     p.set_defaults(run=run)
+
+
+def add_limit_flags(p):
+    p.add_argument("--max-memory", metavar="MB", type=float,
+                   help="memory the values and adjoints of a vector problem may take (default 2048)")
+    p.add_argument("--time-limit", metavar="SECONDS", type=float,
+                   help="seconds each phase of the work may take (the same as DERIVE_TIME_LIMIT)")
+
+
+def set_limits(args):
+    """--max-memory for the matrix engine; --time-limit as DERIVE_TIME_LIMIT (derive.budget)."""
+    import os
+
+    from ..budget import ENV
+    from ..msolution import LIMITS
+    if getattr(args, "max_memory", None) is not None:
+        if not args.max_memory > 0:
+            raise UserError("--max-memory", "must be a positive number of megabytes")
+        LIMITS["max_memory"] = int(args.max_memory * 1024**2)
+    if getattr(args, "time_limit", None) is not None:
+        if not args.time_limit > 0:
+            raise UserError("--time-limit", "must be a positive number of seconds")
+        os.environ[ENV] = repr(float(args.time_limit))
 
 
 def solve(args, problem=None):
@@ -44,10 +67,12 @@ def solve(args, problem=None):
 def run(args) -> int:
     if args.out:
         check_file(args.out)      # before any work: a folder or a file in the way is refused now
+    set_limits(args)
     problem = load_target(args.target)
-    # everything done for a user's spec, printing included, is bounded in time
-    user = getattr(problem, "user", False)
-    with limit(SPEC_SOLVE_SECONDS, "solving the spec", args.target) if user else nullcontext():
+    # everything done, printing included, is bounded in time: a built-in too
+    # takes user values (--set T=64) and --steps
+    what = "the spec" if getattr(problem, "user", False) else "the problem"
+    with limit(SPEC_SOLVE_SECONDS, f"solving {what}", args.target):
         solution = solve(args, problem)
         if args.format == "json":
             emit(json.dumps(solution.to_json(), indent=2), args.out)

@@ -27,6 +27,9 @@ def add_parser(sub):
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
     p.add_argument("--roster", metavar="CSV",
                    help="a class list with an 'id' column: each student gets a variant (DIR/roster.csv)")
+    p.add_argument("--all-active", action="store_true",
+                   help="every relu unit active, even where the problem's own values have a dead one "
+                        "(by default a variant keeps the problem's dead units)")
     p.add_argument("--jobs", type=whole_number("--jobs", 1, MAX_JOBS), default=None, metavar="J",
                    help=f"worker processes (default: the number of CPUs, at most {MAX_JOBS})")
     p.add_argument("--export", action="append", choices=["moodle", "qti", "csv"], default=[],
@@ -87,10 +90,11 @@ def run(args) -> int:
     check_folder(out)
     jobs = args.jobs or os.cpu_count() or 1
     result = write_variants(problem, args.count, args.seed, out, pdf=not args.no_pdf, jobs=jobs,
-                            roster_ids=ids, target=args.target, progress=Progress())
+                            roster_ids=ids, target=args.target, progress=Progress(),
+                            all_active=args.all_active)
     what = "values, answers, question and key" + (" (.tex and .pdf)" if result.pdf else " (.tex)")
     print(f"wrote {len(result.variants)} variants of {problem.id} to {out}/: {what} each; "
-          f"all-questions and all-keys" + ("; roster.csv" if ids is not None else ""))
+          f"all-questions, all-keys and instructor-note.md" + ("; roster.csv" if ids is not None else ""))
     for fmt in dict.fromkeys(args.export):
         from ..check import ATOL, RTOL
         from ..export import Policy, write_export
