@@ -21,6 +21,8 @@ from derive import blocks as B
 from derive import cli
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+#: how long a page waits for an element or an answer (ms)
+WAIT_MS = 120_000
 
 
 def _chromium() -> str | None:
@@ -40,8 +42,22 @@ def browser():
         pytest.skip("no Chromium on this machine (install.sh installs Debian's chromium package)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=path)
-        yield b
+        yield _Patient(b)
         b.close()
+
+
+class _Patient:
+    """The browser, whose pages wait up to :data:`WAIT_MS` for what they
+    expect: on a loaded machine (2 cores, the whole suite running) a check
+    can take longer than Playwright's default 30 s."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_page(self, **kwargs):
+        page = self._browser.new_page(**kwargs)
+        page.set_default_timeout(WAIT_MS)
+        return page
 
 
 def _shot(page, name):
@@ -96,7 +112,7 @@ def _serve(*args):
     proc = subprocess.Popen([sys.executable, "-m", "derive", "serve", "--host", "127.0.0.1", "--port", "0",
                              *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        ready = select.select([proc.stdout], [], [], 60)[0]
+        ready = select.select([proc.stdout], [], [], 120)[0]
         line = proc.stdout.readline() if ready else ""
         match = re.search(r"http://[\d.]+:\d+/", line)
         assert match, f"derive serve did not say where it listens: {line!r}"
@@ -138,6 +154,7 @@ def test_checking_page_judges_a_right_and_a_wrong_answer(browser, server):
     outside = []
     page.on("request", lambda r: None if r.url.startswith(server) else outside.append(r.url))
     page.goto(server + "check.html")
+    page.locator('#problem option[value="mlp-relu-regression"]').wait_for(state="attached")
     page.select_option("#problem", "mlp-relu-regression")
     page.wait_for_selector('#rows input[data-name="dL/dw5"]')
     assert page.locator("#statement math").count() > 5           # the question, typeset

@@ -13,13 +13,23 @@ const PREVIEW_DELAY_MS = 200;
 const $ = (id) => document.getElementById(id);
 const state = { target: null, student: null, roster: false, seq: 0 };
 
+const BUSY_RETRIES = 20;
+const BUSY_WAIT_MS = 1500;
+
 async function api(method, path, body) {
   const opts = { method, headers: {} };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
   }
-  const res = await fetch(path, opts);
+  let res = await fetch(path, opts);
+  // 503: every worker is busy (a class checking at once, or workers still
+  // starting): wait and ask again, a bounded number of times
+  for (let k = 0; res.status === 503 && k < BUSY_RETRIES; k++) {
+    status("the server is busy; trying again\u2026");
+    await new Promise((r) => setTimeout(r, BUSY_WAIT_MS));
+    res = await fetch(path, opts);
+  }
   let data = null;
   try {
     data = await res.json();
