@@ -626,7 +626,7 @@ class TensorProblem(Problem):
         inferred = self._dims_from_values(given)
         for d in self.dims:
             if d.name in given:
-                high = 10**6 if self.matrix_spec else d.high
+                high = 10**9 if self.matrix_spec else d.high       # beyond d.high: bounded by memory
                 dims[d.name] = _int_in(f"values.{d.name}", given.pop(d.name), d.low, high)
                 if d.name in inferred and inferred[d.name][0] != dims[d.name]:
                     n, src = inferred[d.name]
@@ -665,6 +665,25 @@ class TensorProblem(Problem):
                 out[dim] = (n, name)
         return out
 
+    def _room(self, dims: dict) -> None:
+        """Refuse sizes whose givens alone pass the memory limit, before making them."""
+        from .matspec import DEFAULT_MAX_MEMORY, memory_words
+        from .msolution import LIMITS
+        limit = LIMITS["max_memory"] or DEFAULT_MAX_MEMORY
+        need = 0
+        for name, axes in self.leaf_dims.items():
+            size = 1
+            for a in axes:
+                size *= dims.get(a, 1) if isinstance(a, str) else sum(dims.values())
+            need += 16 * size + 100 * size      # a value, its adjoint, and the exact default it starts from
+        steps = max([dims[d] for d in dims if d.startswith("T")] + [1])
+        need += steps * 4096 * 8            # the unrolled nodes
+        if need > limit:
+            worst = max(self.dims, key=lambda d: dims[d.name] / max(1, d.default))
+            raise SpecError(f"values.{worst.name}", f"{dims[worst.name]} would need about {memory_words(need)} "
+                                                    f"of memory; the limit is {memory_words(limit)} "
+                                                    "(raise it with --max-memory MB)")
+
     def _solve_matrix(self, dims: dict, given: dict, steps: int):
         """Sizes beyond the component-wise range: the matrix engine alone."""
         import numpy as np
@@ -672,10 +691,16 @@ class TensorProblem(Problem):
         from .matspec import build_matrix_spec
         from .msolution import LIMITS, MatrixSolution, apply_given
         from .matspec import DEFAULT_MAX_MEMORY
+        self._room(dims)
         defaults = self.default_values(**dims)
         arrays = {k: np.asarray([[float(x) for x in row] for row in v] if v and isinstance(v[0], list)
                                 else [float(x) for x in v], dtype=float) for k, v in defaults.items()}
-        spec = build_matrix_spec(self.matrix_spec(**dims), arrays, LIMITS["max_memory"] or DEFAULT_MAX_MEMORY)
+        limit = LIMITS["max_memory"] or DEFAULT_MAX_MEMORY
+        try:
+            spec = build_matrix_spec(self.matrix_spec(**dims), arrays, limit)
+        except SpecError as exc:           # the built-in's sizes are values, not spec fields
+            raise SpecError(f"values.{exc.where.split('.')[-1]}" if exc.where.startswith("unroll.")
+                            else exc.where, exc.what) from None
         leaves, optimizer = apply_given(spec, self.optimizer, given)
         problem = _Stub(self, dims)
         return MatrixSolution(problem, spec, leaves, optimizer, steps)

@@ -37,8 +37,8 @@ def set_limits(args):
     import os
 
     from ..budget import ENV
-    from ..msolution import LIMITS
     if getattr(args, "max_memory", None) is not None:
+        from ..msolution import LIMITS          # (imported only when asked: it is the matrix engine's)
         if not args.max_memory > 0:
             raise UserError("--max-memory", "must be a positive number of megabytes")
         LIMITS["max_memory"] = int(args.max_memory * 1024**2)
