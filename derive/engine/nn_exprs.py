@@ -1,0 +1,508 @@
+r"""SymPy matrix expressions of the neural-network operations and their rules.
+
+One class, :class:`NNExpr`, stands for every such operation (softmax along an
+axis, a convolution, the gradient routed through a max-pool ...): a key, the
+operands, the parameters and the output's true shape.  How each key prints is
+data in :data:`FORMS`, one entry per key with its LaTeX (the textbook form: a
+conv layer's dL/dK is ``X \star G``), its spec syntax and its numpy code.
+SymPy's printers find the forms through the hooks ``_latex`` (LatexPrinter),
+``_spec`` (derive's spec printer) and ``_numpycode`` (NumPyPrinter).
+
+Shapes: SymPy's matrix algebra knows only two axes, so an ``NNExpr`` shows
+SymPy its row-major matricisation (a vector (n,) as n x 1, a C x H x W map as
+(C H) x W, a scalar as 1 x 1); :func:`tshape` gives the true shape.
+
+Generated numpy calls kernels named ``nn_<kernel>``; :func:`numpy_helpers`
+returns their source (from :mod:`derive.engine.nn_kernels`) for a standalone
+module, so generated code computes what the worked solution shows.
+
+>>> import sympy
+>>> S = sympy.MatrixSymbol("S", 3, 4)
+>>> P = NNExpr("softmax", (S,), (3, 4), (1,))
+>>> sympy.latex(P)
+'\\operatorname{softmax}\\left(S, 1\\right)'
+>>> from sympy.printing.numpy import NumPyPrinter
+>>> NumPyPrinter().doprint(P)
+'nn_softmax(S, 1)'
+"""
+from __future__ import annotations
+
+import inspect
+import re
+
+import sympy
+from sympy import MatrixExpr, Tuple
+from sympy.core.symbol import Str
+from sympy.printing.precedence import PRECEDENCE, precedence
+
+from . import nn_kernels
+
+_NONE = Str("none")
+
+
+def _to_sympy(v):
+    if v is None:
+        return _NONE
+    if isinstance(v, (tuple, list)):
+        return Tuple(*[_to_sympy(x) for x in v])
+    if isinstance(v, sympy.Basic):
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"NNExpr parameter {v!r} is not a number")
+    return sympy.Integer(v) if isinstance(v, int) else sympy.Float(v)
+
+
+def _to_python(v):
+    if v == _NONE:
+        return None
+    if isinstance(v, Tuple):
+        return tuple(_to_python(x) for x in v)
+    if isinstance(v, sympy.Integer):
+        return int(v)
+    if isinstance(v, sympy.Float):
+        return float(v)
+    return v
+
+
+def tshape(x) -> tuple:
+    """The true (numpy) shape of a SymPy operand.
+
+    An object with a ``tshape`` attribute gives it; a matrix expression of
+    n x 1 is the vector (n,), 1 x 1 a scalar; a scalar expression is ().
+
+    >>> tshape(sympy.MatrixSymbol("x", 3, 1)), tshape(sympy.Symbol("a")), tshape(sympy.MatrixSymbol("W", 2, 3))
+    ((3,), (), (2, 3))
+    """
+    own = getattr(x, "tshape", None)
+    if own is not None:
+        return tuple(own)
+    if isinstance(x, MatrixExpr):
+        r, c = x.shape
+        if c == 1:
+            return () if r == 1 else (r,)
+        return (r, c)
+    return ()
+
+
+def _matrix_view(shape: tuple) -> tuple:
+    if len(shape) == 0:
+        return (sympy.Integer(1), sympy.Integer(1))
+    if len(shape) == 1:
+        return (sympy.sympify(shape[0]), sympy.Integer(1))
+    lead = sympy.Integer(1)
+    for n in shape[:-1]:
+        lead = lead * n
+    return (sympy.sympify(lead), sympy.sympify(shape[-1]))
+
+
+class NNExpr(MatrixExpr):
+    """One neural-network operation (or rule helper) as a matrix expression.
+
+    ``key`` selects the printed forms in :data:`FORMS`; ``operands`` are SymPy
+    expressions; ``shape`` the output's true shape; ``params`` plain numbers
+    (or None, or tuples of them).
+    """
+
+    def __new__(cls, key, operands, shape, params=()):
+        key = key.name if isinstance(key, Str) else key   # SymPy rebuilds from args
+        if key not in FORMS:
+            raise KeyError(f"no printed forms for tensor operation {key}")
+        return MatrixExpr.__new__(cls, Str(key), Tuple(*operands),
+                                  Tuple(*[sympy.sympify(n) for n in shape]),
+                                  Tuple(*[_to_sympy(p) for p in params]))
+
+    def doit(self, **hints):
+        # a printed rule stays as written: nothing here evaluates further
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.args[0].name
+
+    @property
+    def operands(self) -> tuple:
+        return self.args[1].args
+
+    @property
+    def tshape(self) -> tuple:
+        return tuple(int(n) if n.is_Integer else n for n in self.args[2])
+
+    @property
+    def params(self) -> tuple:
+        return tuple(_to_python(p) for p in self.args[3])
+
+    @property
+    def shape(self):
+        return _matrix_view(self.tshape)
+
+    @property
+    def precedence(self) -> int:
+        """How tightly the printed form binds (SymPy's printers parenthesise by it)."""
+        rank = FORMS[self.key].get("precedence", "Func")
+        return PRECEDENCE[rank(self) if callable(rank) else rank]
+
+    def _latex(self, printer):
+        return FORMS[self.key]["latex"](printer, self)
+
+    def _spec(self, printer):
+        return FORMS[self.key]["spec"](printer, self)
+
+    _sympystr = _spec
+
+    def _numpycode(self, printer):
+        return FORMS[self.key]["numpy"](printer, self)
+
+
+# --- printing helpers ------------------------------------------------------
+
+def _tight(x) -> bool:
+    """True when x prints as one symbol or call (no parentheses needed)."""
+    if isinstance(x, sympy.Number):
+        return not x < 0
+    return precedence(x) >= PRECEDENCE["Func"]
+
+
+def _lat(pr, x) -> str:
+    """LaTeX of an operand, in parentheses unless it is a single symbol or call."""
+    s = pr._print(x)
+    return s if _tight(x) else rf"\left({s}\right)"
+
+
+def _txt(pr, x) -> str:
+    """Spec or numpy text of an operand, parenthesised unless atomic."""
+    s = pr._print(x)
+    return s if _tight(x) else f"({s})"
+
+
+def _np(pr, name: str) -> str:
+    fmt = getattr(pr, "_module_format", None)
+    return fmt("numpy." + name) if fmt else "numpy." + name
+
+
+def _num(v) -> str:
+    """A parameter as a reader writes it: 2, 0.01, 1.5."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v)) if abs(v) < 1e15 else repr(v)
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _call(name, pr, e, params=None):
+    """``name(op1, op2, p1, p2)`` with operands printed by ``pr``."""
+    ps = e.params if params is None else params
+    parts = [pr._print(x) for x in e.operands] + [_num(p) for p in ps if p is not None]
+    return f"{name}({', '.join(parts)})"
+
+
+def _lcall(name, pr, e, params=None):
+    ps = e.params if params is None else params
+    parts = [pr._print(x) for x in e.operands] + [_num(p) for p in ps if p is not None]
+    return rf"{name}\left({', '.join(parts)}\right)"
+
+
+def _kernel(name):
+    """Numpy form: a call to the copied kernel ``nn_<name>``."""
+    return lambda pr, e: _call("nn_" + name, pr, e)
+
+
+_ONE = r"\mathbf{1}"
+
+
+def _axis_of(e):
+    """(ndim of the reduced operand, axis or None) for reductions/broadcasts."""
+    return len(tshape(e.operands[0])) if e.key != "bcast" else len(e.tshape), e.params[0]
+
+
+def _lat_sum(pr, e):
+    r"""Sum along an axis as matrix algebra: X 1 (rows), 1^T X (columns),
+    a^T b for the sum of a vector product a (.) b."""
+    X = e.operands[0]
+    nd, axis = _axis_of(e)
+    if nd == 1 and isinstance(X, sympy.HadamardProduct) and len(X.args) == 2:
+        a, b = X.args
+        return rf"{_lat(pr, a)}^{{T}} {_lat(pr, b)}"
+    x = _lat(pr, X)
+    if nd <= 1:
+        return rf"{_ONE}^{{T}} {x}"
+    if nd == 2:
+        return {None: rf"{_ONE}^{{T}} {x} {_ONE}", 0: rf"{_ONE}^{{T}} {x}", 1: rf"{x} {_ONE}"}[axis]
+    where = "" if axis is None else rf"_{{\text{{axis }} {axis}}}"
+    return rf"\textstyle\sum{where} {x}"
+
+
+def _lat_bcast(pr, e):
+    r"""A reduced quantity spread back along its axis: 1 y (vector), Y 1^T (rows)."""
+    Y = e.operands[0]
+    nd, axis = _axis_of(e)
+    y = _lat(pr, Y)
+    scale = rf"\frac{{1}}{{{sympy.latex(e.params[1])}}} " if len(e.params) > 1 else ""
+    if nd <= 1:
+        return rf"{scale}{_ONE} {y}"
+    if nd == 2:
+        return scale + {None: rf"{_ONE} {y} {_ONE}^{{T}}", 0: rf"{_ONE} {y}", 1: rf"{y} {_ONE}^{{T}}"}[axis]
+    return scale + y
+
+
+def _txt_bcast(pr, e):
+    y = pr._print(e.operands[0])
+    return f"{_txt(pr, e.operands[0])}/{e.params[1]}" if len(e.params) > 1 else y
+
+
+def _axis_kw(axis):
+    return "" if axis is None else f", axis={axis}, keepdims=True"
+
+
+def _np_reduce(fn):
+    return lambda pr, e: f"{_np(pr, fn)}({pr._print(e.operands[0])}{_axis_kw(e.params[0])})"
+
+
+def _np_bcast(pr, e):
+    shape = e.tshape
+    y = pr._print(e.operands[0])
+    if all(isinstance(n, int) for n in shape):
+        y = f"{_np(pr, 'broadcast_to')}({y}, {tuple(shape)!r})"
+    return f"{y}/{e.params[1]}" if len(e.params) > 1 else y
+
+
+def _mean_factor(e) -> str:
+    X = e.operands[0]
+    shape, axis = tshape(X), e.params[0]
+    n = sympy.Integer(1)
+    for k, m in enumerate(shape):
+        if axis is None or k == axis:
+            n = n * m
+    return sympy.latex(n)
+
+
+def _lat_conv(pr, e):
+    X, K = e.operands
+    s, p = e.params
+    body = rf"{_lat(pr, X)} \star {_lat(pr, K)}"
+    if s == 1 and p == 0:
+        return body
+    return rf"\left({body}\right)_{{s={s},\,p={p}}}"
+
+
+def _lat_pad(x, p):
+    return x if p == 0 else rf"\operatorname{{pad}}_{{{p}}}\left({x}\right)"
+
+
+def _lat_dil(x, s):
+    return x if s == 1 else rf"\operatorname{{dil}}_{{{s}}}\left({x}\right)"
+
+
+def _lat_conv_dk(pr, e):
+    r"""dL/dK = pad_p(X) \star dil_s(G): the input cross-correlated with delta."""
+    X, G = e.operands[:2]
+    s, p = e.params[0], e.params[1]
+    x = _lat_pad(pr._print(X), p) if p else _lat(pr, X)
+    g = _lat_dil(pr._print(G), s) if s != 1 else _lat(pr, G)
+    return rf"{x} \star {g}"
+
+
+def _lat_conv_dx(pr, e):
+    r"""dL/dX = crop_p(pad_{k-1}(dil_s G) \star rot180(K)): the full convolution
+    of delta with the flipped kernel."""
+    G, K = e.operands[:2]
+    s, p, k = e.params[0], e.params[1], e.params[2]
+    g = _lat_dil(pr._print(G), s)
+    body = rf"\operatorname{{pad}}_{{{k - 1}}}\left({g}\right) \star \operatorname{{rot}}_{{180}}\left({pr._print(K)}\right)"
+    if k == 1:
+        body = rf"{_lat(pr, G) if s == 1 else g} \star {_lat(pr, K)}"
+    return body if p == 0 else rf"\operatorname{{crop}}_{{{p}}}\left({body}\right)"
+
+
+def _lat_pool(name):
+    def form(pr, e):
+        size, stride = e.params[0], e.params[1]
+        sub = str(size) if stride == size else rf"{size},\,s={stride}"
+        return rf"\operatorname{{{name}}}_{{{sub}}}\left({pr._print(e.operands[0])}\right)"
+    return form
+
+
+def _lat_pool_grad(name):
+    def form(pr, e):
+        X, G = e.operands
+        size, stride = e.params[0], e.params[1]
+        sub = str(size) if stride == size else rf"{size},\,s={stride}"
+        if name == "avg":
+            return (rf"\frac{{1}}{{{size * size}}} \operatorname{{spread}}_{{{sub}}}"
+                    rf"\left({pr._print(G)}\right)")
+        return rf"\operatorname{{route}}_{{{sub}}}\left({pr._print(G)};\, \arg\max {_lat(pr, X)}\right)"
+    return form
+
+
+def _dims(shape) -> str:
+    return r" \times ".join(sympy.latex(n) for n in shape)
+
+
+def _elementwise(latex_fmt, spec_fmt, numpy_fmt):
+    """Forms of an entrywise function of one operand; formats see the operand
+    as {x} (parenthesised where needed), parameters as {p0}, numpy as {np}."""
+    def fill(fmt, pr, e, wrap):
+        x = wrap(pr, e.operands[0])
+        ps = {f"p{k}": _num(v) for k, v in enumerate(e.params)}
+        return fmt.format(x=x, np="numpy" if wrap is _lat else _np(pr, "")[:-1], **ps)
+    return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
+            "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
+            "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
+
+
+def _two(latex_fmt, spec_fmt, numpy_fmt):
+    """Forms of an entrywise function of two operands {a}, {b}."""
+    def fill(fmt, pr, e, wrap):
+        a, b = (wrap(pr, x) for x in e.operands)
+        return fmt.format(a=a, b=b, np="numpy" if wrap is _lat else _np(pr, "")[:-1])
+    return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
+            "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
+            "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
+
+
+FORMS: dict[str, dict] = {
+    # softmax family: softmax(X, axis); axis None for a vector
+    "softmax": {"latex": lambda pr, e: _lcall(r"\operatorname{softmax}", pr, e),
+                "spec": lambda pr, e: _call("softmax", pr, e),
+                "numpy": lambda pr, e: f"nn_softmax({pr._print(e.operands[0])}, {e.params[0]})"},
+    "log_softmax": {"latex": lambda pr, e: _lcall(r"\operatorname{log\,softmax}", pr, e),
+                    "spec": lambda pr, e: _call("log_softmax", pr, e),
+                    "numpy": lambda pr, e: f"nn_log_softmax({pr._print(e.operands[0])}, {e.params[0]})"},
+    # reductions keeping the axis (numpy keepdims); bcast spreads one back
+    "sum_axis": {"latex": _lat_sum, "spec": lambda pr, e: _call("sum", pr, e),
+                 "numpy": _np_reduce("sum"), "precedence": "Mul"},
+    "mean_axis": {"latex": lambda pr, e: rf"\frac{{1}}{{{_mean_factor(e)}}} {_lat_sum(pr, e)}",
+                  "spec": lambda pr, e: _call("mean", pr, e), "numpy": _np_reduce("mean"),
+                  "precedence": "Mul"},
+    "max_axis": {"latex": lambda pr, e: _lcall(r"\max", pr, e), "spec": lambda pr, e: _call("max", pr, e),
+                 "numpy": _np_reduce("max")},
+    "bcast": {"latex": _lat_bcast, "spec": _txt_bcast, "numpy": _np_bcast,
+              "precedence": lambda e: "Mul" if len(e.params) > 1 or len(e.tshape) <= 2 else "Func"},
+    "amax_share": {
+        "latex": lambda pr, e: (rf"\frac{{\left[{pr._print(e.operands[0])} = {pr._print(e.operands[1])}\right]}}"
+                                rf"{{\#\left[{pr._print(e.operands[0])} = {pr._print(e.operands[1])}\right]}}"),
+        "spec": lambda pr, e: _call("amax_share", pr, e, (e.params[0],)),
+        "numpy": lambda pr, e: f"nn_amax_share({pr._print(e.operands[0])}, {e.params[0]})",
+        "precedence": "Mul"},
+    "sum_to": {"latex": lambda pr, e: rf"\operatorname{{sum}}_{{\to {_dims(e.tshape)}}}\left({pr._print(e.operands[0])}\right)",
+               "spec": lambda pr, e: f"sum_to({pr._print(e.operands[0])}, {', '.join(map(str, e.tshape))})",
+               "numpy": lambda pr, e: f"nn_sum_to({pr._print(e.operands[0])}, {tuple(e.tshape)!r})"},
+    # entrywise
+    "maximum": _two(r"\max\left({a}, {b}\right)", "maximum({a}, {b})", "{np}.maximum({a}, {b})"),
+    "minimum": _two(r"\min\left({a}, {b}\right)", "minimum({a}, {b})", "{np}.minimum({a}, {b})"),
+    "max_share": _two(r"\tfrac{{1}}{{2}}\left(\mathbf{{1}} + \operatorname{{sign}}\left({a} - {b}\right)\right)",
+                      "(1 + sign({a} - {b}))/2", "(1 + {np}.sign({a} - {b}))/2"),
+    "min_share": _two(r"\tfrac{{1}}{{2}}\left(\mathbf{{1}} - \operatorname{{sign}}\left({a} - {b}\right)\right)",
+                      "(1 - sign({a} - {b}))/2", "(1 - {np}.sign({a} - {b}))/2"),
+    "abs": _elementwise(r"\left|{x}\right|", "abs({x})", "{np}.abs({x})"),
+    "sign": _elementwise(r"\operatorname{{sign}}\left({x}\right)", "sign({x})", "{np}.sign({x})"),
+    "gelu": _elementwise(r"\operatorname{{GELU}}\left({x}\right)", "gelu({x})", "nn_gelu({x})"),
+    "gelu_grad": _elementwise(r"\Phi\left({x}\right) + {x} \odot \varphi\left({x}\right)",
+                              "((1 + erf({x}/sqrt(2)))/2 + {x}*exp(-{x}**2/2)/sqrt(2*pi))", "nn_gelu_grad({x})"),
+    "gelu_tanh": _elementwise(r"\operatorname{{GELU}}_{{\tanh}}\left({x}\right)", "gelu_tanh({x})",
+                              "nn_gelu_tanh({x})"),
+    "gelu_tanh_grad": _elementwise(r"\operatorname{{GELU}}_{{\tanh}}'\left({x}\right)", "gelu_tanh_grad({x})",
+                                   "nn_gelu_tanh_grad({x})"),
+    "elu": _elementwise(r"\operatorname{{ELU}}_{{{p0}}}\left({x}\right)", "elu({x}, {p0})", "nn_elu({x}, {p0})"),
+    # elu'(x) = alpha e^min(x,0) + (1 - alpha)[x > 0]; [x > 0] = sign(relu(x))
+    "elu_grad": _elementwise(r"\operatorname{{ELU}}_{{{p0}}}'\left({x}\right)",
+                             "({p0}*exp(minimum({x}, 0)) + (1 - {p0})*sign(relu({x})))", "nn_elu_grad({x}, {p0})"),
+    "leaky_relu": _elementwise(r"\operatorname{{LeakyReLU}}_{{{p0}}}\left({x}\right)", "leaky_relu({x}, {p0})",
+                               "nn_leaky_relu({x}, {p0})"),
+    # leaky'(x) = slope + (1 - slope)[x > 0]
+    "leaky_relu_grad": _elementwise(r"\operatorname{{LeakyReLU}}_{{{p0}}}'\left({x}\right)",
+                                    "({p0} + (1 - {p0})*sign(relu({x})))", "nn_leaky_relu_grad({x}, {p0})"),
+    "erf": _elementwise(r"\operatorname{{erf}}\left({x}\right)", "erf({x})", "nn_erf({x})"),
+    "erf_grad": _elementwise(r"\frac{{2}}{{\sqrt{{\pi}}}} \exp\left(-{x} \odot {x}\right)",
+                             "2/sqrt(pi)*exp(-{x}**2)", "2/{np}.sqrt({np}.pi)*{np}.exp(-{x}**2)"),
+    # shapes
+    "reshape": {"latex": lambda pr, e: rf"\operatorname{{reshape}}\left({pr._print(e.operands[0])}, {_dims(e.tshape)}\right)",
+                "spec": lambda pr, e: f"reshape({pr._print(e.operands[0])}, {', '.join(map(str, e.tshape))})",
+                "numpy": lambda pr, e: f"{_np(pr, 'reshape')}({pr._print(e.operands[0])}, {tuple(e.tshape)!r})"},
+    "flatten": {"latex": lambda pr, e: rf"\operatorname{{flatten}}\left({pr._print(e.operands[0])}\right)",
+                "spec": lambda pr, e: f"flatten({pr._print(e.operands[0])})",
+                "numpy": lambda pr, e: f"{_np(pr, 'ravel')}({pr._print(e.operands[0])})"},
+    # convolution and pooling; numpy forms call the kernels in their own layout
+    "conv2d": {"latex": _lat_conv, "spec": lambda pr, e: _call("conv2d", pr, e),
+               "numpy": lambda pr, e: _call("nn_conv2d_any", pr, e)},
+    "conv2d_dk": {"latex": _lat_conv_dk, "spec": lambda pr, e: _call("conv2d_grad_kernel", pr, e),
+                  "numpy": lambda pr, e: _call("nn_conv2d_any_grad_kernel", pr, e)},
+    "conv2d_dx": {"latex": _lat_conv_dx, "spec": lambda pr, e: _call("conv2d_grad_input", pr, e),
+                  "numpy": lambda pr, e: _call("nn_conv2d_any_grad_input", pr, e, e.params[:2])},
+    "conv1d": {"latex": _lat_conv, "spec": lambda pr, e: _call("conv1d", pr, e),
+               "numpy": lambda pr, e: _call("nn_conv1d_any", pr, e)},
+    "conv1d_dk": {"latex": _lat_conv_dk, "spec": lambda pr, e: _call("conv1d_grad_kernel", pr, e),
+                  "numpy": lambda pr, e: _call("nn_conv1d_any_grad_kernel", pr, e)},
+    "conv1d_dx": {"latex": _lat_conv_dx, "spec": lambda pr, e: _call("conv1d_grad_input", pr, e),
+                  "numpy": lambda pr, e: _call("nn_conv1d_any_grad_input", pr, e, e.params[:2])},
+    "maxpool2d": {"latex": _lat_pool("maxpool"), "spec": lambda pr, e: _call("maxpool2d", pr, e),
+                  "numpy": lambda pr, e: _call("nn_maxpool2d", pr, e)},
+    "maxpool2d_grad": {"latex": _lat_pool_grad("max"), "spec": lambda pr, e: _call("maxpool2d_grad", pr, e),
+                       "numpy": lambda pr, e: _call("nn_maxpool2d_grad", pr, e)},
+    "avgpool2d": {"latex": _lat_pool("avgpool"), "spec": lambda pr, e: _call("avgpool2d", pr, e),
+                  "numpy": lambda pr, e: _call("nn_avgpool2d", pr, e)},
+    "avgpool2d_grad": {"latex": _lat_pool_grad("avg"), "spec": lambda pr, e: _call("avgpool2d_grad", pr, e),
+                       "numpy": lambda pr, e: _call("nn_avgpool2d_grad", pr, e)},
+}
+
+# how tightly each compound LaTeX form binds (default: a function call)
+for _key, _rank in {"max_share": "Mul", "min_share": "Mul", "gelu_grad": "Add", "erf_grad": "Mul",
+                    "conv2d_dk": "Mul", "conv1d_dk": "Mul", "avgpool2d_grad": "Mul"}.items():
+    FORMS[_key]["precedence"] = _rank
+for _key in ("conv2d", "conv1d"):
+    FORMS[_key]["precedence"] = lambda e: "Mul" if tuple(e.params[:2]) == (1, 0) else "Func"
+for _key in ("conv2d_dx", "conv1d_dx"):
+    FORMS[_key]["precedence"] = lambda e: "Mul" if e.params[1] == 0 else "Func"
+
+
+# --- kernels for generated code ---------------------------------------------
+
+def _helper_sources() -> dict:
+    """``nn_<name>`` -> source, for every kernel and layout wrapper."""
+    from . import nn_ops   # the layout wrappers live with the layout rules
+    out = {}
+    for name, fn in inspect.getmembers(nn_kernels, inspect.isfunction):
+        if fn.__module__ == nn_kernels.__name__ and not name.startswith("_"):
+            out["nn_" + name] = inspect.getsource(fn).replace(f"def {name}(", f"def nn_{name}(", 1)
+    for name, fn in inspect.getmembers(nn_ops, inspect.isfunction):
+        if re.fullmatch(r"_conv[12]d_any\w*", name):
+            src = re.sub(r"(?<![\w.])_conv", "nn_conv", inspect.getsource(fn))
+            out["nn" + name] = src.replace("nn_kernels.", "nn_")
+    return out
+
+
+def numpy_helpers(code: str) -> str:
+    """Source of the ``nn_*`` functions that numpy ``code`` calls (and those
+    they call), for a standalone generated module; it needs ``numpy as np``
+    and ``math``.
+
+    >>> print(numpy_helpers("y = nn_erf(x)"))  # doctest: +ELLIPSIS
+    def nn_erf(X):
+    ...
+    """
+    sources = _helper_sources()
+    wanted, todo = [], [code]
+    while todo:
+        text = todo.pop()
+        for name in re.findall(r"\bnn_\w+(?=\()", text):
+            if name in sources and name not in wanted:
+                wanted.append(name)
+                todo.append(sources[name])
+    return "\n\n".join(sources[n].rstrip() + "\n" for n in sorted(wanted))
+
+
+class TensorSymbol(sympy.MatrixSymbol):
+    """A named tensor of any shape (up to four axes), e.g. a C x H x W map.
+
+    SymPy sees its matricisation, :func:`tshape` its true shape.
+
+    >>> X = TensorSymbol("X", (2, 5, 5)); X.shape, tshape(X), sympy.latex(X)
+    ((10, 5), (2, 5, 5), 'X')
+    """
+
+    def __new__(cls, name, *rest):
+        shape = rest[-1] if rest else ()
+        shape = Tuple(*[sympy.sympify(n) for n in shape])
+        rows, cols = _matrix_view(tuple(shape))
+        return sympy.Basic.__new__(cls, Str(name) if isinstance(name, str) else name, rows, cols, shape)
+
+    @property
+    def tshape(self) -> tuple:
+        return tuple(int(n) if n.is_Integer else n for n in self.args[3])

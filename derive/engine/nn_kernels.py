@@ -1,0 +1,181 @@
+r"""Numpy kernels of the neural-network operations, torch's semantics.
+
+Each function here is self-contained (it uses only ``numpy`` as ``np`` and
+``math``), because two readers take it: :mod:`derive.engine.nn_ops` calls it
+for the forward values and vector-Jacobian products, and generated code
+(:func:`derive.engine.nn_exprs.numpy_helpers`) copies its source, so a
+standalone numpy module computes exactly what the worked solution shows.
+
+Layouts: images are ``(N, C, H, W)`` inside the kernels; callers add or drop
+the batch and channel axes.  Pooling works on the last two axes.
+
+>>> import numpy as np
+>>> X = np.arange(16.0).reshape(1, 1, 4, 4); K = np.ones((1, 1, 2, 2))
+>>> conv2d(X, K, 2, 0)[0, 0]
+array([[10., 18.],
+       [42., 50.]])
+>>> maxpool2d(np.array([[1.0, 3.0], [3.0, 0.0]]), 2, 2)
+array([[3.]])
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def softmax(X, axis):
+    """exp(X) / sum exp(X) along ``axis`` (None: every entry), max subtracted first."""
+    Z = X - np.max(X, axis=axis, keepdims=True)
+    E = np.exp(Z)
+    return E / np.sum(E, axis=axis, keepdims=True)
+
+
+def log_softmax(X, axis):
+    """X - logsumexp(X) along ``axis``: finite for logits of any size."""
+    M = np.max(X, axis=axis, keepdims=True)
+    Z = X - M
+    return Z - np.log(np.sum(np.exp(Z), axis=axis, keepdims=True))
+
+
+def erf(X):
+    """The error function, entrywise (math.erf: correctly rounded to ~1 ulp)."""
+    return np.vectorize(math.erf, otypes=[float])(X) if np.ndim(X) else math.erf(X)
+
+
+def gelu(X):
+    """x Phi(x), Phi the standard normal CDF (torch's default, erf form)."""
+    return 0.5 * X * (1.0 + np.vectorize(math.erf, otypes=[float])(X / math.sqrt(2.0)))
+
+
+def gelu_grad(X):
+    """gelu'(x) = Phi(x) + x phi(x)."""
+    Phi = 0.5 * (1.0 + np.vectorize(math.erf, otypes=[float])(X / math.sqrt(2.0)))
+    return Phi + X * np.exp(-0.5 * X * X) / math.sqrt(2.0 * math.pi)
+
+
+def gelu_tanh(X):
+    """torch's gelu(approximate='tanh'): x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))."""
+    return 0.5 * X * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (X + 0.044715 * X ** 3)))
+
+
+def gelu_tanh_grad(X):
+    """d/dx of gelu_tanh: (1 + t)/2 + x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2."""
+    c = math.sqrt(2.0 / math.pi)
+    t = np.tanh(c * (X + 0.044715 * X ** 3))
+    return 0.5 * (1.0 + t) + 0.5 * X * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * X * X)
+
+
+def elu(X, alpha):
+    """x for x > 0, alpha (e^x - 1) otherwise (expm1: exact near 0)."""
+    return np.where(X > 0, X, alpha * np.expm1(np.minimum(X, 0.0)))
+
+
+def elu_grad(X, alpha):
+    """1 for x > 0, alpha e^x for x <= 0 (torch takes the second branch at 0)."""
+    return np.where(X > 0, 1.0, alpha * np.exp(np.minimum(X, 0.0)))
+
+
+def leaky_relu(X, slope):
+    """x for x > 0, slope * x otherwise."""
+    return np.where(X > 0, X, slope * X)
+
+
+def leaky_relu_grad(X, slope):
+    """1 for x > 0, slope for x <= 0 (torch: the slope at 0)."""
+    return np.where(X > 0, 1.0, slope)
+
+
+def amax_share(X, axis):
+    """The gradient share of each entry in max(X, axis): 1/(number of ties) at
+    every maximal entry, 0 elsewhere (torch.amax)."""
+    tie = (X == np.max(X, axis=axis, keepdims=True)).astype(float)
+    return tie / np.sum(tie, axis=axis, keepdims=True)
+
+
+def sum_to(G, shape):
+    """Sum G over the axes numpy broadcasting added or stretched, back to ``shape``."""
+    G = np.asarray(G, dtype=float)
+    while G.ndim > len(shape):
+        G = G.sum(axis=0)
+    for k, n in enumerate(shape):
+        if n == 1 and G.shape[k] != 1:
+            G = G.sum(axis=k, keepdims=True)
+    return G
+
+
+def conv2d(X, K, stride, padding):
+    """Cross-correlation as torch.nn.functional.conv2d: X (N, C, H, W), K (O, C, kh, kw).
+
+    ``stride`` and ``padding`` are ints or (rows, cols) pairs (zero padding)."""
+    sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
+    ph, pw = (padding, padding) if np.ndim(padding) == 0 else padding
+    kh, kw = K.shape[2], K.shape[3]
+    Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    return np.einsum("ncijab,ocab->noij", win, K, optimize=True)
+
+
+def conv2d_grad_kernel(X, G, kshape, stride, padding):
+    """dL/dK: the cross-correlation of the (padded) input with the upstream G."""
+    sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
+    ph, pw = (padding, padding) if np.ndim(padding) == 0 else padding
+    kh, kw = kshape[2], kshape[3]
+    Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
+    win = win[:, :, ::sh, ::sw][:, :, :G.shape[2], :G.shape[3]]
+    return np.einsum("ncijab,noij->ocab", win, G, optimize=True)
+
+
+def conv2d_grad_input(G, K, xshape, stride, padding):
+    """dL/dX: the full convolution of G (dilated by the stride) with the flipped
+    kernel, cropped by the padding; written as one strided add per kernel entry."""
+    sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
+    ph, pw = (padding, padding) if np.ndim(padding) == 0 else padding
+    n, c, h, w = xshape
+    kh, kw = K.shape[2], K.shape[3]
+    oh, ow = G.shape[2], G.shape[3]
+    dXp = np.zeros((n, c, h + 2 * ph, w + 2 * pw))
+    for a in range(kh):
+        for b in range(kw):
+            dXp[:, :, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw] += \
+                np.einsum("noij,oc->ncij", G, K[:, :, a, b])
+    return dXp[:, :, ph:ph + h, pw:pw + w]
+
+
+def maxpool2d(X, size, stride):
+    """Max over size x size windows of the last two axes, floor mode."""
+    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
+    return win[..., ::stride, ::stride, :, :].max(axis=(-2, -1))
+
+
+def maxpool2d_grad(X, G, size, stride):
+    """Route each window's upstream entry to its first maximal entry (row-major)."""
+    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
+    win = win[..., ::stride, ::stride, :, :]
+    oh, ow = win.shape[-4], win.shape[-3]
+    lead = X.shape[:-2]
+    first = win.reshape(lead + (oh, ow, size * size)).argmax(axis=-1)
+    rows = np.arange(oh)[:, None] * stride + first // size
+    cols = np.arange(ow)[None, :] * stride + first % size
+    flat = (rows * X.shape[-1] + cols).reshape(-1, oh * ow)
+    dX = np.zeros((flat.shape[0], X.shape[-2] * X.shape[-1]))
+    for k in range(flat.shape[0]):   # one bincount per map: overlapping windows add up
+        dX[k] = np.bincount(flat[k], weights=G.reshape(-1, oh * ow)[k], minlength=dX.shape[1])
+    return dX.reshape(X.shape)
+
+
+def avgpool2d(X, size, stride):
+    """Mean over size x size windows of the last two axes, floor mode."""
+    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
+    return win[..., ::stride, ::stride, :, :].mean(axis=(-2, -1))
+
+
+def avgpool2d_grad(X, G, size, stride):
+    """Spread each window's upstream entry evenly over its size^2 entries."""
+    dX = np.zeros(X.shape)
+    oh, ow = G.shape[-2], G.shape[-1]
+    for a in range(size):
+        for b in range(size):
+            dX[..., a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride] += G
+    return dX / (size * size)
