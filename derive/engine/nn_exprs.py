@@ -30,11 +30,12 @@ from __future__ import annotations
 import inspect
 import re
 
+import numpy as np
 import sympy
-from sympy import MatrixExpr, Tuple
+from sympy import Tuple
 from sympy.core.symbol import Str
-from sympy.printing.precedence import PRECEDENCE, precedence
 
+from . import exprs as X
 from . import nn_kernels
 
 _NONE = Str("none")
@@ -47,9 +48,9 @@ def _to_sympy(v):
         return Tuple(*[_to_sympy(x) for x in v])
     if isinstance(v, sympy.Basic):
         return v
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"NNExpr parameter {v!r} is not a number")
-    return sympy.Integer(v) if isinstance(v, int) else sympy.Float(v)
+    return sympy.Integer(int(v)) if isinstance(v, (int, np.integer)) else sympy.Float(float(v))
 
 
 def _to_python(v):
@@ -65,51 +66,33 @@ def _to_python(v):
 
 
 def tshape(x) -> tuple:
-    """The true (numpy) shape of a SymPy operand.
+    """The numpy shape of a SymPy operand (a scalar expression: ()).
 
-    An object with a ``tshape`` attribute gives it; a matrix expression of
-    n x 1 is the vector (n,), 1 x 1 a scalar; a scalar expression is ().
-
-    >>> tshape(sympy.MatrixSymbol("x", 3, 1)), tshape(sympy.Symbol("a")), tshape(sympy.MatrixSymbol("W", 2, 3))
-    ((3,), (), (2, 3))
+    >>> tshape(X.TensorSymbol("x", (3,))), tshape(sympy.Symbol("a")), tshape(X.TensorSymbol("K", (2, 1, 3, 3)))
+    ((3,), (), (2, 1, 3, 3))
     """
-    own = getattr(x, "tshape", None)
-    if own is not None:
-        return tuple(own)
-    if isinstance(x, MatrixExpr):
-        r, c = x.shape
-        if c == 1:
-            return () if r == 1 else (r,)
-        return (r, c)
-    return ()
+    s = X._np_shape_of(x)
+    return tuple(s) if s is not None else ()
 
 
-def _matrix_view(shape: tuple) -> tuple:
-    if len(shape) == 0:
-        return (sympy.Integer(1), sympy.Integer(1))
-    if len(shape) == 1:
-        return (sympy.sympify(shape[0]), sympy.Integer(1))
-    lead = sympy.Integer(1)
-    for n in shape[:-1]:
-        lead = lead * n
-    return (sympy.sympify(lead), sympy.sympify(shape[-1]))
+_PREC = {"Add": X.P_ADD, "Mul": X.P_MUL, "Func": X.P_ATOM}
 
 
-class NNExpr(MatrixExpr):
+class NNExpr(X.TExpr):
     """One neural-network operation (or rule helper) as a matrix expression.
 
-    ``key`` selects the printed forms in :data:`FORMS`; ``operands`` are SymPy
-    expressions; ``shape`` the output's true shape; ``params`` plain numbers
-    (or None, or tuples of them).
+    ``key`` selects the printed forms in :data:`FORMS`; ``operands`` are
+    SymPy expressions; ``shape`` the output's numpy shape; ``params`` plain
+    numbers (or None, or tuples of them).
     """
 
     def __new__(cls, key, operands, shape, params=()):
         key = key.name if isinstance(key, Str) else key   # SymPy rebuilds from args
         if key not in FORMS:
             raise KeyError(f"no printed forms for tensor operation {key}")
-        return MatrixExpr.__new__(cls, Str(key), Tuple(*operands),
-                                  Tuple(*[sympy.sympify(n) for n in shape]),
-                                  Tuple(*[_to_sympy(p) for p in params]))
+        return X.TExpr.__new__(cls, Str(key), Tuple(*operands),
+                               Tuple(*[sympy.sympify(n) for n in shape]),
+                               Tuple(*[_to_sympy(p) for p in params]))
 
     def doit(self, **hints):
         # a printed rule stays as written: nothing here evaluates further
@@ -124,22 +107,20 @@ class NNExpr(MatrixExpr):
         return self.args[1].args
 
     @property
-    def tshape(self) -> tuple:
+    def np_shape(self) -> tuple:
         return tuple(int(n) if n.is_Integer else n for n in self.args[2])
+
+    tshape = np_shape
 
     @property
     def params(self) -> tuple:
         return tuple(_to_python(p) for p in self.args[3])
 
     @property
-    def shape(self):
-        return _matrix_view(self.tshape)
-
-    @property
-    def precedence(self) -> int:
-        """How tightly the printed form binds (SymPy's printers parenthesise by it)."""
+    def prec(self) -> int:
+        """How tightly the printed form binds (the printers parenthesise by it)."""
         rank = FORMS[self.key].get("precedence", "Func")
-        return PRECEDENCE[rank(self) if callable(rank) else rank]
+        return _PREC[rank(self) if callable(rank) else rank]
 
     def _latex(self, printer):
         return FORMS[self.key]["latex"](printer, self)
@@ -147,36 +128,22 @@ class NNExpr(MatrixExpr):
     def _spec(self, printer):
         return FORMS[self.key]["spec"](printer, self)
 
-    _sympystr = _spec
-
     def _numpycode(self, printer):
         return FORMS[self.key]["numpy"](printer, self)
 
 
 # --- printing helpers ------------------------------------------------------
 
-def _tight(x) -> bool:
-    """True when x prints as one symbol or call (no parentheses needed)."""
-    if isinstance(x, sympy.Number):
-        return not x < 0
-    return precedence(x) >= PRECEDENCE["Func"]
-
-
 def _lat(pr, x) -> str:
     """LaTeX of an operand, in parentheses unless it is a single symbol or call."""
-    s = pr._print(x)
-    return s if _tight(x) else rf"\left({s}\right)"
+    return X._paren(pr, x, X.P_ATOM)
 
 
-def _txt(pr, x) -> str:
-    """Spec or numpy text of an operand, parenthesised unless atomic."""
-    s = pr._print(x)
-    return s if _tight(x) else f"({s})"
+_txt = _lat   # the same rule for spec and numpy text (X._paren knows the printer)
 
 
 def _np(pr, name: str) -> str:
-    fmt = getattr(pr, "_module_format", None)
-    return fmt("numpy." + name) if fmt else "numpy." + name
+    return "numpy." + name
 
 
 def _num(v) -> str:
@@ -199,11 +166,6 @@ def _lcall(name, pr, e, params=None):
     return rf"{name}\left({', '.join(parts)}\right)"
 
 
-def _kernel(name):
-    """Numpy form: a call to the copied kernel ``nn_<name>``."""
-    return lambda pr, e: _call("nn_" + name, pr, e)
-
-
 _ONE = r"\mathbf{1}"
 
 
@@ -215,16 +177,16 @@ def _axis_of(e):
 def _lat_sum(pr, e):
     r"""Sum along an axis as matrix algebra: X 1 (rows), 1^T X (columns),
     a^T b for the sum of a vector product a (.) b."""
-    X = e.operands[0]
+    A = e.operands[0]
     nd, axis = _axis_of(e)
-    if nd == 1 and isinstance(X, sympy.HadamardProduct) and len(X.args) == 2:
-        a, b = X.args
-        return rf"{_lat(pr, a)}^{{T}} {_lat(pr, b)}"
-    x = _lat(pr, X)
+    if nd == 1 and isinstance(A, X.Had) and len(A.args) == 2:
+        a, b = A.args
+        return rf"{_lat(pr, a)}^{{\top}} {_lat(pr, b)}"
+    x = _lat(pr, A)
     if nd <= 1:
-        return rf"{_ONE}^{{T}} {x}"
+        return rf"{_ONE}^{{\top}} {x}"
     if nd == 2:
-        return {None: rf"{_ONE}^{{T}} {x} {_ONE}", 0: rf"{_ONE}^{{T}} {x}", 1: rf"{x} {_ONE}"}[axis]
+        return {None: rf"{_ONE}^{{\top}} {x} {_ONE}", 0: rf"{_ONE}^{{\top}} {x}", 1: rf"{x} {_ONE}"}[axis]
     where = "" if axis is None else rf"_{{\text{{axis }} {axis}}}"
     return rf"\textstyle\sum{where} {x}"
 
@@ -233,12 +195,13 @@ def _lat_bcast(pr, e):
     r"""A reduced quantity spread back along its axis: 1 y (vector), Y 1^T (rows)."""
     Y = e.operands[0]
     nd, axis = _axis_of(e)
-    y = _lat(pr, Y)
+    # a scalar factor keeps its parentheses (1 (p^T G)); matrix products associate
+    y = _lat(pr, Y) if nd <= 1 else X._paren(pr, Y, X.P_MUL)
     scale = rf"\frac{{1}}{{{sympy.latex(e.params[1])}}} " if len(e.params) > 1 else ""
     if nd <= 1:
         return rf"{scale}{_ONE} {y}"
     if nd == 2:
-        return scale + {None: rf"{_ONE} {y} {_ONE}^{{T}}", 0: rf"{_ONE} {y}", 1: rf"{y} {_ONE}^{{T}}"}[axis]
+        return scale + {None: rf"{_ONE} {y} {_ONE}^{{\top}}", 0: rf"{_ONE} {y}", 1: rf"{y} {_ONE}^{{\top}}"}[axis]
     return scale + y
 
 
@@ -264,8 +227,7 @@ def _np_bcast(pr, e):
 
 
 def _mean_factor(e) -> str:
-    X = e.operands[0]
-    shape, axis = tshape(X), e.params[0]
+    shape, axis = tshape(e.operands[0]), e.params[0]
     n = sympy.Integer(1)
     for k, m in enumerate(shape):
         if axis is None or k == axis:
@@ -274,9 +236,9 @@ def _mean_factor(e) -> str:
 
 
 def _lat_conv(pr, e):
-    X, K = e.operands
+    A, K = e.operands
     s, p = e.params
-    body = rf"{_lat(pr, X)} \star {_lat(pr, K)}"
+    body = rf"{_lat(pr, A)} \star {_lat(pr, K)}"
     if s == 1 and p == 0:
         return body
     return rf"\left({body}\right)_{{s={s},\,p={p}}}"
@@ -292,9 +254,9 @@ def _lat_dil(x, s):
 
 def _lat_conv_dk(pr, e):
     r"""dL/dK = pad_p(X) \star dil_s(G): the input cross-correlated with delta."""
-    X, G = e.operands[:2]
+    A, G = e.operands[:2]
     s, p = e.params[0], e.params[1]
-    x = _lat_pad(pr._print(X), p) if p else _lat(pr, X)
+    x = _lat_pad(pr._print(A), p) if p else _lat(pr, A)
     g = _lat_dil(pr._print(G), s) if s != 1 else _lat(pr, G)
     return rf"{x} \star {g}"
 
@@ -321,13 +283,13 @@ def _lat_pool(name):
 
 def _lat_pool_grad(name):
     def form(pr, e):
-        X, G = e.operands
+        A, G = e.operands
         size, stride = e.params[0], e.params[1]
         sub = str(size) if stride == size else rf"{size},\,s={stride}"
         if name == "avg":
             return (rf"\frac{{1}}{{{size * size}}} \operatorname{{spread}}_{{{sub}}}"
                     rf"\left({pr._print(G)}\right)")
-        return rf"\operatorname{{route}}_{{{sub}}}\left({pr._print(G)};\, \arg\max {_lat(pr, X)}\right)"
+        return rf"\operatorname{{route}}_{{{sub}}}\left({pr._print(G)};\, \arg\max {_lat(pr, A)}\right)"
     return form
 
 
@@ -341,7 +303,7 @@ def _elementwise(latex_fmt, spec_fmt, numpy_fmt):
     def fill(fmt, pr, e, wrap):
         x = wrap(pr, e.operands[0])
         ps = {f"p{k}": _num(v) for k, v in enumerate(e.params)}
-        return fmt.format(x=x, np="numpy" if wrap is _lat else _np(pr, "")[:-1], **ps)
+        return fmt.format(x=x, np="numpy", **ps)
     return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
             "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
             "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
@@ -351,7 +313,7 @@ def _two(latex_fmt, spec_fmt, numpy_fmt):
     """Forms of an entrywise function of two operands {a}, {b}."""
     def fill(fmt, pr, e, wrap):
         a, b = (wrap(pr, x) for x in e.operands)
-        return fmt.format(a=a, b=b, np="numpy" if wrap is _lat else _np(pr, "")[:-1])
+        return fmt.format(a=a, b=b, np="numpy")
     return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
             "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
             "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
@@ -379,8 +341,7 @@ FORMS: dict[str, dict] = {
         "latex": lambda pr, e: (rf"\frac{{\left[{pr._print(e.operands[0])} = {pr._print(e.operands[1])}\right]}}"
                                 rf"{{\#\left[{pr._print(e.operands[0])} = {pr._print(e.operands[1])}\right]}}"),
         "spec": lambda pr, e: _call("amax_share", pr, e, (e.params[0],)),
-        "numpy": lambda pr, e: f"nn_amax_share({pr._print(e.operands[0])}, {e.params[0]})",
-        "precedence": "Mul"},
+        "numpy": lambda pr, e: f"nn_amax_share({pr._print(e.operands[0])}, {e.params[0]})"},
     "sum_to": {"latex": lambda pr, e: rf"\operatorname{{sum}}_{{\to {_dims(e.tshape)}}}\left({pr._print(e.operands[0])}\right)",
                "spec": lambda pr, e: f"sum_to({pr._print(e.operands[0])}, {', '.join(map(str, e.tshape))})",
                "numpy": lambda pr, e: f"nn_sum_to({pr._print(e.operands[0])}, {tuple(e.tshape)!r})"},
@@ -460,7 +421,8 @@ def _helper_sources() -> dict:
     out = {}
     for name, fn in inspect.getmembers(nn_kernels, inspect.isfunction):
         if fn.__module__ == nn_kernels.__name__ and not name.startswith("_"):
-            out["nn_" + name] = inspect.getsource(fn).replace(f"def {name}(", f"def nn_{name}(", 1)
+            src = inspect.getsource(fn).replace(f"def {name}(", f"def nn_{name}(", 1)
+            out["nn_" + name] = re.sub(r"\bnp\.", "numpy.", src)
     for name, fn in inspect.getmembers(nn_ops, inspect.isfunction):
         if re.fullmatch(r"_conv[12]d_any\w*", name):
             src = re.sub(r"(?<![\w.])_conv", "nn_conv", inspect.getsource(fn))
@@ -470,8 +432,7 @@ def _helper_sources() -> dict:
 
 def numpy_helpers(code: str) -> str:
     """Source of the ``nn_*`` functions that numpy ``code`` calls (and those
-    they call), for a standalone generated module; it needs ``numpy as np``
-    and ``math``.
+    they call), for a standalone generated module that imports ``numpy``.
 
     >>> print(numpy_helpers("y = nn_erf(x)"))  # doctest: +ELLIPSIS
     def nn_erf(X):
@@ -487,22 +448,3 @@ def numpy_helpers(code: str) -> str:
                 todo.append(sources[name])
     return "\n\n".join(sources[n].rstrip() + "\n" for n in sorted(wanted))
 
-
-class TensorSymbol(sympy.MatrixSymbol):
-    """A named tensor of any shape (up to four axes), e.g. a C x H x W map.
-
-    SymPy sees its matricisation, :func:`tshape` its true shape.
-
-    >>> X = TensorSymbol("X", (2, 5, 5)); X.shape, tshape(X), sympy.latex(X)
-    ((10, 5), (2, 5, 5), 'X')
-    """
-
-    def __new__(cls, name, *rest):
-        shape = rest[-1] if rest else ()
-        shape = Tuple(*[sympy.sympify(n) for n in shape])
-        rows, cols = _matrix_view(tuple(shape))
-        return sympy.Basic.__new__(cls, Str(name) if isinstance(name, str) else name, rows, cols, shape)
-
-    @property
-    def tshape(self) -> tuple:
-        return tuple(int(n) if n.is_Integer else n for n in self.args[3])

@@ -1,7 +1,8 @@
 r"""Numpy kernels of the neural-network operations, torch's semantics.
 
-Each function here is self-contained (it uses only ``numpy`` as ``np`` and
-``math``), because two readers take it: :mod:`derive.engine.nn_ops` calls it
+Each function here is self-contained (it uses only ``numpy`` as ``np``, and
+``math.erf`` imported where it is used), because two readers take it:
+:mod:`derive.engine.nn_ops` calls it
 for the forward values and vector-Jacobian products, and generated code
 (:func:`derive.engine.nn_exprs.numpy_helpers`) copies its source, so a
 standalone numpy module computes exactly what the worked solution shows.
@@ -18,8 +19,6 @@ array([[10., 18.],
 array([[3.]])
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -40,28 +39,31 @@ def log_softmax(X, axis):
 
 def erf(X):
     """The error function, entrywise (math.erf: correctly rounded to ~1 ulp)."""
+    import math
     return np.vectorize(math.erf, otypes=[float])(X) if np.ndim(X) else math.erf(X)
 
 
 def gelu(X):
     """x Phi(x), Phi the standard normal CDF (torch's default, erf form)."""
-    return 0.5 * X * (1.0 + np.vectorize(math.erf, otypes=[float])(X / math.sqrt(2.0)))
+    import math
+    return 0.5 * X * (1.0 + np.vectorize(math.erf, otypes=[float])(X / np.sqrt(2.0)))
 
 
 def gelu_grad(X):
     """gelu'(x) = Phi(x) + x phi(x)."""
-    Phi = 0.5 * (1.0 + np.vectorize(math.erf, otypes=[float])(X / math.sqrt(2.0)))
-    return Phi + X * np.exp(-0.5 * X * X) / math.sqrt(2.0 * math.pi)
+    import math
+    Phi = 0.5 * (1.0 + np.vectorize(math.erf, otypes=[float])(X / np.sqrt(2.0)))
+    return Phi + X * np.exp(-0.5 * X * X) / np.sqrt(2.0 * np.pi)
 
 
 def gelu_tanh(X):
     """torch's gelu(approximate='tanh'): x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))."""
-    return 0.5 * X * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (X + 0.044715 * X ** 3)))
+    return 0.5 * X * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (X + 0.044715 * X ** 3)))
 
 
 def gelu_tanh_grad(X):
     """d/dx of gelu_tanh: (1 + t)/2 + x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2."""
-    c = math.sqrt(2.0 / math.pi)
+    c = np.sqrt(2.0 / np.pi)
     t = np.tanh(c * (X + 0.044715 * X ** 3))
     return 0.5 * (1.0 + t) + 0.5 * X * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * X * X)
 

@@ -8,9 +8,9 @@ vector-Jacobian product (torch's semantics, from
 :mod:`derive.engine.nn_exprs`), and in ``extra["derivation"]`` the textbook
 lines that derive the rule, for the worked solution.
 
-Reductions along an axis are registered as ``sum_axis``, ``mean_axis`` and
-``max_axis`` (the spec's ``sum(X, 1)``, ``mean(X, 1)``, ``max(X, 1)``; with
-the axis omitted they take every entry and give a scalar).
+The reductions ``sum``, ``mean`` and ``max`` take an axis (``sum(X, 1)``);
+with the axis omitted they take every entry and give a scalar, which is
+what :mod:`derive.engine.core_ops` registers when these are absent.
 
 >>> import numpy as np
 >>> op = TENSOR_OPS["softmax"]
@@ -29,6 +29,7 @@ import math
 import numpy as np
 import sympy
 
+from . import exprs as X
 from . import nn_kernels
 from .nn_exprs import NNExpr, tshape
 from .tensor_op import TENSOR_OPS, ShapeError, TensorOp, register
@@ -72,15 +73,6 @@ def _reduced(shape, axis):
     return tuple(1 if k == axis else n for k, n in enumerate(shape))
 
 
-def _had(*factors):
-    """Entrywise product, in the order written (SymPy would sort it)."""
-    return sympy.HadamardProduct(*factors, evaluate=False)
-
-
-def _sub(A, B):
-    return sympy.MatAdd(A, sympy.MatMul(sympy.S.NegativeOne, B), evaluate=False)
-
-
 # --- softmax, log_softmax --------------------------------------------------
 
 def _softmax_shape(name):
@@ -103,10 +95,9 @@ def _softmax_vjp(i, G, xs, out, p):
 
 
 def _softmax_rule(i, G, xs, out, p):
-    X = xs[0]
-    shape, ax = tshape(X), p["axis"]
-    inner = NNExpr("sum_axis", (_had(out, G),), _reduced(shape, ax), (ax,))
-    return _had(out, _sub(G, NNExpr("bcast", (inner,), shape, (ax,))))
+    shape, ax = tshape(xs[0]), p["axis"]
+    inner = NNExpr("sum_axis", (X.had(out, G),), _reduced(shape, ax), (ax,))
+    return X.had(out, X.sub(G, NNExpr("bcast", (inner,), shape, (ax,))))
 
 
 def _log_softmax_vjp(i, G, xs, out, p):
@@ -115,10 +106,9 @@ def _log_softmax_vjp(i, G, xs, out, p):
 
 
 def _log_softmax_rule(i, G, xs, out, p):
-    X = xs[0]
-    shape, ax = tshape(X), p["axis"]
+    shape, ax = tshape(xs[0]), p["axis"]
     total = NNExpr("bcast", (NNExpr("sum_axis", (G,), _reduced(shape, ax), (ax,)),), shape, (ax,))
-    return _sub(G, _had(NNExpr("softmax", (X,), shape, (ax,)), total))
+    return X.sub(G, X.had(NNExpr("softmax", (xs[0],), shape, (ax,)), total))
 
 
 register(TensorOp(
@@ -164,30 +154,34 @@ def _count(shape, ax):
     return int(np.prod(shape)) if ax is None else shape[ax]
 
 
-def _bcast_rule(G, X, ax):
-    return NNExpr("bcast", (G,), tshape(X), (ax,))
+def _bcast_rule(G, A, ax):
+    return NNExpr("bcast", (G,), tshape(A), (ax,))
 
 
 register(TensorOp(
-    name="sum_axis", inputs=1, params=(("axis", None),),
+    name="sum", inputs=1, params=(("axis", None),),
     shape=_reduce_shape("sum"),
     forward=lambda xs, p: (np.sum(xs[0]) if p["axis"] is None
                            else np.sum(xs[0], axis=_ax(xs, p), keepdims=True)),
     vjp=lambda i, G, xs, out, p: np.array(_bcast_G(G, xs, p), dtype=float),
-    symbolic=lambda xs, p: NNExpr("sum_axis", xs, _reduced(tshape(xs[0]), p["axis"]), (p["axis"],)),
-    rule=lambda i, G, xs, out, p: _bcast_rule(G, xs[0], p["axis"]),
+    symbolic=lambda xs, p: (X.sum_all(xs[0]) if p["axis"] is None else
+                            NNExpr("sum_axis", xs, _reduced(tshape(xs[0]), p["axis"]), (p["axis"],))),
+    # of every entry: the scalar G, which the reverse mode spreads (and simplifies with)
+    rule=lambda i, G, xs, out, p: G if p["axis"] is None else _bcast_rule(G, xs[0], p["axis"]),
     doc="sum(X, axis): sums along the axis keeping it with size 1; sum(X): every entry",
     extra={"derivation": (r"\bar{X} = \bar{s}\,\mathbf{1}^{T} \text{ for } s = X\mathbf{1}",)}))
 
 register(TensorOp(
-    name="mean_axis", inputs=1, params=(("axis", None),),
+    name="mean", inputs=1, params=(("axis", None),),
     shape=_reduce_shape("mean"),
     forward=lambda xs, p: (np.mean(xs[0]) if p["axis"] is None
                            else np.mean(xs[0], axis=_ax(xs, p), keepdims=True)),
     vjp=lambda i, G, xs, out, p: _bcast_G(G, xs, p) / _count(np.shape(xs[0]), _ax(xs, p)),
-    symbolic=lambda xs, p: NNExpr("mean_axis", xs, _reduced(tshape(xs[0]), p["axis"]), (p["axis"],)),
-    rule=lambda i, G, xs, out, p: NNExpr("bcast", (G,), tshape(xs[0]),
-                                         (p["axis"], _count(tshape(xs[0]), p["axis"]))),
+    symbolic=lambda xs, p: (X.sum_all(xs[0], mean=True) if p["axis"] is None else
+                            NNExpr("mean_axis", xs, _reduced(tshape(xs[0]), p["axis"]), (p["axis"],))),
+    rule=lambda i, G, xs, out, p: (
+        X.had(sympy.Rational(1, _count(tshape(xs[0]), None)), G) if p["axis"] is None
+        else NNExpr("bcast", (G,), tshape(xs[0]), (p["axis"], _count(tshape(xs[0]), p["axis"])))),
     doc="mean(X, axis): the mean along the axis keeping it with size 1; mean(X): of every entry",
     extra={"derivation": (r"\bar{X} = \frac{1}{n}\,\bar{m}\,\mathbf{1}^{T} \text{ for } m = \frac{1}{n} X\mathbf{1}",)}))
 
@@ -198,12 +192,12 @@ def _max_vjp(i, G, xs, out, p):
 
 
 def _max_rule(i, G, xs, out, p):
-    X, ax = xs[0], p["axis"]
-    return _had(NNExpr("amax_share", (X, out), tshape(X), (ax,)), _bcast_rule(G, X, ax))
+    A, ax = xs[0], p["axis"]
+    return X.had(NNExpr("amax_share", (A, out), tshape(A), (ax,)), _bcast_rule(G, A, ax))
 
 
 register(TensorOp(
-    name="max_axis", inputs=1, params=(("axis", None),),
+    name="max", inputs=1, params=(("axis", None),),
     shape=_reduce_shape("max"),
     forward=lambda xs, p: (np.max(xs[0]) if p["axis"] is None
                            else np.max(xs[0], axis=_ax(xs, p), keepdims=True)),
@@ -231,7 +225,7 @@ def _pair_rule(share):
     def rule(i, G, xs, out, p):
         A, B = xs if i == 0 else (xs[1], xs[0])
         local = NNExpr(share, (A, B), tshape(out) if tshape(out) else tshape(A), ())
-        grad = _had(G, local)
+        grad = X.had(G, local)
         if tshape(xs[i]) != tshape(out):
             return NNExpr("sum_to", (grad,), tshape(xs[i]), ())
         return grad
@@ -258,7 +252,7 @@ for _name, _sign, _share, _np_fn, _word in (("maximum", 1, "max_share", np.maxim
         doc=f"{_name}(A, B): the {_word} entry, broadcasting; a tie sends half the gradient to each side",
         extra={"derivation": (
             rf"\frac{{\partial \{_name[:3]}(a, b)}}{{\partial a}} = \tfrac{{1}}{{2}}\left(1 {'+' if _sign > 0 else '-'} "
-            r"\operatorname{sign}(a - b)\right)",)}))
+            r"\operatorname{sign}(a - b)\right)",), "elementwise": True}))
 
 
 def _unary(name, fwd, grad, grad_key, doc, derivation, params=()):
@@ -279,15 +273,16 @@ def _unary(name, fwd, grad, grad_key, doc, derivation, params=()):
         vjp=vjp,
         symbolic=lambda xs, p: NNExpr(name, xs, tshape(xs[0]), tuple(p[k] for k, _ in params)),
         rule=lambda i, G, xs, out, p: (
-            sympy.ZeroMatrix(*NNExpr(name, xs, tshape(xs[0]), ()).shape) if grad_key is None
-            else _had(G, NNExpr(grad_key, xs, tshape(xs[0]), tuple(p[k] for k, _ in params)))),
-        doc=doc, extra={"derivation": derivation}))
+            sympy.Integer(0) if grad_key is None
+            else X.had(G, NNExpr(grad_key, xs, tshape(xs[0]), tuple(p[k] for k, _ in params)))),
+        doc=doc, extra={"derivation": derivation, "elementwise": True}))
 
 
 _unary("abs", np.abs, np.sign, "sign", "abs(X): |x| entrywise; abs'(0) = 0 as torch",
        (r"\frac{d|x|}{dx} = \operatorname{sign}(x), \quad \operatorname{sign}(0) = 0",))
 _unary("sign", np.sign, lambda x: np.zeros_like(x), None,
-       "sign(X): -1, 0 or 1 entrywise; its gradient is 0 (torch)", ())
+       "sign(X): -1, 0 or 1 entrywise; its gradient is 0 (torch)",
+       (r"\frac{d}{dx}\operatorname{sign}(x) = 0 \text{ (also at 0, as torch)}",))
 _unary("gelu", nn_kernels.gelu, nn_kernels.gelu_grad, "gelu_grad",
        "gelu(X) = x Phi(x), Phi the standard normal CDF (erf form, torch's default)",
        (r"\operatorname{GELU}(x) = x\,\Phi(x), \quad \Phi(x) = \tfrac{1}{2}\left(1 + \operatorname{erf}(x/\sqrt{2})\right)",
@@ -439,12 +434,12 @@ def _conv_shape(name, spatial):
 
 def _conv_rule(name):
     def rule(i, G, xs, out, p):
-        X, K = xs
+        A, K = xs
         s, pad = p["stride"], p["padding"]
         if i == 1:
-            return NNExpr(f"{name}_dk", (X, G, K), tshape(K), (s, pad))
+            return NNExpr(f"{name}_dk", (A, G, K), tshape(K), (s, pad))
         k = tshape(K)[-1]
-        return NNExpr(f"{name}_dx", (G, K, X), tshape(X), (s, pad, k))
+        return NNExpr(f"{name}_dx", (G, K, A), tshape(A), (s, pad, k))
     return rule
 
 
@@ -520,3 +515,10 @@ for _name, _fwd, _grad, _what, _deriv in (
                                                        _pool_params(_n, p)),
         doc=f"{_name}(X, size, stride): {_what}; floor mode, stride defaults to size",
         extra={"derivation": (_deriv,)}))
+
+
+# the kernels by the names the printed numpy calls them (matrix steps are
+# evaluated by running that code: derive.engine.exprs.evaluate)
+X.HELPERS.update({"nn_" + _n: _f for _n, _f in vars(nn_kernels).items()
+                  if callable(_f) and not _n.startswith("_") and getattr(_f, "__module__", "") == nn_kernels.__name__})
+X.HELPERS.update({"nn" + _n: _f for _n, _f in list(globals().items()) if _n.startswith("_conv") and "_any" in _n})
