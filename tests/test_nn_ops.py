@@ -138,7 +138,24 @@ SCALAR_REFS = {   # f(x), f'(x) with math, torch's values at the kinks
     "elu": (lambda x: x if x > 0 else math.exp(x) - 1, lambda x: 1.0 if x > 0 else math.exp(x)),
     "leaky_relu": (lambda x: x if x > 0 else 0.01 * x, lambda x: 1.0 if x > 0 else 0.01),
     "erf": (math.erf, lambda x: 2 / math.sqrt(math.pi) * math.exp(-x * x)),
+    # the derivatives the rules print, as spec functions, and their own derivatives
+    "gelu_grad": (lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2))) + x * math.exp(-x * x / 2) / math.sqrt(2 * math.pi),
+                  lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi) * (2 - x * x)),
+    "elu_grad": (lambda x: 1.0 if x > 0 else math.exp(x), lambda x: 0.0 if x > 0 else math.exp(x)),
+    "leaky_relu_grad": (lambda x: 1.0 if x > 0 else 0.01, lambda x: 0.0),
 }
+
+
+def _gelu_tanh_second(x):
+    """d/dx of (1 + t)/2 + x (1 - t^2) u'/2 by the product rule, term by term."""
+    c, a = math.sqrt(2 / math.pi), 0.044715
+    t = math.tanh(c * (x + a * x ** 3))
+    du, ddu = c * (1 + 3 * a * x * x), 6 * a * c * x
+    dt = (1 - t * t) * du
+    return dt / 2 + (1 - t * t) * du / 2 + x * (-2 * t * dt) * du / 2 + x * (1 - t * t) * ddu / 2
+
+
+SCALAR_REFS["gelu_tanh_grad"] = (SCALAR_REFS["gelu_tanh"][1], _gelu_tanh_second)
 
 
 def reference(name, xs, p, G):
@@ -153,6 +170,9 @@ def reference(name, xs, p, G):
         f, df = SCALAR_REFS[name]
         x = xs[0]
         return (np.vectorize(f, otypes=[float])(x), [G * np.vectorize(df, otypes=[float])(x)])
+    if name == "amax_share":
+        ties = xs[0] == xs[0].max(axis=p["axis"], keepdims=True)
+        return ties / ties.sum(axis=p["axis"], keepdims=True), [np.zeros(xs[0].shape)]
     if name in ("maximum", "minimum"):
         A, B = np.broadcast_arrays(*xs)
         y, dA, dB = np.zeros(A.shape), np.zeros(A.shape), np.zeros(A.shape)
@@ -163,8 +183,16 @@ def reference(name, xs, p, G):
             share = 0.5 if a == b else float(win_a)
             dA[c], dB[c] = G[c] * share, G[c] * (1 - share)
         return y, [_sum_back(dA, xs[0].shape), _sum_back(dB, xs[1].shape)]
-    if name == "reshape":
-        return xs[0].reshape(p["rows"], p["cols"]), [np.asarray(G).reshape(xs[0].shape)]
+    if name == "reshape":     # entries in row-major order, copied one by one
+        sizes = tuple(p[k] for k in ("rows", "cols", "n3", "n4") if p.get(k) is not None)
+        flat = [xs[0][c] for c in np.ndindex(xs[0].shape)]
+        out, back = np.zeros(sizes), np.zeros(xs[0].shape)
+        for n, c in enumerate(np.ndindex(sizes)):
+            out[c] = flat[n]
+        gflat = [G[c] for c in np.ndindex(sizes)]
+        for n, c in enumerate(np.ndindex(xs[0].shape)):
+            back[c] = gflat[n]
+        return out, [back]
     if name == "flatten":
         flat = [xs[0][c] for c in np.ndindex(xs[0].shape)]       # row-major order
         back = np.zeros(xs[0].shape)
@@ -233,8 +261,10 @@ CASES = [
     ("minimum", [(4,), ()], {}),
     ("abs", [(3, 4)], {}), ("gelu", [(3, 4)], {}), ("gelu_tanh", [(3, 4)], {}), ("elu", [(3, 4)], {}),
     ("leaky_relu", [(3, 4)], {}), ("erf", [(3, 4)], {}),
+    ("gelu_grad", [(3, 4)], {}), ("gelu_tanh_grad", [(3, 4)], {}), ("elu_grad", [(5,)], {}),
+    ("leaky_relu_grad", [(5,)], {}), ("amax_share", [(3, 4)], {"axis": 1}),
     ("reshape", [(3, 4)], {"rows": 2, "cols": 6}), ("reshape", [(2, 3, 2)], {"rows": 3, "cols": 4}),
-    ("flatten", [(2, 3, 4)], {}),
+    ("flatten", [(2, 3, 4)], {}), ("reshape", [(6, 4)], {"rows": 2, "cols": 3, "n3": 4}),
     ("conv2d", [(5, 5), (3, 3)], {}), ("conv2d", [(2, 6, 5), (3, 2, 3, 2)], {"stride": 2, "padding": 1}),
     ("conv2d", [(1, 4, 4), (2, 1, 1, 1)], {}),
     ("conv1d", [(7,), (3,)], {}), ("conv1d", [(2, 9), (3, 2, 3)], {"stride": 2, "padding": 1}),
@@ -298,6 +328,8 @@ def test_matrix_rule_evaluates_to_the_vjp(name, shapes, params):
     env = {f"x{i}": x for i, x in enumerate(xs)} | {"G": G, "Y": out}
     sG, sY = X.TensorSymbol("G", np.shape(out)), X.TensorSymbol("Y", np.shape(out))
     np.testing.assert_allclose(X.evaluate(op.symbolic(syms, p), env), out, rtol=1e-14, atol=1e-15)
+    if op.rule is None:       # the derivatives printed inside rules: no rule of their own
+        return
     for i, s in enumerate(shapes):
         rule = _fit(op.rule(i, sG, syms, sY, p), s)   # the reverse mode sums broadcasts back
         np.testing.assert_allclose(X.evaluate(rule, env), op.vjp(i, G, tuple(xs), out, p),
@@ -424,6 +456,7 @@ def test_pi_is_the_constant():
     ("softmax", [(2, 3)], {}, "softmax: a 2 x 3 input needs an axis (0 or 1)"),
     ("sum", [(2, 3)], {"axis": 2}, "sum: axis 2 does not exist for a 2 x 3 input"),
     ("reshape", [(2, 3)], {"rows": 4, "cols": 2}, "reshape: 2 x 3 has 6 entries, 4 x 2 needs 8"),
+    ("reshape", [(2, 3)], {"rows": 3}, "reshape: needs the sizes"),
     ("maximum", [(2, 3), (4,)], {}, "maximum: shapes 2 x 3 and 4 do not broadcast"),
     ("flatten", [(2, 2, 2, 2, 2)], {}, "flatten: an input of shape 2 x 2 x 2 x 2 x 2 has more than 4 axes"),
 ])

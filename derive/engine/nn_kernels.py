@@ -56,6 +56,11 @@ def gelu_grad(X):
     return Phi + X * np.exp(-0.5 * X * X) / np.sqrt(2.0 * np.pi)
 
 
+def gelu_grad2(X):
+    """gelu''(x) = phi(x) (2 - x^2)."""
+    return np.exp(-0.5 * X * X) / np.sqrt(2.0 * np.pi) * (2.0 - X * X)
+
+
 def gelu_tanh(X):
     """torch's gelu(approximate='tanh'): x/2 (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))."""
     return 0.5 * X * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (X + 0.044715 * X ** 3)))
@@ -66,6 +71,14 @@ def gelu_tanh_grad(X):
     c = np.sqrt(2.0 / np.pi)
     t = np.tanh(c * (X + 0.044715 * X ** 3))
     return 0.5 * (1.0 + t) + 0.5 * X * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * X * X)
+
+
+def gelu_tanh_grad2(X):
+    """The second derivative of gelu_tanh: (1 - t^2)(u' - x t u'^2 + x u''/2)."""
+    c = np.sqrt(2.0 / np.pi)
+    t = np.tanh(c * (X + 0.044715 * X ** 3))
+    du = c * (1.0 + 3 * 0.044715 * X * X)
+    return (1.0 - t * t) * (du - X * t * du * du + 0.5 * X * 6 * 0.044715 * c * X)
 
 
 def elu(X, alpha):

@@ -225,10 +225,7 @@ def _pair_rule(share):
     def rule(i, G, xs, out, p):
         A, B = xs if i == 0 else (xs[1], xs[0])
         local = NNExpr(share, (A, B), tshape(out) if tshape(out) else tshape(A), ())
-        grad = X.had(G, local)
-        if tshape(xs[i]) != tshape(out):
-            return NNExpr("sum_to", (grad,), tshape(xs[i]), ())
-        return grad
+        return X.sum_to(X.had(G, local), tshape(xs[i]))
     return rule
 
 
@@ -304,6 +301,36 @@ _unary("erf", nn_kernels.erf, lambda x: 2.0 / math.sqrt(math.pi) * np.exp(-x * x
        "erf(X): the error function entrywise",
        (r"\operatorname{erf}'(x) = \tfrac{2}{\sqrt{\pi}}\, e^{-x^2}",))
 
+
+# The derivatives the rules print, as spec functions too (a matrix step's
+# ``expr`` reads back: ``dL_dH * gelu_grad(U)``), with their own derivatives
+# for the numeric checks; no matrix rule of their own (MissingRule).
+for _name, _fwd, _grad, _params, _doc in (
+        ("gelu_grad", nn_kernels.gelu_grad, nn_kernels.gelu_grad2, (), "gelu_grad(X) = Phi(x) + x phi(x)"),
+        ("gelu_tanh_grad", nn_kernels.gelu_tanh_grad, nn_kernels.gelu_tanh_grad2, (), "the derivative of gelu_tanh"),
+        ("elu_grad", nn_kernels.elu_grad, lambda x, a: np.where(x > 0, 0.0, a * np.exp(np.minimum(x, 0.0))),
+         (("alpha", 1.0),), "elu_grad(X, alpha): 1 for x > 0, alpha e^x otherwise"),
+        ("leaky_relu_grad", nn_kernels.leaky_relu_grad, lambda x, a: np.zeros_like(x), (("slope", 0.01),),
+         "leaky_relu_grad(X, slope): 1 for x > 0, slope otherwise")):
+    def _shape(shapes, p, _n=_name, _ps=_params):
+        _check_rank(_n, shapes[0])
+        return tuple(shapes[0])
+    register(TensorOp(
+        name=_name, inputs=1, params=_params, shape=_shape,
+        forward=lambda xs, p, _f=_fwd, _ps=_params: np.asarray(
+            _f(np.asarray(xs[0], float), *[p[k] for k, _ in _ps]), float),
+        vjp=lambda i, G, xs, out, p, _g=_grad, _ps=_params: G * _g(np.asarray(xs[0], float), *[p[k] for k, _ in _ps]),
+        symbolic=lambda xs, p, _n=_name, _ps=_params: NNExpr(_n, xs, tshape(xs[0]), tuple(p[k] for k, _ in _ps)),
+        doc=_doc, extra={"elementwise": True}))
+
+register(TensorOp(
+    name="amax_share", inputs=1, params=(("axis", None),),
+    shape=lambda shapes, p: (_axis("amax_share", shapes[0], p["axis"]), tuple(shapes[0]))[1],
+    forward=lambda xs, p: nn_kernels.amax_share(np.asarray(xs[0], float), _ax(xs, p)),
+    vjp=lambda i, G, xs, out, p: np.zeros(np.shape(xs[0])),
+    symbolic=lambda xs, p: NNExpr("amax_share", (xs[0], xs[0]), tshape(xs[0]), (p["axis"],)),
+    doc="amax_share(X, axis): each entry's share of max(X, axis)'s gradient (1/ties at a maximum, else 0)"))
+
 register(TensorOp(
     name="pi", inputs=0, shape=lambda shapes, p: (),
     forward=lambda xs, p: np.float64(np.pi),
@@ -314,25 +341,33 @@ register(TensorOp(
 
 # --- shapes ----------------------------------------------------------------
 
+_RESHAPE_PARAMS = (("rows", None), ("cols", None), ("n3", None), ("n4", None))
+
+
+def _sizes(p) -> tuple:
+    return tuple(p[k] for k, _ in _RESHAPE_PARAMS if p.get(k) is not None)
+
+
 def _reshape_shape(shapes, p):
     (s,) = shapes
     _check_rank("reshape", s)
-    rows = _whole("reshape", "rows", p["rows"], 1)
-    cols = _whole("reshape", "cols", p["cols"], 1)
-    if rows * cols != int(np.prod(s)):
+    if p.get("rows") is None or p.get("cols") is None:
+        raise ShapeError("reshape: needs the sizes, reshape(X, rows, cols) (up to four)")
+    sizes = tuple(_whole("reshape", "a size", n, 1) for n in _sizes(p))
+    if int(np.prod(sizes)) != int(np.prod(s)):
         raise ShapeError(f"reshape: {_dims(s)} has {int(np.prod(s))} entries, "
-                         f"{rows} x {cols} needs {rows * cols}")
-    return (rows, cols)
+                         f"{_dims(sizes)} needs {int(np.prod(sizes))}")
+    return sizes
 
 
 register(TensorOp(
-    name="reshape", inputs=1, params=(("rows", None), ("cols", None)),
+    name="reshape", inputs=1, params=_RESHAPE_PARAMS,
     shape=_reshape_shape,
-    forward=lambda xs, p: np.reshape(xs[0], (p["rows"], p["cols"])).astype(float),
+    forward=lambda xs, p: np.reshape(xs[0], _sizes(p)).astype(float),
     vjp=lambda i, G, xs, out, p: np.reshape(G, np.shape(xs[0])),
-    symbolic=lambda xs, p: NNExpr("reshape", xs, (p["rows"], p["cols"]), ()),
+    symbolic=lambda xs, p: NNExpr("reshape", xs, _sizes(p), ()),
     rule=lambda i, G, xs, out, p: NNExpr("reshape", (G,), tshape(xs[0]), ()),
-    doc="reshape(X, rows, cols): the entries in row-major order (numpy's reshape)",
+    doc="reshape(X, rows, cols): the entries in row-major order (numpy's reshape); up to four sizes",
     extra={"derivation": (r"\bar{X} = \operatorname{reshape}(\bar{Y}, \text{shape of } X)",)}))
 
 register(TensorOp(
