@@ -810,6 +810,9 @@ class SpecModel(TensorModel):
     def equations(self):
         return list(self.spec.equations)
 
+    def matrix_data(self) -> dict:
+        return self.spec.raw
+
 
 class VectorSpecProblem(TensorProblem):
     """A user's (or an example's) vector spec as a problem, solved like the

@@ -98,7 +98,8 @@ def test_matrix_form_equals_numpy_vjp_and_finite_differences(case):
     d = reverse(g, g.forward(leaves))
     ref = numpy_backprop(g, leaves)
     for s in d.steps:
-        np.testing.assert_allclose(s.value, ref[s.target], rtol=1e-10, atol=1e-12)
+        if s.target in g.nodes:      # named parts of a line (a_h) feed the steps checked here
+            np.testing.assert_allclose(s.value, ref[s.target], rtol=1e-10, atol=1e-12)
     assert all(c["passed"] for c in checks(g, leaves, d))
     for name in ("W", "b", "V"):
         assert d.step_of(name) is not None or not np.any(ref.get(name, 0))
@@ -128,6 +129,7 @@ def test_bias_broadcast_over_a_batch_sums_the_rows():
     g.define("L", g.apply("mean", g.apply("mul", h, h)), kind="loss")
     leaves = {"X": RNG.standard_normal((5, 3)), "W": RNG.standard_normal((3, 2)), "b": RNG.standard_normal(2)}
     d = reverse(g, g.forward(leaves))
-    assert d.step_of("b").spec == "sum_to(dL_dh * (1 - h * h), 2)"
-    assert d.step_of("W").spec == "transpose(X) @ (dL_dh * (1 - h * h))"
+    assert d.step_of("a_h").spec == "dL_dh * (1 - h * h)"      # the activation's input, named once
+    assert d.step_of("b").spec == "sum_to(dL_da_h, 2)"
+    assert d.step_of("W").spec == "transpose(X) @ dL_da_h"
     assert all(c["passed"] for c in checks(g, leaves, d))

@@ -166,6 +166,20 @@ register(TensorOp(
     rule=lambda i, G, s, out, p: X.T(G), doc="Xᵀ of a matrix"))
 
 
+def _add_n_shape(shapes, p):
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError("add_n of shapes " + ", ".join(_words(s) for s in shapes) + ": they do not broadcast") from None
+
+
+register(TensorOp(
+    name="add_n", inputs=-1, shape=_add_n_shape, forward=lambda xs, p: sum(xs[1:], xs[0]),
+    vjp=lambda i, G, xs, out, p: unbroadcast(G, np.shape(xs[i])), symbolic=lambda s, p: X.add(*s),
+    rule=lambda i, G, s, out, p: G, doc="the sum of its arguments (sum(e) of a scalar sequence: e_1 + ... + e_T)",
+    extra={"elementwise": True}))
+
+
 # -- stacking and indexing ------------------------------------------------------
 
 def _stack_shape(shapes, p):
@@ -248,6 +262,7 @@ register(TensorOp(
     forward=lambda xs, p: np.asarray(xs[0])[p["index"]],
     vjp=lambda i, G, xs, out, p: _row_vjp(G, xs[0], p["index"]),
     symbolic=lambda s, p: X.row_(s[0], p["index"]),
+    rule=lambda i, G, s, out, p: X.place_row(G, p["index"], (X._np_shape_of(s[0]) or (0,))[0]),
     doc="step t of a sequence declared [T, ...]: row index (0-based)"))
 
 

@@ -495,10 +495,37 @@ class Row(TExpr):
         return rf"\left[{printer._print(self.args[0])}\right]_{{{k}}}"
 
     def _spec(self, printer):
+        if isinstance(self.args[0], TensorSymbol):       # a sequence's step, as the spec writes it
+            return f"{self.args[0].name}[{int(self.args[1]) + 1}]"
         return f"row({printer._print(self.args[0])}, {int(self.args[1])})"
 
     def _numpycode(self, printer):
         return f"{_paren(printer, self.args[0], P_ATOM)}[{int(self.args[1])}]"
+
+
+class PlaceRow(TExpr):
+    r"""``G`` placed as row ``index`` of zeros with ``rows`` rows:
+    ``\mathbf{e}_{t} G^{\top}``, the adjoint of one step of a sequence."""
+
+    @property
+    def np_shape(self):
+        s = _np_shape_of(self.args[0])
+        return None if s is None else (int(self.args[2]),) + tuple(s)
+
+    def _latex(self, printer):
+        k = int(self.args[1]) + 1
+        g = _paren(printer, self.args[0], P_ATOM)
+        return rf"\mathbf{{e}}_{{{k}}} {g}^{{\top}}" if _np_shape_of(self.args[0]) else rf"\mathbf{{e}}_{{{k}}} {g}"
+
+    def _spec(self, printer):
+        return f"place_row({printer._print(self.args[0])}, {int(self.args[1])}, {int(self.args[2])})"
+
+    def _numpycode(self, printer):
+        return f"_place_row({printer._print(self.args[0])}, {int(self.args[1])}, {int(self.args[2])})"
+
+
+def place_row(g, index: int, rows: int):
+    return PlaceRow(g, Integer(index), Integer(rows))
 
 
 class Call(TExpr):
@@ -640,6 +667,8 @@ def matmul(a, b):
 def T(x):
     if isinstance(x, Transpose_):
         return x.args[0]
+    if isinstance(x, Outer):
+        return Outer(x.args[1], x.args[0])
     s = _np_shape_of(x)
     if s is not None and len(s) <= 1:
         return x        # numpy: a vector's transpose is itself
@@ -774,6 +803,13 @@ def _log_softmax(x):
     return x - m - np.log(np.sum(np.exp(x - m)))
 
 
+def _place_row(g, index, rows):
+    g = np.asarray(g, dtype=float)
+    out = np.zeros((rows,) + g.shape)
+    out[index] = g
+    return out
+
+
 #: the helpers generated code calls besides numpy (printed into codegen modules too)
 HELPERS = {
     "_sigmoid": _sigmoid,
@@ -782,6 +818,7 @@ HELPERS = {
     "_softplus": lambda x: np.logaddexp(0.0, x),
     "_sum_to": _sum_to,
     "_softmax": _softmax,
+    "_place_row": _place_row,
     "_log_softmax": _log_softmax,
 }
 
@@ -810,6 +847,13 @@ def _sum_to(x, shape):
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
     out = x.sum(axis=axes) if axes else x
     return out.reshape(shape)
+
+
+def _place_row(g, index, rows):
+    g = numpy.asarray(g, dtype=float)
+    out = numpy.zeros((rows,) + g.shape)
+    out[index] = g
+    return out
 
 
 def _softmax(x):

@@ -111,11 +111,13 @@ class _Reverse:
         self.inline: dict = {}         # adjoint symbol name -> expression written in its place
         self.conditions: list = []
         self.adjoints: set = set()
+        self.aux_names: set = set()
         L = g.nodes[g.loss]
         self.L, self.Ltex = L.name, L.symbol.tex
 
     def run(self) -> Derivation:
-        g, steps = self.g, []
+        g = self.g
+        steps = self.steps = []
         for node in reversed(g.computed()):
             if node.name not in self.live:
                 continue
@@ -139,18 +141,21 @@ class _Reverse:
         parts = sorted(self.parts.get(node.name, []), key=lambda p: p[0])
         if not parts:
             return None
-        expr = X.add(*[_fit(e, node.shape) for _, _, e in parts])
+        expr = _factor_common([_fit(e, node.shape) for _, _, e in parts])
         expr = _fit(expr, node.shape)
-        sym = X.TensorSymbol(adjoint_name(self.L, node.name), node.shape, adjoint_tex(self.Ltex, node.symbol.tex))
+        return self._record(node.name, node.shape, node.symbol.tex, expr,
+                            self.notes.get(node.name, ""), tuple((c, e) for _, c, e in parts))
+
+    def _record(self, target, shape, tex, expr, note="", parts=()) -> MatrixStep:
+        sym = X.TensorSymbol(adjoint_name(self.L, target), shape, adjoint_tex(self.Ltex, tex))
         value = np.asarray(X.evaluate(expr, self.env), dtype=float)
-        if value.shape != node.shape:
-            value = np.broadcast_to(value, node.shape).copy()
+        if value.shape != tuple(shape):
+            value = np.broadcast_to(value, shape).copy()
         self.env[sym.name] = value
         self.adjoints.add(sym.name)
         if _closed(expr, self.adjoints):
             self.inline[sym.name] = expr
-        return MatrixStep(f"d{self.L}/d{node.name}", node.name, sym, expr, node.shape, value,
-                          self.notes.get(node.name, ""), tuple((c, e) for _, c, e in parts))
+        return MatrixStep(f"d{self.L}/d{target}", target, sym, expr, tuple(shape), value, note, parts)
 
     def _back(self, e, G, out_sym, node):
         if isinstance(e, Ref):
@@ -166,8 +171,28 @@ class _Reverse:
         for i, a in enumerate(e.args):
             if isinstance(a, Const) or not (refs(a) & self.live):
                 continue
-            r = op.adjoint(i, G, syms, out_sym, e.pdict)
-            self._back(a, _fit(r, a.shape), syms[i], node)
+            r = _fit(op.adjoint(i, G, syms, out_sym, e.pdict), a.shape)
+            if isinstance(a, Apply) and self._fanout(a) >= 2 and not isinstance(r, X.TensorSymbol) \
+                    and not _closed(r, self.adjoints):
+                r = self._aux(a, r, node, root=e is node.expr and op.inputs == 1 and op.extra.get("elementwise"))
+            self._back(a, r, syms[i], node)
+
+    def _fanout(self, e: Apply) -> int:
+        return sum(1 for a in e.args if not isinstance(a, Const) and refs(a) & self.live)
+
+    def _aux(self, e: Apply, expr, node, root: bool):
+        """An adjoint used more than once below gets a name and a step of its
+        own: a_h for the input of h's activation, u_h for other parts of h."""
+        base = f"{'a' if root else 'u'}_{node.name}"
+        name, k = base, 1
+        while name in self.g.nodes or name in self.aux_names:
+            k += 1
+            name = f"{base}{k}"
+        self.aux_names.add(name)
+        step = self._record(name, e.shape, X._default_tex(name), expr,
+                            f"{name} = {X.spec(self.g.symbolic(e))}")
+        self.steps.append(step)
+        return step.symbol
 
     # -- softmax with cross-entropy ---------------------------------------------
     def _softmax_ce(self, e: Apply, G, node) -> bool:
@@ -205,6 +230,36 @@ class _Reverse:
             self._back(z, X.had(G, X.sub(p_sym, self.g.symbolic(y))), self.g.symbolic(z), node)
             return True
         return False
+
+
+def _factors(e):
+    sign = 1
+    while isinstance(e, X.Neg):
+        sign, e = -sign, e.args[0]
+    return sign, (list(e.args) if isinstance(e, X.Had) else [e])
+
+
+def _factor_common(terms: list):
+    """A sum whose terms share a factor, written with it outside:
+    G n' + G h_prev -> G (h_prev - n); positive terms first."""
+    if len(terms) < 2:
+        return X.add(*terms)
+    split = [_factors(t) for t in terms]
+    common = [f for f in split[0][1] if not (isinstance(f, sympy.Basic) and f.is_Number)
+              and all(f in fs for _, fs in split[1:])]
+    if not common:
+        return X.add(*terms)
+    rests = []
+    for sign, fs in split:
+        fs = list(fs)
+        for f in common:
+            fs.remove(f)
+        if not fs:
+            return X.add(*terms)
+        r = X.had(*fs)
+        rests.append(r if sign > 0 else X.neg(r))
+    rests.sort(key=lambda r: isinstance(r, X.Neg) or (isinstance(r, sympy.Basic) and r.is_Number and r < 0))
+    return X.had(*common, X.add(*rests))
 
 
 def _fit(r, shape: tuple):
