@@ -301,9 +301,10 @@ def _elementwise(latex_fmt, spec_fmt, numpy_fmt):
     """Forms of an entrywise function of one operand; formats see the operand
     as {x} (parenthesised where needed), parameters as {p0}, numpy as {np}."""
     def fill(fmt, pr, e, wrap):
-        x = wrap(pr, e.operands[0])
+        # {x} where the operand stands in a product, {xr} inside a call's parentheses
+        x, xr = wrap(pr, e.operands[0]), pr._print(e.operands[0])
         ps = {f"p{k}": _num(v) for k, v in enumerate(e.params)}
-        return fmt.format(x=x, np="numpy", **ps)
+        return fmt.format(x=x, xr=xr, np="numpy", **ps)
     return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
             "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
             "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
@@ -313,7 +314,8 @@ def _two(latex_fmt, spec_fmt, numpy_fmt):
     """Forms of an entrywise function of two operands {a}, {b}."""
     def fill(fmt, pr, e, wrap):
         a, b = (wrap(pr, x) for x in e.operands)
-        return fmt.format(a=a, b=b, np="numpy")
+        ar, br = (pr._print(x) for x in e.operands)
+        return fmt.format(a=a, b=b, ar=ar, br=br, np="numpy")
     return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
             "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
             "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
@@ -344,29 +346,29 @@ FORMS: dict[str, dict] = {
         "numpy": lambda pr, e: f"nn_amax_share({pr._print(e.operands[0])}, {e.params[0]})",
         "precedence": "Func"},
     # entrywise
-    "maximum": _two(r"\max\left({a}, {b}\right)", "maximum({a}, {b})", "{np}.maximum({a}, {b})"),
-    "minimum": _two(r"\min\left({a}, {b}\right)", "minimum({a}, {b})", "{np}.minimum({a}, {b})"),
+    "maximum": _two(r"\max\left({ar}, {br}\right)", "maximum({ar}, {br})", "{np}.maximum({ar}, {br})"),
+    "minimum": _two(r"\min\left({ar}, {br}\right)", "minimum({ar}, {br})", "{np}.minimum({ar}, {br})"),
     "max_share": _two(r"\tfrac{{1}}{{2}}\left(\mathbf{{1}} + \operatorname{{sign}}\left({a} - {b}\right)\right)",
                       "(1 + sign({a} - {b}))/2", "(1 + {np}.sign({a} - {b}))/2"),
     "min_share": _two(r"\tfrac{{1}}{{2}}\left(\mathbf{{1}} - \operatorname{{sign}}\left({a} - {b}\right)\right)",
                       "(1 - sign({a} - {b}))/2", "(1 - {np}.sign({a} - {b}))/2"),
-    "abs": _elementwise(r"\left|{x}\right|", "abs({x})", "{np}.abs({x})"),
-    "sign": _elementwise(r"\operatorname{{sign}}\left({x}\right)", "sign({x})", "{np}.sign({x})"),
-    "gelu": _elementwise(r"\operatorname{{GELU}}\left({x}\right)", "gelu({x})", "nn_gelu({x})"),
-    "gelu_grad": _elementwise(r"\Phi\left({x}\right) + {x} \odot \varphi\left({x}\right)",
-                              "gelu_grad({x})", "nn_gelu_grad({x})"),
-    "gelu_tanh": _elementwise(r"\operatorname{{GELU}}_{{\tanh}}\left({x}\right)", "gelu_tanh({x})",
-                              "nn_gelu_tanh({x})"),
-    "gelu_tanh_grad": _elementwise(r"\operatorname{{GELU}}_{{\tanh}}'\left({x}\right)", "gelu_tanh_grad({x})",
-                                   "nn_gelu_tanh_grad({x})"),
-    "elu": _elementwise(r"\operatorname{{ELU}}_{{{p0}}}\left({x}\right)", "elu({x}, {p0})", "nn_elu({x}, {p0})"),
-    "elu_grad": _elementwise(r"\operatorname{{ELU}}_{{{p0}}}'\left({x}\right)",
-                             "elu_grad({x}, {p0})", "nn_elu_grad({x}, {p0})"),
-    "leaky_relu": _elementwise(r"\operatorname{{LeakyReLU}}_{{{p0}}}\left({x}\right)", "leaky_relu({x}, {p0})",
-                               "nn_leaky_relu({x}, {p0})"),
-    "leaky_relu_grad": _elementwise(r"\operatorname{{LeakyReLU}}_{{{p0}}}'\left({x}\right)",
-                                    "leaky_relu_grad({x}, {p0})", "nn_leaky_relu_grad({x}, {p0})"),
-    "erf": _elementwise(r"\operatorname{{erf}}\left({x}\right)", "erf({x})", "nn_erf({x})"),
+    "abs": _elementwise(r"\left|{xr}\right|", "abs({xr})", "{np}.abs({xr})"),
+    "sign": _elementwise(r"\operatorname{{sign}}\left({xr}\right)", "sign({xr})", "{np}.sign({xr})"),
+    "gelu": _elementwise(r"\operatorname{{GELU}}\left({xr}\right)", "gelu({xr})", "nn_gelu({xr})"),
+    "gelu_grad": _elementwise(r"\Phi\left({xr}\right) + {x} \odot \varphi\left({xr}\right)",
+                              "gelu_grad({xr})", "nn_gelu_grad({xr})"),
+    "gelu_tanh": _elementwise(r"\operatorname{{GELU}}_{{\tanh}}\left({xr}\right)", "gelu_tanh({xr})",
+                              "nn_gelu_tanh({xr})"),
+    "gelu_tanh_grad": _elementwise(r"\operatorname{{GELU}}_{{\tanh}}'\left({xr}\right)", "gelu_tanh_grad({xr})",
+                                   "nn_gelu_tanh_grad({xr})"),
+    "elu": _elementwise(r"\operatorname{{ELU}}_{{{p0}}}\left({xr}\right)", "elu({xr}, {p0})", "nn_elu({xr}, {p0})"),
+    "elu_grad": _elementwise(r"\operatorname{{ELU}}_{{{p0}}}'\left({xr}\right)",
+                             "elu_grad({xr}, {p0})", "nn_elu_grad({xr}, {p0})"),
+    "leaky_relu": _elementwise(r"\operatorname{{LeakyReLU}}_{{{p0}}}\left({xr}\right)", "leaky_relu({xr}, {p0})",
+                               "nn_leaky_relu({xr}, {p0})"),
+    "leaky_relu_grad": _elementwise(r"\operatorname{{LeakyReLU}}_{{{p0}}}'\left({xr}\right)",
+                                    "leaky_relu_grad({xr}, {p0})", "nn_leaky_relu_grad({xr}, {p0})"),
+    "erf": _elementwise(r"\operatorname{{erf}}\left({xr}\right)", "erf({xr})", "nn_erf({xr})"),
     "erf_grad": _elementwise(r"\frac{{2}}{{\sqrt{{\pi}}}} \exp\left(-{x} \odot {x}\right)",
                              "2/sqrt(pi)*exp(-{x}**2)", "2/{np}.sqrt({np}.pi)*{np}.exp(-{x}**2)"),
     # shapes
