@@ -439,6 +439,16 @@ def test_log_softmax_and_softmax_stay_finite_at_logits_of_1000():
     assert out.tolist() == [[1.0, 0.0], [0.5, 0.5]]
 
 
+def test_erf_is_within_two_ulp_of_math_erf():
+    from derive.engine.nn_kernels import erf
+    x = np.concatenate([np.linspace(-9, 9, 200_001), np.geomspace(1e-300, 2, 2000), -np.geomspace(1e-300, 2, 2000),
+                        [0.0, 0.9999999, 1.0, 1.0000001, 7.9999, 8.0, 8.0001, 30.0, -30.0, np.inf, -np.inf]])
+    want = np.array([math.erf(v) for v in x])
+    got = erf(x)
+    assert np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)) < 5e-16
+    assert np.isnan(erf(np.array([np.nan]))[0]) and float(erf(0.5)) == math.erf(0.5)
+
+
 def test_pi_is_the_constant():
     assert TENSOR_OPS["pi"].forward((), {}) == math.pi and TENSOR_OPS["pi"].shape((), {}) == ()
 

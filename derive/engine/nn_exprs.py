@@ -417,10 +417,12 @@ def _helper_sources() -> dict:
     """``nn_<name>`` -> source, for every kernel and layout wrapper."""
     from . import nn_ops   # the layout wrappers live with the layout rules
     out = {}
-    for name, fn in inspect.getmembers(nn_kernels, inspect.isfunction):
-        if fn.__module__ == nn_kernels.__name__ and not name.startswith("_"):
-            src = inspect.getsource(fn).replace(f"def {name}(", f"def nn_{name}(", 1)
-            out["nn_" + name] = re.sub(r"\bnp\.", "numpy.", src)
+    kernels = [n for n, fn in inspect.getmembers(nn_kernels, inspect.isfunction)
+               if fn.__module__ == nn_kernels.__name__ and not n.startswith("_")]
+    calls = re.compile(r"(?<![\w.])(" + "|".join(kernels) + r")\(")
+    for name in kernels:    # def erf( -> def nn_erf(, and a call erf( -> nn_erf(
+        src = calls.sub(r"nn_\1(", inspect.getsource(getattr(nn_kernels, name)))
+        out["nn_" + name] = re.sub(r"\bnp\.", "numpy.", src)
     for name, fn in inspect.getmembers(nn_ops, inspect.isfunction):
         if re.fullmatch(r"_conv[12]d_any\w*", name):
             src = re.sub(r"(?<![\w.])_conv", "nn_conv", inspect.getsource(fn))

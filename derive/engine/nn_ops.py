@@ -121,8 +121,8 @@ register(TensorOp(
     doc="exp(X) / sum exp(X) along the axis (a vector needs none); max subtracted first",
     extra={"derivation": (
         r"\frac{\partial p_i}{\partial x_j} = p_i\left(\delta_{ij} - p_j\right)",
-        r"\bar{x}_j = \sum_i \bar{p}_i\, p_i (\delta_{ij} - p_j) = p_j\left(\bar{p}_j - p^{T}\bar{p}\right)"
-        r"\;\Rightarrow\; \bar{x} = p \odot \left(\bar{p} - \mathbf{1}\, p^{T} \bar{p}\right)")}))
+        r"\bar{x}_j = \sum_i \bar{p}_i\, p_i (\delta_{ij} - p_j) = p_j\left(\bar{p}_j - p^{\top}\bar{p}\right)"
+        r"\;\Rightarrow\; \bar{x} = p \odot \left(\bar{p} - \mathbf{1}\, p^{\top} \bar{p}\right)")}))
 
 register(TensorOp(
     name="log_softmax", inputs=1, params=(("axis", None),),
@@ -134,7 +134,7 @@ register(TensorOp(
     doc="X - logsumexp(X) along the axis, computed as (X - max) - log sum exp(X - max)",
     extra={"derivation": (
         r"\frac{\partial \ell_i}{\partial x_j} = \delta_{ij} - p_j, \quad p = \operatorname{softmax}(x)",
-        r"\bar{x} = \bar{\ell} - p\, \left(\mathbf{1}^{T} \bar{\ell}\right)")}))
+        r"\bar{x} = \bar{\ell} - p\, \left(\mathbf{1}^{\top} \bar{\ell}\right)")}))
 
 
 # --- reductions along an axis ----------------------------------------------
@@ -169,7 +169,7 @@ register(TensorOp(
     # of every entry: the scalar G, which the reverse mode spreads (and simplifies with)
     rule=lambda i, G, xs, out, p: G if p["axis"] is None else _bcast_rule(G, xs[0], p["axis"]),
     doc="sum(X, axis): sums along the axis keeping it with size 1; sum(X): every entry",
-    extra={"derivation": (r"\bar{X} = \bar{s}\,\mathbf{1}^{T} \text{ for } s = X\mathbf{1}",)}))
+    extra={"derivation": (r"\bar{X} = \bar{s}\,\mathbf{1}^{\top} \text{ for } s = X\mathbf{1}",)}))
 
 register(TensorOp(
     name="mean", inputs=1, params=(("axis", None),),
@@ -183,7 +183,7 @@ register(TensorOp(
         X.had(sympy.Rational(1, _count(tshape(xs[0]), None)), G) if p["axis"] is None
         else NNExpr("bcast", (G,), tshape(xs[0]), (p["axis"], _count(tshape(xs[0]), p["axis"])))),
     doc="mean(X, axis): the mean along the axis keeping it with size 1; mean(X): of every entry",
-    extra={"derivation": (r"\bar{X} = \frac{1}{n}\,\bar{m}\,\mathbf{1}^{T} \text{ for } m = \frac{1}{n} X\mathbf{1}",)}))
+    extra={"derivation": (r"\bar{X} = \frac{1}{n}\,\bar{m}\,\mathbf{1}^{\top} \text{ for } m = \frac{1}{n} X\mathbf{1}",)}))
 
 
 def _max_vjp(i, G, xs, out, p):
