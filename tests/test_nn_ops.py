@@ -584,3 +584,50 @@ def test_pooling_random_shapes(c, h, w, size, stride, kind, ties, seed):
     y, (dx,) = reference(kind, [x], p, G)
     np.testing.assert_allclose(out, y, atol=1e-12)
     np.testing.assert_allclose(op.vjp(0, G, (x,), out, p), dx, atol=1e-12)
+
+
+# --- property-based: random graphs of these operations through the reverse mode ----
+
+def _nn_step(g, step, cur, W, n, m):
+    """One random layer on an n x m tensor, giving n x m again."""
+    ap = g.apply
+    return {
+        "softmax0": lambda: ap("softmax", cur, axis=0), "softmax1": lambda: ap("softmax", cur, axis=1),
+        "log_softmax1": lambda: ap("log_softmax", cur, axis=1),
+        "centre1": lambda: ap("sub", cur, ap("mean", cur, axis=1)),
+        "scale0": lambda: ap("div", cur, ap("add", ap("sum", ap("mul", cur, cur), axis=0), 1)),
+        "max1": lambda: ap("mul", cur, ap("max", cur, axis=1)),
+        "max_all": lambda: ap("add", cur, ap("max", cur)),
+        "maximum": lambda: ap("maximum", cur, W), "minimum": lambda: ap("minimum", W, cur),
+        "abs": lambda: ap("abs", cur), "gelu": lambda: ap("gelu", cur), "gelu_tanh": lambda: ap("gelu_tanh", cur),
+        "elu": lambda: ap("elu", cur, alpha=0.7), "leaky": lambda: ap("leaky_relu", cur, slope=0.1),
+        "erf": lambda: ap("erf", cur),
+        "reshape": lambda: ap("reshape", ap("flatten", ap("reshape", cur, rows=m, cols=n)), rows=n, cols=m),
+    }[step]()
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), m=st.integers(2, 4),
+       steps=st.lists(st.sampled_from(["softmax0", "softmax1", "log_softmax1", "centre1", "scale0", "max1",
+                                       "max_all", "maximum", "minimum", "abs", "gelu", "gelu_tanh", "elu",
+                                       "leaky", "erf", "reshape"]), min_size=1, max_size=4),
+       seed=st.integers(0, 2 ** 16))
+def test_random_graphs_matrix_form_equals_numpy_vjp_and_finite_differences(n, m, steps, seed):
+    from derive.engine.mcheck import checks, numpy_backprop
+    from derive.engine.reverse import reverse
+    from derive.engine.tgraph import TGraph
+    rng = np.random.default_rng(seed)
+    g = TGraph("nn")
+    W = g.leaf("W", (n, m), "parameter"); b = g.leaf("b", (m,), "parameter")
+    C = g.leaf("C", (n, m), "target")
+    cur = g.define("z", g.apply("add", W, b))          # a bias broadcast over the rows
+    for k, step in enumerate(steps):
+        cur = g.define(f"h{k}", _nn_step(g, step, cur, W, n, m))
+    g.define("L", g.apply("sum", g.apply("mul", cur, C)), kind="loss")
+    leaves = {"W": rng.standard_normal((n, m)), "b": rng.standard_normal(m), "C": rng.standard_normal((n, m))}
+    d = reverse(g, g.forward(leaves))
+    ref = numpy_backprop(g, leaves)
+    for s in d.steps:
+        if s.target in g.nodes:
+            np.testing.assert_allclose(s.value, ref[s.target], rtol=1e-10, atol=1e-12)
+    assert all(c["passed"] for c in checks(g, leaves, d)), checks(g, leaves, d)
