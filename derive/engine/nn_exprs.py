@@ -304,7 +304,9 @@ def _elementwise(latex_fmt, spec_fmt, numpy_fmt):
         # {x} where the operand stands in a product, {xr} inside a call's parentheses
         x, xr = wrap(pr, e.operands[0]), pr._print(e.operands[0])
         ps = {f"p{k}": _num(v) for k, v in enumerate(e.params)}
-        return fmt.format(x=x, xr=xr, np="numpy", **ps)
+        # {a}: the parameter as a subscript, left out at 1 (ELU's default alpha)
+        a = "" if not e.params or e.params[0] == 1 else f"_{{{ps['p0']}}}"
+        return fmt.format(x=x, xr=xr, np="numpy", a=a, **ps)
     return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
             "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
             "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
@@ -361,8 +363,8 @@ FORMS: dict[str, dict] = {
                               "nn_gelu_tanh({xr})"),
     "gelu_tanh_grad": _elementwise(r"\operatorname{{GELU}}_{{\tanh}}'\left({xr}\right)", "gelu_tanh_grad({xr})",
                                    "nn_gelu_tanh_grad({xr})"),
-    "elu": _elementwise(r"\operatorname{{ELU}}_{{{p0}}}\left({xr}\right)", "elu({xr}, {p0})", "nn_elu({xr}, {p0})"),
-    "elu_grad": _elementwise(r"\operatorname{{ELU}}_{{{p0}}}'\left({xr}\right)",
+    "elu": _elementwise(r"\operatorname{{ELU}}{a}\left({xr}\right)", "elu({xr}, {p0})", "nn_elu({xr}, {p0})"),
+    "elu_grad": _elementwise(r"\operatorname{{ELU}}{a}'\left({xr}\right)",
                              "elu_grad({xr}, {p0})", "nn_elu_grad({xr}, {p0})"),
     "leaky_relu": _elementwise(r"\operatorname{{LeakyReLU}}_{{{p0}}}\left({xr}\right)", "leaky_relu({xr}, {p0})",
                                "nn_leaky_relu({xr}, {p0})"),

@@ -201,10 +201,11 @@ def maxpool2d_grad(X, G, size, stride):
     first = win.reshape(lead + (oh, ow, size * size)).argmax(axis=-1)
     rows = np.arange(oh)[:, None] * stride + first // size
     cols = np.arange(ow)[None, :] * stride + first % size
+    hw = X.shape[-2] * X.shape[-1]
     flat = (rows * X.shape[-1] + cols).reshape(-1, oh * ow)
-    dX = np.zeros((flat.shape[0], X.shape[-2] * X.shape[-1]))
-    for k in range(flat.shape[0]):   # one bincount per map: overlapping windows add up
-        dX[k] = np.bincount(flat[k], weights=G.reshape(-1, oh * ow)[k], minlength=dX.shape[1])
+    flat = flat + np.arange(flat.shape[0])[:, None] * hw    # each map its own block of entries
+    # one bincount for every map: overlapping windows add up at a shared maximum
+    dX = np.bincount(flat.ravel(), weights=np.asarray(G, float).ravel(), minlength=flat.shape[0] * hw)
     return dX.reshape(X.shape)
 
 
