@@ -151,3 +151,35 @@ def test_attention_matrix_steps_show_row_wise_softmax_and_layer_norm():
     assert steps["dL/dS"]["expr"] == "A * (dL_dA - sum(A * dL_dA, 1))"
     assert steps["dL/dS"]["latex"] == (r"A \odot \left(\frac{\partial L}{\partial A} - \left(A \odot "
                                        r"\frac{\partial L}{\partial A}\right) \mathbf{1} \mathbf{1}^{\top}\right)")
+
+
+def test_a_spec_mixing_the_operations_matches_its_numpy_vjps_and_finite_differences():
+    """conv1d with stride and padding, leaky_relu with a slope, elu, the constant pi, avgpool2d,
+    maximum / minimum / abs, max along an axis: read from spec text, derived, checked."""
+    data = {"inputs": {"x": {"shape": [2, 9], "value": [[0.1 * i - 0.3 * j for i in range(9)] for j in range(2)]},
+                       "M": {"shape": [4, 5], "value": [[((i * 7 + j * 3) % 5) / 4 - 0.4 for j in range(5)]
+                                                        for i in range(4)]}},
+            "parameters": {"k": {"shape": [3, 2, 3], "value": [[[0.1 * (a - b + c) for c in range(3)] for b in range(2)]
+                                                               for a in range(3)]},
+                           "w": {"shape": [5], "value": [0.5, -0.2, 0.3, 0.1, -0.4]}},
+            "forward": {"y": "conv1d(x, k, 2, 1)", "a": "leaky_relu(y, 0.1) + elu(y) * pi",
+                        "P": "avgpool2d(M * w, 2, 1)", "q": "maximum(abs(P), 0.1) - minimum(P, 0)",
+                        "m": "max(a, 1)"},
+            "loss": "sum(m) + sum(mean(q, 0))"}
+    mf = MatrixForm.from_data(data)
+    x, M, k, w = (np.asarray(data[s][n]["value"], float) for s, n in
+                  (("inputs", "x"), ("inputs", "M"), ("parameters", "k"), ("parameters", "w")))
+    # the forward pass by hand: conv1d as loops, pooling as window means
+    xp = np.pad(x, ((0, 0), (1, 1)))
+    y = np.array([[sum(xp[c, 2 * j + b] * k[o, c, b] for c in range(2) for b in range(3)) for j in range(5)]
+                  for o in range(3)])
+    a = np.where(y > 0, y, 0.1 * y) + np.where(y > 0, y, np.exp(y) - 1) * math.pi
+    Mw = M * w
+    P = np.array([[Mw[i:i + 2, j:j + 2].mean() for j in range(4)] for i in range(3)])
+    q = np.maximum(np.abs(P), 0.1) - np.minimum(P, 0)
+    assert float(mf.values[mf.loss]) == pytest.approx(a.max(axis=1).sum() + q.mean(axis=0).sum(), rel=1e-13)
+    assert all(c["passed"] for c in mf.checks) and len(mf.checks) >= 2
+    step = {s.name: s for s in mf.steps}
+    assert step["dL/dy"].spec == "dL_da * (leaky_relu_grad(y, 0.1) + pi * elu_grad(y, 1))"
+    assert step["dL/dk"].latex == (r"\operatorname{pad}_{1}\left(x\right) \star "
+                                   r"\operatorname{dil}_{2}\left(\frac{\partial L}{\partial y}\right)")

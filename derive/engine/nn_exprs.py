@@ -313,11 +313,14 @@ def _elementwise(latex_fmt, spec_fmt, numpy_fmt):
 
 
 def _two(latex_fmt, spec_fmt, numpy_fmt):
-    """Forms of an entrywise function of two operands {a}, {b}."""
+    """Forms of an entrywise function of two operands {ar}, {br} (or their difference {d})."""
     def fill(fmt, pr, e, wrap):
-        a, b = (wrap(pr, x) for x in e.operands)
-        ar, br = (pr._print(x) for x in e.operands)
-        return fmt.format(a=a, b=b, ar=ar, br=br, np="numpy")
+        A, B = e.operands
+        ar, br = pr._print(A), pr._print(B)
+        # {d}: the difference a - b, as a person writes it (a - 0 is a)
+        d = ar if isinstance(B, sympy.Number) and B == 0 else \
+            f"{X._paren(pr, A, X.P_ADD)} - {X._paren(pr, B, X.P_ADD, strict=True)}"
+        return fmt.format(ar=ar, br=br, d=d, np="numpy")
     return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
             "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
             "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
@@ -350,10 +353,10 @@ FORMS: dict[str, dict] = {
     # entrywise
     "maximum": _two(r"\max\left({ar}, {br}\right)", "maximum({ar}, {br})", "{np}.maximum({ar}, {br})"),
     "minimum": _two(r"\min\left({ar}, {br}\right)", "minimum({ar}, {br})", "{np}.minimum({ar}, {br})"),
-    "max_share": _two(r"\tfrac{{1}}{{2}}\left(\mathbf{{1}} + \operatorname{{sign}}\left({a} - {b}\right)\right)",
-                      "(1 + sign({a} - {b}))/2", "(1 + {np}.sign({a} - {b}))/2"),
-    "min_share": _two(r"\tfrac{{1}}{{2}}\left(\mathbf{{1}} - \operatorname{{sign}}\left({a} - {b}\right)\right)",
-                      "(1 - sign({a} - {b}))/2", "(1 - {np}.sign({a} - {b}))/2"),
+    "max_share": _two(r"\tfrac{{1}}{{2}}\left(\mathbf{{1}} + \operatorname{{sign}}\left({d}\right)\right)",
+                      "(1 + sign({d}))/2", "(1 + {np}.sign({d}))/2"),
+    "min_share": _two(r"\tfrac{{1}}{{2}}\left(\mathbf{{1}} - \operatorname{{sign}}\left({d}\right)\right)",
+                      "(1 - sign({d}))/2", "(1 - {np}.sign({d}))/2"),
     "abs": _elementwise(r"\left|{xr}\right|", "abs({xr})", "{np}.abs({xr})"),
     "sign": _elementwise(r"\operatorname{{sign}}\left({xr}\right)", "sign({xr})", "{np}.sign({xr})"),
     "gelu": _elementwise(r"\operatorname{{GELU}}\left({xr}\right)", "gelu({xr})", "nn_gelu({xr})"),
