@@ -557,3 +557,21 @@ for _name, _fwd, _grad, _what, _deriv in (
 X.HELPERS.update({"nn_" + _n: _f for _n, _f in vars(nn_kernels).items()
                   if callable(_f) and not _n.startswith("_") and getattr(_f, "__module__", "") == nn_kernels.__name__})
 X.HELPERS.update({"nn" + _n: _f for _n, _f in list(globals().items()) if _n.startswith("_conv") and "_any" in _n})
+
+
+def textbook_derivations(op_names) -> list:
+    r"""(operation, LaTeX lines) of the textbook derivation of each operation
+    named, once each, in the order given, for a worked solution to show
+    beside the matrix steps that use the rules.
+
+    >>> [(n, len(lines)) for n, lines in textbook_derivations(["conv2d", "relu", "softmax", "conv2d"])]
+    [('conv2d', 2), ('softmax', 2)]
+    """
+    out, seen = [], set()
+    for name in op_names:
+        op = TENSOR_OPS.get(name)
+        lines = op.extra.get("derivation") if op is not None else None
+        if lines and name not in seen:
+            seen.add(name)
+            out.append((name, tuple(lines)))
+    return out
