@@ -1,29 +1,23 @@
-r"""SymPy matrix expressions of the neural-network operations and their rules.
+r"""Matrix expressions of the neural-network operations and their rules.
 
-One class, :class:`NNExpr`, stands for every such operation (softmax along an
-axis, a convolution, the gradient routed through a max-pool ...): a key, the
-operands, the parameters and the output's true shape.  How each key prints is
-data in :data:`FORMS`, one entry per key with its LaTeX (the textbook form: a
-conv layer's dL/dK is ``X \star G``), its spec syntax and its numpy code.
-SymPy's printers find the forms through the hooks ``_latex`` (LatexPrinter),
-``_spec`` (derive's spec printer) and ``_numpycode`` (NumPyPrinter).
+One class, :class:`NNExpr` (an :class:`~derive.engine.exprs.TExpr`), stands
+for every such operation (softmax along an axis, a convolution, the gradient
+routed through a max-pool ...): a key, the operands, the parameters and the
+output's numpy shape.  How each key prints is data in :data:`FORMS`, one
+entry per key with its LaTeX (the textbook form: a conv layer's dL/dK is
+``X \star G``), its spec syntax and its numpy code, found by the printers of
+:mod:`derive.engine.exprs` through the hooks ``_latex``, ``_spec`` and
+``_numpycode``; rules combine them with that module's constructors
+(``had``, ``sub``, ...).
 
-Shapes: SymPy's matrix algebra knows only two axes, so an ``NNExpr`` shows
-SymPy its row-major matricisation (a vector (n,) as n x 1, a C x H x W map as
-(C H) x W, a scalar as 1 x 1); :func:`tshape` gives the true shape.
-
-Generated numpy calls kernels named ``nn_<kernel>``; :func:`numpy_helpers`
-returns their source (from :mod:`derive.engine.nn_kernels`) for a standalone
+The numpy code calls the kernels of :mod:`derive.engine.nn_kernels` as
+``nn_<kernel>``; :func:`numpy_helpers` returns their source for a standalone
 module, so generated code computes what the worked solution shows.
 
->>> import sympy
->>> S = sympy.MatrixSymbol("S", 3, 4)
+>>> S = X.TensorSymbol("S", (3, 4))
 >>> P = NNExpr("softmax", (S,), (3, 4), (1,))
->>> sympy.latex(P)
-'\\operatorname{softmax}\\left(S, 1\\right)'
->>> from sympy.printing.numpy import NumPyPrinter
->>> NumPyPrinter().doprint(P)
-'nn_softmax(S, 1)'
+>>> X.latex(P), X.spec(P), X.numpy_code(P)
+('\\operatorname{softmax}\\left(S, 1\\right)', 'softmax(S, 1)', 'nn_softmax(S, 1)')
 """
 from __future__ import annotations
 
@@ -419,8 +413,7 @@ for _key in ("conv2d_dx", "conv1d_dx"):
 # --- kernels for generated code ---------------------------------------------
 
 def _helper_sources() -> dict:
-    """``nn_<name>`` -> source, for every kernel and layout wrapper."""
-    from . import nn_ops   # the layout wrappers live with the layout rules
+    """``nn_<name>`` -> source, for every kernel."""
     out = {}
     kernels = [n for n, fn in inspect.getmembers(nn_kernels, inspect.isfunction)
                if fn.__module__ == nn_kernels.__name__ and not n.startswith("_")]
@@ -428,10 +421,6 @@ def _helper_sources() -> dict:
     for name in kernels:    # def erf( -> def nn_erf(, and a call erf( -> nn_erf(
         src = calls.sub(r"nn_\1(", inspect.getsource(getattr(nn_kernels, name)))
         out["nn_" + name] = re.sub(r"\bnp\.", "numpy.", src)
-    for name, fn in inspect.getmembers(nn_ops, inspect.isfunction):
-        if re.fullmatch(r"_conv[12]d_any\w*", name):
-            src = re.sub(r"(?<![\w.])_conv", "nn_conv", inspect.getsource(fn))
-            out["nn" + name] = src.replace("nn_kernels.", "nn_")
     return out
 
 

@@ -186,6 +186,56 @@ def conv2d_grad_input(G, K, xshape, stride, padding):
     return dXp[:, :, ph:ph + h, pw:pw + w]
 
 
+# The spec's layouts into the kernels' (N, C, H, W): conv2d takes X as H x W
+# with K k x k, X as C x H x W with K C_out x C_in x k x k, or a batch
+# N x C x H x W; conv1d the same one axis down (a height-1 axis added).
+
+def conv2d_any(X, K, stride, padding):
+    """conv2d on the spec's layouts: H x W and k x k, C x H x W and O x C x k x k, or a batch."""
+    x4 = X.reshape((1,) * (4 - X.ndim) + X.shape)
+    k4 = K.reshape((1,) * (4 - K.ndim) + K.shape)
+    Y = conv2d(x4, k4, stride, padding)
+    return Y[0, 0] if X.ndim == 2 else (Y[0] if X.ndim == 3 else Y)
+
+
+def conv2d_any_grad_kernel(X, G, K, stride, padding):
+    """dL/dK on the spec's layouts (K gives the kernel's shape)."""
+    x4 = X.reshape((1,) * (4 - X.ndim) + X.shape)
+    g4 = G.reshape((1,) * (4 - G.ndim) + G.shape)
+    k4 = (1,) * (4 - K.ndim) + K.shape
+    return conv2d_grad_kernel(x4, g4, k4, stride, padding).reshape(K.shape)
+
+
+def conv2d_any_grad_input(G, K, X, stride, padding):
+    """dL/dX on the spec's layouts (X gives the input's shape)."""
+    g4 = G.reshape((1,) * (4 - G.ndim) + G.shape)
+    k4 = K.reshape((1,) * (4 - K.ndim) + K.shape)
+    x4 = (1,) * (4 - X.ndim) + X.shape
+    return conv2d_grad_input(g4, k4, x4, stride, padding).reshape(X.shape)
+
+
+def conv1d_any(x, k, stride, padding):
+    """conv1d on the spec's layouts: L and k, C x L and O x C x k, or a batch N x C x L."""
+    def rows(A):    # a height-1 axis before the last
+        return A.reshape(A.shape[:-1] + (1, A.shape[-1]))
+    Y = conv2d_any(rows(x), rows(k), (1, stride), (0, padding))
+    return Y.reshape(Y.shape[:-2] + Y.shape[-1:])
+
+
+def conv1d_any_grad_kernel(x, G, k, stride, padding):
+    """dL/dk of conv1d on the spec's layouts."""
+    def rows(A):
+        return A.reshape(A.shape[:-1] + (1, A.shape[-1]))
+    return conv2d_any_grad_kernel(rows(x), rows(G), rows(k), (1, stride), (0, padding)).reshape(k.shape)
+
+
+def conv1d_any_grad_input(G, k, x, stride, padding):
+    """dL/dx of conv1d on the spec's layouts."""
+    def rows(A):
+        return A.reshape(A.shape[:-1] + (1, A.shape[-1]))
+    return conv2d_any_grad_input(rows(G), rows(k), rows(x), (1, stride), (0, padding)).reshape(x.shape)
+
+
 def maxpool2d(X, size, stride):
     """Max over size x size windows of the last two axes, floor mode."""
     win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))

@@ -384,7 +384,7 @@ register(TensorOp(
 # --- convolution -------------------------------------------------------------
 # The spec's layouts: conv2d takes X as H x W with K k x k, X as C x H x W with
 # K C_out x C_in x k x k, or a batch N x C x H x W; conv1d the same one axis
-# down.  The wrappers below put them into the kernels' (N, C, H, W).
+# down (nn_kernels.conv2d_any and friends put them into (N, C, H, W)).
 
 def _conv_layout(name, xs_shape, ks_shape, spatial):
     """(batch?, channels?) of a conv's operands, or a ShapeError."""
@@ -400,51 +400,6 @@ def _conv_layout(name, xs_shape, ks_shape, spatial):
     ex = "H x W with K k x k, or C x H x W with K C_out x C_in x k x k" if spatial == 2 else \
         "L with k of length k, or C x L with k C_out x C_in x k"
     raise ShapeError(f"{name}: input {_dims(xs_shape)} and kernel {_dims(ks_shape)} do not fit ({ex})")
-
-
-def _conv2d_any(X, K, stride, padding):
-    """conv2d on the spec's layouts: H x W and k x k, C x H x W and O x C x k x k, or a batch."""
-    x4 = X.reshape((1,) * (4 - X.ndim) + X.shape)
-    k4 = K.reshape((1,) * (4 - K.ndim) + K.shape)
-    Y = nn_kernels.conv2d(x4, k4, stride, padding)
-    return Y[0, 0] if X.ndim == 2 else (Y[0] if X.ndim == 3 else Y)
-
-
-def _conv2d_any_grad_kernel(X, G, K, stride, padding):
-    """dL/dK on the spec's layouts (K gives the kernel's shape)."""
-    x4 = X.reshape((1,) * (4 - X.ndim) + X.shape)
-    g4 = G.reshape((1,) * (4 - G.ndim) + G.shape)
-    k4 = (1,) * (4 - K.ndim) + K.shape
-    return nn_kernels.conv2d_grad_kernel(x4, g4, k4, stride, padding).reshape(K.shape)
-
-
-def _conv2d_any_grad_input(G, K, X, stride, padding):
-    """dL/dX on the spec's layouts (X gives the input's shape)."""
-    g4 = G.reshape((1,) * (4 - G.ndim) + G.shape)
-    k4 = K.reshape((1,) * (4 - K.ndim) + K.shape)
-    x4 = (1,) * (4 - X.ndim) + X.shape
-    return nn_kernels.conv2d_grad_input(g4, k4, x4, stride, padding).reshape(X.shape)
-
-
-def _conv1d_any(x, k, stride, padding):
-    """conv1d on the spec's layouts: L and k, C x L and O x C x k, or a batch N x C x L."""
-    Y = _conv2d_any(x.reshape(x.shape[:-1] + (1, x.shape[-1])), k.reshape(k.shape[:-1] + (1, k.shape[-1])),
-                    (1, stride), (0, padding))
-    return Y.reshape(Y.shape[:-2] + (Y.shape[-1],))
-
-
-def _conv1d_any_grad_kernel(x, G, k, stride, padding):
-    """dL/dk of conv1d on the spec's layouts."""
-    d = _conv2d_any_grad_kernel(x.reshape(x.shape[:-1] + (1, x.shape[-1])), G.reshape(G.shape[:-1] + (1, G.shape[-1])),
-                                k.reshape(k.shape[:-1] + (1, k.shape[-1])), (1, stride), (0, padding))
-    return d.reshape(k.shape)
-
-
-def _conv1d_any_grad_input(G, k, x, stride, padding):
-    """dL/dx of conv1d on the spec's layouts."""
-    d = _conv2d_any_grad_input(G.reshape(G.shape[:-1] + (1, G.shape[-1])), k.reshape(k.shape[:-1] + (1, k.shape[-1])),
-                               x.reshape(x.shape[:-1] + (1, x.shape[-1])), (1, stride), (0, padding))
-    return d.reshape(x.shape)
 
 
 def _conv_shape(name, spatial):
@@ -487,8 +442,8 @@ _CONV_DERIVATION = (
     r"\ \ (s = 1,\ p = 0)")
 
 for _name, _spatial, _fwd, _gk, _gx in (
-        ("conv2d", 2, _conv2d_any, _conv2d_any_grad_kernel, _conv2d_any_grad_input),
-        ("conv1d", 1, _conv1d_any, _conv1d_any_grad_kernel, _conv1d_any_grad_input)):
+        ("conv2d", 2, nn_kernels.conv2d_any, nn_kernels.conv2d_any_grad_kernel, nn_kernels.conv2d_any_grad_input),
+        ("conv1d", 1, nn_kernels.conv1d_any, nn_kernels.conv1d_any_grad_kernel, nn_kernels.conv1d_any_grad_input)):
     register(TensorOp(
         name=_name, inputs=2, params=(("stride", 1), ("padding", 0)),
         shape=_conv_shape(_name, _spatial),
@@ -556,7 +511,6 @@ for _name, _fwd, _grad, _what, _deriv in (
 # evaluated by running that code: derive.engine.exprs.evaluate)
 X.HELPERS.update({"nn_" + _n: _f for _n, _f in vars(nn_kernels).items()
                   if callable(_f) and not _n.startswith("_") and getattr(_f, "__module__", "") == nn_kernels.__name__})
-X.HELPERS.update({"nn" + _n: _f for _n, _f in list(globals().items()) if _n.startswith("_conv") and "_any" in _n})
 
 
 def textbook_derivations(op_names) -> list:
