@@ -171,6 +171,11 @@ class _Walker:
         params = []
         for a in node.args[n_tensor:]:
             v = _number_of(a)
+            if v is None and self.b.t is not None:     # a step index: col(h, t-1)
+                try:
+                    v = _index(a, self.b.t, self.b.T, f"{fname}()")
+                except ExprError:
+                    v = None
             if v is None:
                 raise ExprError(f"{fname}(): after the tensor argument{'s' * (n_tensor != 1)} come numbers "
                                 f"({', '.join(p for p, _ in op.params) or 'none'})")
@@ -213,6 +218,7 @@ class _MBuild:
         self.pending: set = set()
         self.later: set = set()
         self.bytes = 0
+        self.missing: list = []
 
     # -- expressions ------------------------------------------------------------
     def apply(self, name, *args, **params):
@@ -227,7 +233,7 @@ class _MBuild:
         self.bytes += 8 * entries * 2          # a value and its adjoint
         if self.bytes > self.max_memory:
             raise ExprError(f"the values and adjoints need more than {memory_words(self.max_memory)} of "
-                            "memory (limit --max-memory)")
+                            f"memory (limit --max-memory, in MB; now {self.max_memory // 1024**2})")
 
     def lookup(self, name):
         if "__" in name:
@@ -324,6 +330,8 @@ class _MBuild:
                 where = f"{section}.{name}"
                 self._name(where, name)
                 shape, value, seq = _leaf(where, raw, self.T, self.given.get(name))
+                if value is None:
+                    self.missing.append(name)
                 self._spend(int(np.prod(shape)) if shape else 1)
                 self.names[name] = self.g.leaf(name, shape, kind)
                 self.leaves[name] = value
@@ -455,8 +463,8 @@ def _leaf(where, raw, T, given):
         shape.append(n)
     shape = tuple(shape)
     value = given if given is not None else raw.get("value")
-    if value is None:
-        raise SpecError(f"{where}.value", "missing: give it here or in --values")
+    if value is None:       # a shape only: the numbers come from --values
+        return shape, None, seq
     return shape, _array(f"{where}.value" if given is None else f"values.{where.split('.')[-1]}", value, shape), seq
 
 

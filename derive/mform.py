@@ -28,7 +28,7 @@ from .engine.reverse import Derivation, reverse
 from .matspec import DEFAULT_MAX_MEMORY, MatrixSpec, build_matrix_spec
 
 #: a step's value is printed as a matrix up to this many entries
-SHOW_ENTRIES = 64
+SHOW_ENTRIES = 16
 #: JSON carries a step's value up to this many entries (CONTRACT.md)
 JSON_ENTRIES = 10_000
 #: an unrolled problem shows every time step up to this T, else the last two and the sums
@@ -114,31 +114,50 @@ def _at(k: int, t0: int, tex: bool) -> str:
     return f"t{d:+d}" if tex else f"(t{d:+d})"
 
 
-def _relabel(g, expr, t0: int):
+def _indexed(tex: str, idx: str) -> str:
+    from .tensor import _trailing_subscript
+    if _trailing_subscript(tex) is not None:
+        return f"{tex[:-1]},{idx}}}"
+    return f"{tex}_{{{idx}}}"
+
+
+def _step_of(g, aux: dict, name: str):
+    node = g.nodes.get(name)
+    if node is not None:
+        return node.step
+    return aux.get(name)
+
+
+def _relabel(g, expr, t0: int, aux: dict | None = None):
     """``expr`` from time step t0 written with a symbolic t (Z_3 -> Z_t,
     H_2 -> H_{t-1}, row 3 of I -> I_t), for the recursion and the sums over t."""
     L = g.nodes[g.loss]
+    aux = aux or {}
     mapping = {}
+    prefix = f"d{L.name}_d"
     for a in sympy.preorder_traversal(expr):
         if isinstance(a, X.TensorSymbol):
-            prefix = f"d{L.name}_d"
-            adj = a.name.startswith(prefix) and a.name[len(prefix):] in g.nodes
-            node = g.nodes.get(a.name[len(prefix):] if adj else a.name)
-            if node is None or node.step is None:
+            adj = a.name.startswith(prefix)
+            step = _step_of(g, aux, a.name[len(prefix):] if adj else a.name)
+            if step is None:
                 continue
-            seq, k = node.step
-            name, tex = f"{seq}_{_at(k, t0, False)}", rf"{X._default_tex(seq)}_{{{_at(k, t0, True)}}}"
+            seq, k = step
+            name, tex = f"{seq}_{_at(k, t0, False)}", _indexed(X._default_tex(seq), _at(k, t0, True))
             if adj:
                 name, tex = f"d{L.name}_d{name}", rf"\frac{{\partial {L.symbol.tex}}}{{\partial {tex}}}"
             mapping[a] = X.TensorSymbol(name, a.np_shape, tex)
-        elif isinstance(a, X.Row) and isinstance(a.args[0], X.TensorSymbol):
+        elif isinstance(a, (X.Row, X.Col)) and isinstance(a.args[0], X.TensorSymbol):
             k, base = int(a.args[1]) + 1, a.args[0]
             mapping[a] = X.TensorSymbol(f"{base.name}_{_at(k, t0, False)}", a.np_shape,
-                                        rf"{base.tex}_{{{_at(k, t0, True)}}}")
+                                        _indexed(base.tex, _at(k, t0, True)))
+        elif isinstance(a, X.Slice) and int(a.args[3]) and isinstance(a.args[0], X.TensorSymbol):
+            k, base = int(a.args[1]) + 1, a.args[0]
+            mapping[a] = X.TensorSymbol(f"{base.name}[{_at(k, t0, False)}]", a.np_shape,
+                                        rf"\left[{base.tex}\right]_{{{_at(k, t0, True)}}}")
     return expr.xreplace(mapping)
 
 
-def _time_sum(g, step):
+def _time_sum(g, step, aux=None):
     """(LaTeX, text) of sum_t of a step whose parts come from every time step
     of one sequence, or None."""
     steps = [g.nodes[c].step for c, _ in step.parts]
@@ -149,7 +168,7 @@ def _time_sum(g, step):
         return None
     t0 = 2
     part = dict(zip([s[1] for s in steps], [e for _, e in step.parts]))[t0]
-    term = _relabel(g, part, t0)
+    term = _relabel(g, part, t0, aux)
     return (rf"\sum_{{t=1}}^{{{ts[-1]}}} {X._paren(X.TexPrinter(), term, X.P_ADD + 1)}",
             f"sum_(t=1..{ts[-1]}) {X._paren(X.SpecPrinter(), term, X.P_ADD + 1)}")
 
@@ -161,15 +180,16 @@ def _recursion_rows(mf) -> list:
     g, T = mf.graph, mf.spec.T
     t0 = T - 1 if T >= 2 else T
     rows = []
+    aux = mf.derivation.aux_steps
     for s in mf.steps:
-        node = g.nodes.get(s.target)
-        if node is None or node.step is None or node.step[1] != t0:
+        step = _step_of(g, aux, s.target)
+        if step is None or step[1] != t0:
             continue
-        seq = node.step[0]
+        seq = step[0]
         L = g.nodes[g.loss]
         lhs = X.TensorSymbol(f"d{L.name}_d{seq}_t", s.shape,
-                             rf"\frac{{\partial {L.symbol.tex}}}{{\partial {X._default_tex(seq)}_{{t}}}}")
-        rhs = _relabel(g, s.expr, t0)
+                             rf"\frac{{\partial {L.symbol.tex}}}{{\partial {_indexed(X._default_tex(seq), 't')}}}")
+        rhs = _relabel(g, s.expr, t0, aux)
         rows.append(B.EqRow(B.Math(lhs.tex, f"d{L.name}/d{seq}_t"), (B.Math(X.latex(rhs), X.spec(rhs)),),
                             s.note))
     return rows
@@ -202,7 +222,7 @@ def matrix_blocks(mf: MatrixForm, heading: str = "Backward pass in matrix form")
     rows = []
     for s in shown:
         note = s.note
-        summed = _time_sum(g, s)
+        summed = _time_sum(g, s, mf.derivation.aux_steps)
         rhs = [B.Math(s.latex, s.spec)]
         if summed is not None and len(s.parts) > 3:
             rhs = [B.Math(summed[0], summed[1])]

@@ -266,6 +266,28 @@ register(TensorOp(
     doc="step t of a sequence declared [T, ...]: row index (0-based)"))
 
 
+def _col_shape(shapes, p):
+    s = shapes[0]
+    if len(s) != 2 or not 0 <= p["index"] < s[1]:
+        raise ShapeError(f"col(X, index) needs a matrix and 0 <= index < {s[1] if len(s) == 2 else 0}")
+    return (s[0],)
+
+
+def _col_vjp(G, x, index):
+    g = np.zeros(np.shape(x))
+    g[:, index] = G
+    return g
+
+
+register(TensorOp(
+    name="col", inputs=1, params=(("index", 0),), shape=_col_shape,
+    forward=lambda xs, p: np.asarray(xs[0])[:, p["index"]],
+    vjp=lambda i, G, xs, out, p: _col_vjp(G, xs[0], p["index"]),
+    symbolic=lambda s, p: X.col_(s[0], p["index"]),
+    rule=lambda i, G, s, out, p: X.place_col(G, p["index"], (X._np_shape_of(s[0]) or (0, 0))[1]),
+    doc="column index (0-based) of a matrix: col(h, t-1) is h_t"))
+
+
 def _row_vjp(G, x, index):
     g = np.zeros(np.shape(x))
     g[index] = G

@@ -503,6 +503,54 @@ class Row(TExpr):
         return f"{_paren(printer, self.args[0], P_ATOM)}[{int(self.args[1])}]"
 
 
+class Col(TExpr):
+    """Column ``index + 1`` of a matrix (``h_{j}`` where column j is h_j)."""
+
+    @property
+    def np_shape(self):
+        s = _np_shape_of(self.args[0])
+        return None if s is None else (s[0],)
+
+    def _latex(self, printer):
+        from ..tensor import component_latex
+        k = int(self.args[1])
+        if isinstance(self.args[0], TensorSymbol):
+            return component_latex(self.args[0].tex, (k,))
+        return rf"\left[{printer._print(self.args[0])}\right]_{{:,{k + 1}}}"
+
+    def _spec(self, printer):
+        return f"col({printer._print(self.args[0])}, {int(self.args[1])})"
+
+    def _numpycode(self, printer):
+        return f"{_paren(printer, self.args[0], P_ATOM)}[:, {int(self.args[1])}]"
+
+
+class PlaceCol(TExpr):
+    r"""``G`` as column ``index`` of zeros: ``G \mathbf{e}_{j}^{\top}``."""
+
+    @property
+    def np_shape(self):
+        s = _np_shape_of(self.args[0])
+        return None if s is None else tuple(s) + (int(self.args[2]),)
+
+    def _latex(self, printer):
+        return rf"{_paren(printer, self.args[0], P_ATOM)} \mathbf{{e}}_{{{int(self.args[1]) + 1}}}^{{\top}}"
+
+    def _spec(self, printer):
+        return f"place_col({printer._print(self.args[0])}, {int(self.args[1])}, {int(self.args[2])})"
+
+    def _numpycode(self, printer):
+        return f"numpy.outer({printer._print(self.args[0])}, numpy.eye({int(self.args[2])})[{int(self.args[1])}])"
+
+
+def col_(x, index: int):
+    return Col(x, Integer(index))
+
+
+def place_col(g, index: int, cols: int):
+    return PlaceCol(g, Integer(index), Integer(cols))
+
+
 class PlaceRow(TExpr):
     r"""``G`` placed as row ``index`` of zeros with ``rows`` rows:
     ``\mathbf{e}_{t} G^{\top}``, the adjoint of one step of a sequence."""
@@ -810,7 +858,7 @@ def _place_row(g, index, rows):
     return out
 
 
-#: the helpers generated code calls besides numpy (printed into codegen modules too)
+#: the helpers the numpy code of a step calls besides numpy (codegen writes batched ones)
 HELPERS = {
     "_sigmoid": _sigmoid,
     "_relu": lambda x: np.maximum(x, 0.0),
@@ -821,51 +869,6 @@ HELPERS = {
     "_place_row": _place_row,
     "_log_softmax": _log_softmax,
 }
-
-HELPER_SOURCE = '''
-def _sigmoid(x):
-    x = numpy.asarray(x, dtype=float)
-    e = numpy.exp(-numpy.abs(x))
-    return numpy.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _relu(x):
-    return numpy.maximum(x, 0.0)
-
-
-def _step(x):
-    return (numpy.asarray(x) > 0).astype(float)
-
-
-def _softplus(x):
-    return numpy.logaddexp(0.0, x)
-
-
-def _sum_to(x, shape):
-    x = numpy.asarray(x, dtype=float)
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
-    out = x.sum(axis=axes) if axes else x
-    return out.reshape(shape)
-
-
-def _place_row(g, index, rows):
-    g = numpy.asarray(g, dtype=float)
-    out = numpy.zeros((rows,) + g.shape)
-    out[index] = g
-    return out
-
-
-def _softmax(x):
-    e = numpy.exp(x - numpy.max(x))
-    return e / numpy.sum(e)
-
-
-def _log_softmax(x):
-    m = numpy.max(x)
-    return x - m - numpy.log(numpy.sum(numpy.exp(x - m)))
-'''
-
 
 def evaluate(expr, env: dict):
     """The value of ``expr`` (numpy float64) given the arrays named in ``env``,

@@ -76,6 +76,7 @@ class Derivation:
     steps: list
     values: dict               # forward values and adjoints by symbol name (dL_dz1)
     conditions: list = field(default_factory=list)   # checks records of the simplifications used
+    aux_steps: dict = field(default_factory=dict)    # a named part of a time step -> (its sequence, t)
 
     def step_of(self, target: str) -> MatrixStep | None:
         for s in self.steps:
@@ -112,6 +113,7 @@ class _Reverse:
         self.conditions: list = []
         self.adjoints: set = set()
         self.aux_names: set = set()
+        self.aux_steps: dict = {}
         L = g.nodes[g.loss]
         self.L, self.Ltex = L.name, L.symbol.tex
 
@@ -135,7 +137,7 @@ class _Reverse:
             step = self._step(node)
             if step is not None:
                 steps.append(step)
-        return Derivation(steps, self.env, self.conditions)
+        return Derivation(steps, self.env, self.conditions, self.aux_steps)
 
     def _step(self, node) -> MatrixStep | None:
         parts = sorted(self.parts.get(node.name, []), key=lambda p: p[0])
@@ -183,12 +185,15 @@ class _Reverse:
     def _aux(self, e: Apply, expr, node, root: bool):
         """An adjoint used more than once below gets a name and a step of its
         own: a_h for the input of h's activation, u_h for other parts of h."""
-        base = f"{'a' if root else 'u'}_{node.name}"
+        kind = 'a' if root else 'u'
+        base = f"{kind}_{node.step[0]}_{node.step[1]}" if node.step else f"{kind}_{node.name}"
         name, k = base, 1
         while name in self.g.nodes or name in self.aux_names:
             k += 1
             name = f"{base}{k}"
         self.aux_names.add(name)
+        if node.step and name == base:
+            self.aux_steps[name] = (f"{kind}_{node.step[0]}", node.step[1])
         step = self._record(name, e.shape, X._default_tex(name), expr,
                             f"{name} = {X.spec(self.g.symbolic(e))}")
         self.steps.append(step)
@@ -244,6 +249,8 @@ def _factor_common(terms: list):
     G n' + G h_prev -> G (h_prev - n); positive terms first."""
     if len(terms) < 2:
         return X.add(*terms)
+    if all(isinstance(t, X.Slice) for t in terms) and len({t.args[1:] for t in terms}) == 1:
+        return X.Slice(X.add(*[t.args[0] for t in terms]), *terms[0].args[1:])   # [a]_k + [b]_k = [a + b]_k
     split = [_factors(t) for t in terms]
     common = [f for f in split[0][1] if not (isinstance(f, sympy.Basic) and f.is_Number)
               and all(f in fs for _, fs in split[1:])]
