@@ -125,6 +125,11 @@ class NNExpr(X.TExpr):
     def _numpycode(self, printer):
         return FORMS[self.key]["numpy"](printer, self)
 
+    def _batchcode(self, printer):
+        """numpy for values with leading batch axes (generated code): axes
+        counted from the end, operands aligned on their sample axes."""
+        return FORMS[self.key].get("batch", FORMS[self.key]["numpy"])(printer, self)
+
 
 # --- printing helpers ------------------------------------------------------
 
@@ -410,6 +415,76 @@ for _key in ("conv2d_dx", "conv1d_dx"):
     FORMS[_key]["precedence"] = lambda e: "Mul" if e.params[1] == 0 else "Func"
 
 
+# --- batch forms: the same numpy with leading batch axes (derive.mcodegen) ----
+
+def _k(x) -> int:
+    return len(tshape(x))
+
+
+def _neg_axis(axis, k):
+    """An axis counted from the end (a batch in front does not move it);
+    None: every sample axis."""
+    return tuple(range(-k, 0)) if axis is None else axis - k
+
+
+def _b_softmax(name):
+    return lambda pr, e: f"nn_{name}({pr._print(e.operands[0])}, {_neg_axis(e.params[0], _k(e.operands[0]))!r})"
+
+
+def _b_reduce(fn):
+    def form(pr, e):
+        x, k = e.operands[0], _k(e.operands[0])
+        keep = "" if e.params[0] is None else ", keepdims=True"
+        return f"numpy.{fn}({pr._print(x)}, axis={_neg_axis(e.params[0], k)!r}{keep})"
+    return form
+
+
+def _b_bcast(pr, e):
+    y = e.operands[0]
+    body = f"_expand({pr._print(y)}, {_k(y)}, {len(e.tshape)}) * numpy.ones({tuple(e.tshape)!r})"
+    return f"({body})/{e.params[1]}" if len(e.params) > 1 else f"({body})"
+
+
+def _b_two(numpy_fmt):
+    def form(pr, e):
+        K = len(e.tshape)
+        A, B = e.operands
+        ar, br = (pr._print(x) if _k(x) == K or isinstance(x, sympy.Number) else f"_expand({pr._print(x)}, {_k(x)}, {K})"
+                  for x in (A, B))
+        d = ar if isinstance(B, sympy.Number) and B == 0 else f"{ar} - ({br})"
+        return numpy_fmt.format(ar=ar, br=br, d=d, np="numpy")
+    return form
+
+
+def _b_per_sample(kernel, n_params):
+    """Convolutions: the kernel on each sample (its layouts say nothing of a batch)."""
+    def form(pr, e):
+        ks = tuple(_k(x) for x in e.operands) + (None,) * n_params
+        args = [pr._print(x) for x in e.operands] + [_num(p) for p in e.params[:n_params]]
+        return f"nn_per_sample(nn_{kernel}, {ks!r}, {', '.join(args)})"
+    return form
+
+
+FORMS["softmax"]["batch"] = _b_softmax("softmax")
+FORMS["log_softmax"]["batch"] = _b_softmax("log_softmax")
+for _key, _fn in (("sum_axis", "sum"), ("mean_axis", "mean"), ("max_axis", "max")):
+    FORMS[_key]["batch"] = _b_reduce(_fn)
+FORMS["amax_share"]["batch"] = lambda pr, e: (f"nn_amax_share({pr._print(e.operands[0])}, "
+                                              f"{_neg_axis(e.params[0], _k(e.operands[0]))!r})")
+FORMS["bcast"]["batch"] = _b_bcast
+FORMS["maximum"]["batch"] = _b_two("{np}.maximum({ar}, {br})")
+FORMS["minimum"]["batch"] = _b_two("{np}.minimum({ar}, {br})")
+FORMS["max_share"]["batch"] = _b_two("(1 + {np}.sign({d}))/2")
+FORMS["min_share"]["batch"] = _b_two("(1 - {np}.sign({d}))/2")
+FORMS["reshape"]["batch"] = lambda pr, e: (f"nn_reshape_tail({pr._print(e.operands[0])}, "
+                                           f"{_k(e.operands[0])}, {tuple(e.tshape)!r})")
+FORMS["flatten"]["batch"] = FORMS["reshape"]["batch"]
+for _key, _kernel in (("conv2d", "conv2d_any"), ("conv2d_dk", "conv2d_any_grad_kernel"),
+                      ("conv2d_dx", "conv2d_any_grad_input"), ("conv1d", "conv1d_any"),
+                      ("conv1d_dk", "conv1d_any_grad_kernel"), ("conv1d_dx", "conv1d_any_grad_input")):
+    FORMS[_key]["batch"] = _b_per_sample(_kernel, 2)
+
+
 # --- kernels for generated code ---------------------------------------------
 
 def _helper_sources() -> dict:
@@ -436,7 +511,7 @@ def numpy_helpers(code: str) -> str:
     wanted, todo = [], [code]
     while todo:
         text = todo.pop()
-        for name in re.findall(r"\bnn_\w+(?=\()", text):
+        for name in re.findall(r"\bnn_\w+", text):   # called, or passed (nn_per_sample(nn_conv2d_any, ...))
             if name in sources and name not in wanted:
                 wanted.append(name)
                 todo.append(sources[name])

@@ -273,3 +273,24 @@ def avgpool2d_grad(X, G, size, stride):
         for b in range(size):
             dX[..., a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride] += G
     return dX / (size * size)
+
+
+def reshape_tail(X, k, shape):
+    """The last k axes of X reshaped to ``shape`` (leading batch axes kept)."""
+    X = np.asarray(X, dtype=float)
+    return X.reshape(X.shape[:X.ndim - k] + tuple(shape))
+
+
+def per_sample(fn, ks, *args):
+    """fn on each sample of arrays with leading batch axes, results stacked;
+    ``ks`` gives each argument's sample ndim (None: a parameter passed as is)."""
+    arrays = [np.asarray(a, dtype=float) if k is not None else a for a, k in zip(args, ks)]
+    batch = ()
+    for a, k in zip(arrays, ks):
+        if k is not None and a.ndim > k:
+            batch = np.broadcast_shapes(batch, a.shape[:a.ndim - k])
+    if not batch:
+        return fn(*arrays)
+    arrays = [np.broadcast_to(a, batch + a.shape[a.ndim - k:]) if k is not None else a for a, k in zip(arrays, ks)]
+    out = np.array([fn(*[a[i] if k is not None else a for a, k in zip(arrays, ks)]) for i in np.ndindex(batch)])
+    return out.reshape(batch + out.shape[1:])
