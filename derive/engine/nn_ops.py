@@ -513,15 +513,19 @@ X.HELPERS.update({"nn_" + _n: _f for _n, _f in vars(nn_kernels).items()
                   if callable(_f) and not _n.startswith("_") and getattr(_f, "__module__", "") == nn_kernels.__name__})
 
 
+#: rules a worked solution states without a derivation (the reference has them)
+SELF_EVIDENT = ("sum", "mean", "reshape", "flatten")
+
+
 def textbook_derivations(op_names) -> list:
     r"""(operation, LaTeX lines) of the textbook derivation of each operation
     named, once each, in the order given, for a worked solution to show
     beside the matrix steps that use the rules.
 
-    >>> [(n, len(lines)) for n, lines in textbook_derivations(["conv2d", "relu", "softmax", "conv2d"])]
+    >>> [(n, len(lines)) for n, lines in textbook_derivations(["conv2d", "relu", "sum", "softmax", "conv2d"])]
     [('conv2d', 2), ('softmax', 2)]
     """
-    out, seen = [], set()
+    out, seen = [], set(SELF_EVIDENT)
     for name in op_names:
         op = TENSOR_OPS.get(name)
         lines = op.extra.get("derivation") if op is not None else None
