@@ -12,8 +12,6 @@ numbers are read back from the document's own scalars, JSON numbers with
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -21,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from .spec import SpecError, read_data
+from .safetext import CsvError, csv_rows, shorten
+from .spec import SpecError, read_data, read_text
 
 MAX_CSV_BYTES = 32 * 1024 * 1024
 MAX_CSV_ROWS = 100_000
@@ -92,9 +91,9 @@ def read_answers_text(text: str, source: str) -> dict:
 
 def read_batch_text(text: str, source: str = "answers.csv") -> Batch:
     """A class CSV: an ``id`` column and one column per quantity."""
-    reader = csv.reader(io.StringIO(text))
+    reader = _rows(text)
     try:
-        header = next(reader)
+        header = next(reader)[1]
     except StopIteration:
         raise SpecError("line 1", "the CSV is empty") from None
     header = [h.strip() for h in header]
@@ -112,7 +111,8 @@ def read_batch_text(text: str, source: str = "answers.csv") -> Batch:
     id_col = header.index("id")
     columns = [h for h in header if h != "id"]
     batch = Batch([], columns)
-    for lineno, row in enumerate(reader, start=2):
+    first_line = {}
+    for lineno, row in reader:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
@@ -126,9 +126,24 @@ def read_batch_text(text: str, source: str = "answers.csv") -> Batch:
             cell = cell.strip()
             if cell:
                 answers[h] = _cell(cell, f"line {lineno}, column {h}")
-        batch.ids.append(row[id_col].strip())
+        sid = row[id_col].strip()
+        if not sid:
+            raise SpecError(f"line {lineno}", "no id (every row needs the student's id)")
+        if sid in first_line:
+            raise SpecError(f"line {lineno}", f"id {shorten(sid, 60)!r} appears twice (first on line "
+                                              f"{first_line[sid]}); one row per student")
+        first_line[sid] = lineno
+        batch.ids.append(sid)
         batch.rows.append(answers)
     return batch
+
+
+def _rows(text: str):
+    """csv_rows with its refusal as a SpecError (cells are bounded)."""
+    try:
+        yield from csv_rows(text)
+    except CsvError as exc:
+        raise SpecError(exc.where, exc.what) from None
 
 
 def _cell(cell: str, where: str):
@@ -142,21 +157,15 @@ def _cell(cell: str, where: str):
 
 
 def read_answers(path):
-    """The answers of a file: a dict (YAML/JSON) or a :class:`Batch` (CSV)."""
+    """The answers of a file: a dict (YAML/JSON) or a :class:`Batch` (CSV).
+    Only a regular file of bounded size is read (see :func:`derive.spec.read_text`)."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-        if p.suffix.lower() == ".csv":
-            if size > MAX_CSV_BYTES:
-                raise SpecError("", f"file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MiB")
-            return read_batch_text(p.read_text(encoding="utf-8-sig"), str(p))
-        if p.suffix.lower() not in (".yaml", ".yml", ".json"):
-            raise SpecError("", "an answers file must end in .yaml, .yml, .json or .csv")
-        return read_answers_text(p.read_text(encoding="utf-8"), str(p))
-    except FileNotFoundError:
-        raise SpecError("", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError("", f"cannot read file ({type(exc).__name__})") from None
+    suffix = p.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".json", ".csv"):
+        raise SpecError("", "an answers file must end in .yaml, .yml, .json or .csv")
+    if suffix == ".csv":
+        return read_batch_text(read_text(p, MAX_CSV_BYTES), str(p))
+    return read_answers_text(read_text(p), str(p))
 
 
 def as_texts(answers: dict) -> dict:

@@ -30,11 +30,12 @@ import numpy as np
 import sympy
 
 from .answers import Batch, as_texts, decimals
+from .budget import ANSWER_SECONDS, bounded, to_float
 from .fmt import num_text
 from .judges import NOT_GIVEN, is_not_given
 from .latexin import LatexError, latex_to_expr, looks_like_latex
 from .ops import OPS, op_of, step
-from .parse import ExprError, number, parse_expr_safe
+from .parse import ExprError, ExprLimitError, number, parse_expr_safe
 
 #: default tolerances: |given - exact| <= max(RTOL * |exact|, ATOL) is correct
 RTOL = 1e-6
@@ -427,6 +428,7 @@ class Parsed:
     error: str = ""
 
 
+@bounded(ANSWER_SECONDS, "reading one answer", lambda msg, *a, **k: Parsed("error", error=msg))
 def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
     """A number (with the decimals it shows), a formula over the problem's
     names, or an error.  Never evaluates user text."""
@@ -443,6 +445,8 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
         if looks_like_latex(t):
             try:
                 expr = parse_expr_safe(t, names)
+            except ExprLimitError:
+                raise                  # too large as written: LaTeX reading would only hide why
             except ExprError:
                 expr = parse_expr_safe(latex_to_expr(t, set(names)), names)
         else:
@@ -451,9 +455,9 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
         return Parsed("error", error=str(exc))
     if not expr.free_symbols:
         try:
-            v = float(sympy.N(expr))
-        except (TypeError, ValueError):
-            return Parsed("error", error="not a real number")
+            v = to_float(expr)
+        except ValueError as exc:
+            return Parsed("error", error=str(exc))
         return Parsed("number", v, _shown_decimals(t))
     return Parsed("formula", expr=expr)
 
@@ -846,13 +850,14 @@ def _item(name, given, expected, verdict, message) -> dict:
 # Formulas
 
 
+@bounded(ANSWER_SECONDS, "judging one formula", lambda msg, *a, **k: (UNP, msg, 0.0))
 def judge_formula(key: AnswerKey, qid: str, expr, point: dict, rtol=RTOL, atol=ATOL):
     """(verdict code, message, value at the problem's point) for a formula
     answer, compared with the key's forms of the quantity as functions."""
     q = key.quantities[key.index[qid]]
     try:
-        value = float(sympy.N(expr.xreplace(point)))
-    except (TypeError, ValueError):
+        value = to_float(expr.xreplace(point))
+    except ValueError:
         value = math.nan
     forms = key.forms(qid)
     structural = any(expr == f for f in forms.values() if f is not None)
@@ -919,8 +924,8 @@ def same_function(a, b, key: AnswerKey | None) -> bool:
     syms = sorted(a.free_symbols | b.free_symbols, key=str)
     if not syms:
         try:
-            return abs(float(sympy.N(diff))) <= 1e-12 * max(1.0, abs(float(sympy.N(b))))
-        except (TypeError, ValueError):
+            return abs(to_float(diff)) <= 1e-12 * max(1.0, abs(to_float(b)))
+        except ValueError:
             return False
     here = key.point() if key is not None else {}
     rng = np.random.default_rng(FORMULA_SEED)
@@ -1054,7 +1059,8 @@ def _solved(expr) -> str:
 def check_values(solution, rows: list, rtol=RTOL, atol=ATOL) -> list:
     """Check answers against a solution's ``values`` (numbers, lists, text),
     and formula- or rule-valued ones against its ``judges``."""
-    values = solution.to_json().get("values", {})
+    answer_values = getattr(solution, "answer_values", None)     # a large vector problem's numbers
+    values = answer_values() if answer_values else solution.to_json().get("values", {})
     judges = getattr(solution, "judges", None) or {}
     results = []
     for answers in rows:
@@ -1281,6 +1287,8 @@ def _judged(judges: dict, key: str, text) -> bool:
     return j is not None and (not hasattr(j, "accepts") or j.accepts(text))
 
 
+@bounded(ANSWER_SECONDS, "judging one answer",
+         lambda msg, solution, judges, name, text, key=None: _item(name, _text_of(text), None, "unparseable", msg))
 def _judged_item(solution, judges: dict, name: str, text, key: AnswerKey | None = None) -> dict:
     """The item of an answer a judge decides, or of one marked "not given"
     (incorrect: the answer leaves out a quantity the question asks for).

@@ -6,7 +6,9 @@ import sys
 
 from ..answers import Batch, read_answers
 from ..check import ACCEPTED, ATOL, RTOL, check, check_batch, exit_code
+from ..budget import CHECK_SECONDS, limit
 from ..errors import UserError, as_user_error, in_file
+from ..safetext import shorten, visible
 from ..spec import SpecError
 from ._common import load_target, read_values
 
@@ -52,13 +54,15 @@ def _tol(flag):
 
 def run(args) -> int:
     problem = load_target(args.target)
-    if args.roster or args.variants:
-        result = _run_roster(args, problem)
-        if args.format == "json":
-            print(json.dumps(result, indent=2))
-        else:
-            print(render_text(result, colour=sys.stdout.isatty()))
-        return exit_code(result)
+    with limit(CHECK_SECONDS, "checking the answers", args.answers):
+        if args.roster or args.variants:
+            result = _run_roster(args, problem)
+            _print(result, args.format)
+            return exit_code(result)
+        return _run(args, problem)
+
+
+def _run(args, problem) -> int:
     values = read_values(args.values, args.set)
     try:
         solution = problem.solve(values or None)
@@ -77,11 +81,16 @@ def run(args) -> int:
             result = check(solution, answers, args.rtol, args.atol, target=args.target)
     except SpecError as exc:
         raise in_file(args.answers, exc) from None
-    if args.format == "json":
+    _print(result, args.format)
+    return exit_code(result)
+
+
+def _print(result: dict, fmt: str) -> None:
+    bound_messages(result)
+    if fmt == "json":       # json.dumps writes control characters as \u escapes
         print(json.dumps(result, indent=2))
     else:
         print(render_text(result, colour=sys.stdout.isatty()))
-    return exit_code(result)
 
 
 def _run_roster(args, problem) -> dict:
@@ -114,7 +123,47 @@ def _paint(text, verdict, colour):
     return f"\x1b[{COLOURS[verdict]}m{text}\x1b[0m" if colour else text
 
 
+#: characters shown of one cell of the table, and of a note (the last column)
+MAX_CELL_SHOWN = 200
+MAX_NOTE = 2000
+
+
+def _cells(row) -> list:
+    """A row's cells as one-line visible text of bounded length."""
+    last = len(row) - 1
+    return [visible(shorten(str(c), MAX_NOTE if k == last else MAX_CELL_SHOWN)) for k, c in enumerate(row)]
+
+
+#: entries shown of a list a judge adds to an item (paths of a path sum, ...)
+MAX_LIST_SHOWN = 100
+
+
+def bound_messages(result: dict) -> dict:
+    """The result with every message at most MAX_NOTE characters and every
+    list a judge adds at most MAX_LIST_SHOWN entries: the explanation of a
+    25-byte hostile answer must not print megabytes.  ``given`` and
+    ``expected`` (the answer and the key) are left whole."""
+    for items in [result.get("items", [])] + [r["items"] for r in result.get("rows", [])]:
+        for it in items:
+            for k, v in it.items():
+                if k not in ("given", "expected"):
+                    it[k] = _bounded(v)
+    return result
+
+
+def _bounded(v):
+    if isinstance(v, str):
+        return shorten(v, MAX_NOTE)
+    if isinstance(v, list):
+        head = [_bounded(x) for x in v[:MAX_LIST_SHOWN]]
+        return head + ([f"... ({len(v) - MAX_LIST_SHOWN} more)"] if len(v) > MAX_LIST_SHOWN else [])
+    if isinstance(v, dict):
+        return {k: _bounded(x) for k, x in v.items()}
+    return v
+
+
 def _table(header, rows, colour_col=None, colour=False) -> list:
+    rows = [_cells(r) for r in rows]
     widths = [max(len(str(r[k])) for r in [header] + rows) for k in range(len(header))]
     widths[-1] = 0
     out = ["  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths)).rstrip(),
@@ -122,7 +171,7 @@ def _table(header, rows, colour_col=None, colour=False) -> list:
     for r in rows:
         cells = []
         for k, (c, w) in enumerate(zip(r, widths)):
-            text = str(c).ljust(w)
+            text = c.ljust(w)
             if k == colour_col:
                 text = _paint(text, str(c), colour)
             cells.append(text)
@@ -148,7 +197,7 @@ def _summary_line(summary) -> str:
 
 def render_text(result: dict, colour: bool = False) -> str:
     """A table for a person: one line per answer, then the counts."""
-    lines = [f"derive check {result['target']}"]
+    lines = [f"derive check {visible(shorten(result['target'], MAX_CELL_SHOWN))}"]
     if "rows" not in result:
         rows = [(it["name"], it["given"], _show(it["expected"]), it["verdict"], it["message"])
                 for it in result["items"]]

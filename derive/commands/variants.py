@@ -6,6 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..budget import MAX_COUNT, MAX_JOBS
+from ._common import whole_number
+
 
 def add_parser(sub):
     p = sub.add_parser("variants", help="N randomised versions of a problem, each with its question, key and answers",
@@ -14,27 +17,17 @@ def add_parser(sub):
                                    "for each, values.yaml, question.tex/.pdf, key.tex/.pdf and answers.yaml "
                                    "under DIR/variant-01/ ..., plus all-questions and all-keys for printing.")
     p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
-    p.add_argument("--count", type=_integer("--count"), required=True, metavar="N", help="how many variants")
-    p.add_argument("--seed", type=_integer("--seed"), required=True, metavar="S",
+    p.add_argument("--count", type=whole_number("--count", 1, MAX_COUNT), required=True, metavar="N",
+                   help=f"how many variants (at most {MAX_COUNT})")
+    p.add_argument("--seed", type=whole_number("--seed", 0, 2**63 - 1), required=True, metavar="S",
                    help="the seed: the same seed gives the same files")
     p.add_argument("--out", metavar="DIR", help="folder to write into (default output/variants/<id>)")
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
     p.add_argument("--roster", metavar="CSV",
                    help="a class list with an 'id' column: each student gets a variant (DIR/roster.csv)")
-    p.add_argument("--jobs", type=_integer("--jobs"), default=None, metavar="J",
-                   help="worker processes (default: the number of CPUs)")
+    p.add_argument("--jobs", type=whole_number("--jobs", 1, MAX_JOBS), default=None, metavar="J",
+                   help=f"worker processes (default: the number of CPUs, at most {MAX_JOBS})")
     p.set_defaults(run=run)
-
-
-def _integer(flag):
-    from ..errors import UserError
-
-    def conv(text):
-        try:
-            return int(text)
-        except ValueError:
-            raise UserError(flag, f"expected a whole number, got {text!r}") from None
-    return conv
 
 
 class Progress:
@@ -70,16 +63,17 @@ def run(args) -> int:
     from ..variants import is_gradient_problem, read_roster_ids, write_variants
     from ._common import load_target
 
-    if args.count < 1:
-        raise UserError("--count", "must be at least 1")
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError("--jobs", "must be at least 1")
+    from ..outfile import check_folder
+
+    if args.out:
+        check_folder(args.out)
     problem = load_target(args.target)
     if not is_gradient_problem(problem):
         raise UserError(args.target, "variants need a gradient problem (a network with parameters); "
                                      "this one has no gradients")
     ids = read_roster_ids(args.roster) if args.roster else None
     out = Path(args.out) if args.out else Path("output") / "variants" / safe_stem(problem.id)
+    check_folder(out)
     jobs = args.jobs or os.cpu_count() or 1
     result = write_variants(problem, args.count, args.seed, out, pdf=not args.no_pdf, jobs=jobs,
                             roster_ids=ids, target=args.target, progress=Progress())

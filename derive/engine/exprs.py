@@ -26,6 +26,8 @@ the convention shared with :mod:`derive.engine.nn_exprs`:
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sympy
 from sympy import Basic, Integer, Tuple
@@ -39,8 +41,10 @@ from sympy.printing.str import StrPrinter
 P_ADD, P_NEG, P_MUL, P_POW, P_ATOM = 10, 15, 20, 30, 100
 
 
+@functools.lru_cache(maxsize=200_000)
 def _np_shape_of(x) -> tuple | None:
-    """numpy shape of an expression (None where a foreign class does not say)."""
+    """numpy shape of an expression (None where a foreign class does not say);
+    cached, as expressions are immutable and nested ones ask again and again."""
     if isinstance(x, (int, float)) or (isinstance(x, Basic) and x.is_Number):
         return ()
     s = getattr(x, "np_shape", None)
@@ -870,6 +874,9 @@ HELPERS = {
     "_log_softmax": _log_softmax,
 }
 
+_EVAL_GLOBALS = {"numpy": np, "__builtins__": {}, **HELPERS}
+
+
 def evaluate(expr, env: dict):
     """The value of ``expr`` (numpy float64) given the arrays named in ``env``,
     by running its numpy code: the same text codegen writes out.
@@ -879,7 +886,5 @@ def evaluate(expr, env: dict):
     [[1.0, 2.0], [2.0, 4.0]]
     """
     code = numpy_code(expr)
-    scope = {"numpy": np, "__builtins__": {}}
-    scope.update(HELPERS)
-    scope.update(env)
-    return np.asarray(eval(compile(code, "<matrix step>", "eval"), scope), dtype=float)  # noqa: S307 - our printer's output over checked names
+    # env is read as the locals (not copied: a long unroll has thousands of names)
+    return np.asarray(eval(compile(code, "<matrix step>", "eval"), _EVAL_GLOBALS, env), dtype=float)  # noqa: S307 - our printer's output over checked names
