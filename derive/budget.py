@@ -34,6 +34,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -115,6 +116,10 @@ def _on_alarm(signum, frame):
         _arm()
         return
     f = expired[0]           # the outermost expired limit is the one to report
+    # Raised inside a garbage-collector callback or a __del__, the exception
+    # is printed and dropped by Python: ring again shortly, so the limit
+    # holds anyway (the limit's own clean-up cancels this when it ends).
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
     raise TimeLimitExceeded(f.phase, f.seconds, f, f.where, f.env)
 
 
@@ -140,7 +145,8 @@ def limit(default_seconds: float, phase: str, where: str = "", env: str = ENV):
     # would leave a stale frame behind (and a later, unrelated time-out)
     with _alarm_blocked():
         if not _stack:
-            _previous.append(signal.signal(signal.SIGALRM, _on_alarm))
+            _previous.append((signal.signal(signal.SIGALRM, _on_alarm), sys.unraisablehook))
+            sys.unraisablehook = _quiet
         _stack.append(frame)
         _arm()
     try:
@@ -152,12 +158,20 @@ def limit(default_seconds: float, phase: str, where: str = "", env: str = ENV):
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 if signal.SIGALRM in signal.sigpending():     # fired during the cleanup: drop it
                     signal.sigtimedwait({signal.SIGALRM}, 0)
-                signal.signal(signal.SIGALRM, _previous.pop())
+                handler, sys.unraisablehook = _previous.pop()
+                signal.signal(signal.SIGALRM, handler)
             else:
                 _arm()          # an outer deadline already past fires right after
 
 
-_previous: list = []     # the SIGALRM handler before the outermost limit
+_previous: list = []     # the SIGALRM handler and unraisable hook before the outermost limit
+
+
+def _quiet(unraisable):
+    """A time-out dropped inside a garbage-collector callback is not news:
+    it rings again (see _on_alarm); anything else is reported as usual."""
+    if not isinstance(unraisable.exc_value, TimeLimitExceeded):
+        _previous[0][1](unraisable)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from .errors import UserError, as_user_error
 from .safetext import shorten, visible
 
 #: command name -> module under derive.commands, in the order `--help` lists them
-COMMANDS = ["list", "solve", "key", "check", "codegen", "variants"]
+COMMANDS = ["list", "solve", "key", "check", "codegen", "variants", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):

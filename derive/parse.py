@@ -20,6 +20,8 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+import warnings
+from contextlib import contextmanager
 
 import sympy
 
@@ -191,7 +193,9 @@ class _Builder(ast.NodeVisitor):
         fname = called_function(node, self.funcs)
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             raise ExprError(f"{fname}() takes exactly one positional argument")
-        return self.funcs[fname](self.visit(node.args[0]))
+        arg = self.visit(node.args[0])
+        with too_large(fname):
+            return _bounded(self.funcs[fname](arg))
 
 
 def _size(number) -> float:
@@ -284,6 +288,16 @@ def arithmetic(symbol: str, left, right) -> sympy.Expr:
     return _bounded(sympy.Pow(left, right))
 
 
+@contextmanager
+def too_large(fname: str):
+    """SymPy evaluates an operation of a number at once (``exp(exp(1e300))``);
+    a result too large for it is refused as a size error."""
+    try:
+        yield
+    except (OverflowError, MemoryError):
+        raise ExprLimitError(f"{fname}() of that value is too large to compute") from None
+
+
 def _is_sum(node) -> bool:
     return isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub))
 
@@ -349,7 +363,9 @@ def parse_tree(text) -> ast.Expression:
         elif ch in ")]}":
             depth -= 1
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():      # "invalid escape sequence" in a string: refused below anyway
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExprError(f"syntax error at column {exc.offset or 0}: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):

@@ -88,11 +88,11 @@ class CsvError(ValueError):
         super().__init__(f"{where}: {what}")
 
 
-def csv_rows(text: str, max_cell: int = MAX_CELL):
+def csv_rows(text: str, max_cell: int = MAX_CELL, delimiter: str = ","):
     """The rows of a CSV text as lists of cells (line numbers as in the
     file), with each cell at most ``max_cell`` characters; CsvError names
-    the line otherwise."""
-    reader = csv.reader(io.StringIO(text))
+    the line otherwise.  ``delimiter``: ``,`` or ``;`` (a European class list)."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     while True:
         try:
             row = next(reader)

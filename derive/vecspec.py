@@ -32,7 +32,8 @@ from .fmt import num_tex
 from .graph import GraphError, default_latex
 from .ops import OPS
 from .optim import Optimizer, OptimizerError
-from .parse import _OPERATOR_NAMES, ExprError, _Builder, arithmetic, called_function, check_name, number, parse_tree
+from .parse import (_OPERATOR_NAMES, ExprError, _Builder, arithmetic, called_function, check_name, number, parse_tree,
+                    too_large)
 from .spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit, title_and_question
 from .tensor import (Tensor, TensorGraph, TensorModel, TensorProblem, TensorSolution, _size,
                      _trailing_subscript, apply, stack, total)
@@ -271,7 +272,8 @@ class _TensorBuilder(_Builder):
         x = self.visit(node.args[0])
         if fname in self.funcs:
             self._spend(len(_exprs(x)))
-            return apply(fname, x) if isinstance(x, Tensor) else self.funcs[fname](x)
+            with too_large(fname):
+                return apply(fname, x) if isinstance(x, Tensor) else self.funcs[fname](x)
         if fname in ("sum", "mean"):
             if not isinstance(x, Tensor):
                 return x

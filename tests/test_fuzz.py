@@ -389,3 +389,22 @@ def test_any_command_line_exits_0_1_or_2_with_one_error_line(argv):
     if code == 2:
         assert e.startswith("derive: error: ") and e.count("\n") == 1, e
     assert (base / "file").read_text() == "KEEP"
+
+
+_SYMBOLS = {n: __import__("sympy").Symbol(n, real=True) for n in ("a1", "o1", "y", "w1", "x", "theta_t", "g")}
+
+
+@settings(FUZZ, max_examples=300)
+@given(st.one_of(ANSWER_TEXT, st.lists(st.sampled_from(["(", ")", "**", "64", "9", "*", "+", "-", "/", "a1", "x",
+                                                       "exp(", "tanh(", "0.5", "1e300", "2"]), max_size=40).map("".join)))
+def test_expression_parser_builds_or_refuses_with_one_reason(text):
+    """The one parser behind specs and answers: any text gives an expression
+    or an ExprError (never another exception), quickly."""
+    from derive.parse import ExprError, parse_expr_safe
+
+    start = time.monotonic()
+    try:
+        parse_expr_safe(text, _SYMBOLS)
+    except ExprError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    assert time.monotonic() - start < 2.0

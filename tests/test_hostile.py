@@ -363,6 +363,8 @@ REFUSALS = {
         'line 1: an integer of 5001 digits; at most 400 are allowed',
     'bomb-int-digits-lr.yaml':
         'line 8: an integer of 501 digits; at most 400 are allowed',
+    'bomb-float-exp.yaml':
+        'forward.o: a number that large is not allowed (about 4.343e+299 digits; at most 1000)',
     'vec-combined-powers.yaml':
         'forward.h: a power of a name above 256 is not allowed once powers combine (this one is 4096)',
     'vec-numeric-tower.yaml':

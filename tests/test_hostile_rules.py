@@ -222,3 +222,23 @@ def test_size_bounds_leave_ordinary_powers_alone(text):
 
 def test_a_limit_error_is_an_expression_error():
     assert issubclass(ExprLimitError, ExprError)
+
+
+def test_a_time_out_dropped_inside_a_finaliser_rings_again(capsys):
+    class Slow:
+        def __del__(self):     # the alarm fires here; Python drops exceptions of finalisers
+            _spin(0.3)
+
+    start = time.monotonic()
+    with pytest.raises(budget.TimeLimitExceeded):
+        with budget.limit(0.05, "spinning"):
+            Slow()
+            _spin(5)
+    assert time.monotonic() - start < 2
+    assert "TimeLimitExceeded" not in capsys.readouterr().err     # the dropped one is not printed
+
+
+def test_parser_warnings_do_not_reach_stderr(capsys):
+    with pytest.raises(ExprError):
+        parse_expr_safe("'\\l'", X)
+    assert capsys.readouterr().err == ""

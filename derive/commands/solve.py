@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from contextlib import nullcontext
 
 import numpy as np
 
@@ -70,9 +69,10 @@ def run(args) -> int:
         check_file(args.out)      # before any work: a folder or a file in the way is refused now
     set_limits(args)
     problem = load_target(args.target)
-    # everything done for a user's spec, printing included, is bounded in time
-    user = getattr(problem, "user", False)
-    with limit(SPEC_SOLVE_SECONDS, "solving the spec", args.target) if user else nullcontext():
+    # everything done, printing included, is bounded in time: a built-in too
+    # takes user values (--set T=64) and --steps
+    what = "the spec" if getattr(problem, "user", False) else "the problem"
+    with limit(SPEC_SOLVE_SECONDS, f"solving {what}", args.target):
         solution = solve(args, problem)
         if args.format == "json":
             emit(json.dumps(solution.to_json(), indent=2), args.out)

@@ -11,6 +11,8 @@ from ._common import whole_number
 
 
 def add_parser(sub):
+    from .check import _tol
+
     p = sub.add_parser("variants", help="N randomised versions of a problem, each with its question, key and answers",
                        description="Draw N versions of a gradient problem with fresh numbers (reproducible "
                                    "from --seed; docs/variants.md gives the rules) and write, "
@@ -25,8 +27,20 @@ def add_parser(sub):
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
     p.add_argument("--roster", metavar="CSV",
                    help="a class list with an 'id' column: each student gets a variant (DIR/roster.csv)")
+    p.add_argument("--all-active", action="store_true",
+                   help="every relu unit active, even where the problem's own values have a dead one "
+                        "(by default a variant keeps the problem's dead units)")
     p.add_argument("--jobs", type=whole_number("--jobs", 1, MAX_JOBS), default=None, metavar="J",
                    help=f"worker processes (default: the number of CPUs, at most {MAX_JOBS})")
+    p.add_argument("--export", action="append", choices=["moodle", "qti", "csv"], default=[],
+                   help="also write DIR/variants-moodle.xml (Moodle XML, Cloze), DIR/variants-qti.zip "
+                        "(QTI 1.2 for Canvas) or DIR/variants-answers.csv (every variant's answers); repeatable")
+    p.add_argument("--rtol", type=_tol("--rtol"), default=None, metavar="R",
+                   help="relative tolerance the exports accept (default: derive check's)")
+    p.add_argument("--atol", type=_tol("--atol"), default=None, metavar="A",
+                   help="absolute tolerance near zero the exports accept (default: derive check's)")
+    p.add_argument("--min-sig", type=whole_number("--min-sig", 1, 15), default=None, metavar="K",
+                   help="the exports also accept an answer rounded to K significant figures")
     p.set_defaults(run=run)
 
 
@@ -76,10 +90,19 @@ def run(args) -> int:
     check_folder(out)
     jobs = args.jobs or os.cpu_count() or 1
     result = write_variants(problem, args.count, args.seed, out, pdf=not args.no_pdf, jobs=jobs,
-                            roster_ids=ids, target=args.target, progress=Progress())
+                            roster_ids=ids, target=args.target, progress=Progress(),
+                            all_active=args.all_active)
     what = "values, answers, question and key" + (" (.tex and .pdf)" if result.pdf else " (.tex)")
     print(f"wrote {len(result.variants)} variants of {problem.id} to {out}/: {what} each; "
-          f"all-questions and all-keys" + ("; roster.csv" if ids is not None else ""))
+          f"all-questions, all-keys and instructor-note.md" + ("; roster.csv" if ids is not None else ""))
+    for fmt in dict.fromkeys(args.export):
+        from ..check import ATOL, RTOL
+        from ..export import Policy, write_export
+
+        policy = Policy(RTOL if args.rtol is None else args.rtol, ATOL if args.atol is None else args.atol,
+                        args.min_sig)
+        path = write_export(fmt, problem, result.variants, args.seed, out, policy, roster_ids=ids)
+        print(f"wrote {path}")
     if result.note:
         print(f"derive: {result.note}", file=sys.stderr)
     return 0

@@ -26,6 +26,7 @@ import numpy as np
 import sympy
 
 from .. import blocks as B
+from ..diagrams import attention_figure
 from ..tensor import (Dim, Tensor, TensorGraph, TensorModel, TensorProblem, apply, dot, jacobian,
                       matrix_math, total)
 
@@ -107,7 +108,7 @@ class AttentionModel(TensorModel):
             "network (e_j), turns the scores into weights that sum to 1 (alpha = softmax(e)), and reads "
             "the context c = sum_j alpha_j h_j, which feeds the next decoder state s_i = f(s_prev, y_prev, c) "
             f"and the output. Learnable: v ({D['a']}), W ({D['a']} x {D['m']}), V ({D['a']} x {D['p']}), "
-            f"{D['a'] * (1 + D['m'] + D['p'])} numbers in all.")]
+            f"{D['a'] * (1 + D['m'] + D['p'])} numbers in all."), attention_figure(D["Tx"])]
 
     # -- the softmax Jacobian (the rest of the matrix form comes from the matrix engine) ----
     def softmax_jacobian(self, sol) -> np.ndarray:
