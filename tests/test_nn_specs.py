@@ -166,10 +166,11 @@ def test_attention_matrix_steps_show_row_wise_softmax_and_layer_norm():
 def test_a_spec_mixing_the_operations_matches_its_numpy_vjps_and_finite_differences():
     """conv1d with stride and padding, leaky_relu with a slope, elu, the constant pi, avgpool2d,
     maximum / minimum / abs, max along an axis: read from spec text, derived, checked."""
-    data = {"inputs": {"x": {"shape": [2, 9], "value": [[0.1 * i - 0.3 * j for i in range(9)] for j in range(2)]},
+    data = {"inputs": {"x": {"shape": [2, 9], "value": [[0.1 * i - 0.3 * j + 0.05 for i in range(9)]
+                                                        for j in range(2)]},
                        "M": {"shape": [4, 5], "value": [[((i * 7 + j * 3) % 5) / 4 - 0.4 for j in range(5)]
                                                         for i in range(4)]}},
-            "parameters": {"k": {"shape": [3, 2, 3], "value": [[[0.1 * (a - b + c) for c in range(3)] for b in range(2)]
+            "parameters": {"k": {"shape": [3, 2, 3], "value": [[[0.1 * (a - b + c) + 0.03 for c in range(3)] for b in range(2)]
                                                                for a in range(3)]},
                            "w": {"shape": [5], "value": [0.5, -0.2, 0.3, 0.1, -0.4]}},
             "forward": {"y": "conv1d(x, k, 2, 1)", "a": "leaky_relu(y, 0.1) + elu(y) * pi",
