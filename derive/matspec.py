@@ -258,6 +258,8 @@ class _MBuild:
             return self.names[name]
         if name in self.seq_steps and self.t is None:
             return self.stacked(name)
+        if name in TENSOR_OPS and TENSOR_OPS[name].inputs == 0:     # a constant (pi)
+            return Const(TENSOR_OPS[name].symbolic((), {}))
         if name in TENSOR_OPS:
             raise ExprError(f"{name!r} is a function and must be called, as {name}(...)")
         err = ExprError(f"unknown name {name!r}")

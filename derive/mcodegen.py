@@ -343,7 +343,10 @@ def generate(mf, command: str | None = None, title: str = "") -> str:
     L.append('    """The loss alone (per sample): the forward pass only."""')
     L.append("    _g = _givens(values)")
     L.append(f"    return _forward({', '.join(f'_g[{n.name!r}]' for n in leaves)})[{g.loss!r}]")
-    return "\n".join(L) + "\n"
+    text = "\n".join(L) + "\n"
+    from .engine.nn_exprs import numpy_helpers     # the nn kernels this code calls (conv2d, softmax(S, 1))
+    extra = numpy_helpers(text)
+    return text.replace("\n\nNAMES = (", "\n" + extra + "\n\nNAMES = (", 1) if extra else text
 
 
 def _adj(mf, name: str) -> str:

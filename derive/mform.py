@@ -233,6 +233,7 @@ def matrix_blocks(mf: MatrixForm, heading: str = "Backward pass in matrix form")
         out.append(B.prose(f"Time steps t = {T - 1} and {T} are shown; every earlier step has the same "
                            "form with t in place of the step number (the recursion runs back to t = 1)."))
     out.append(B.Equations(tuple(rows)))
+    out += _derivation_blocks(g)
     out.append(B.Heading("Values", 3))
     vals = []
     for s in shown:
@@ -245,3 +246,29 @@ def matrix_blocks(mf: MatrixForm, heading: str = "Backward pass in matrix form")
                                         f"{' x '.join(map(str, s.shape))}, norm {np.linalg.norm(s.value):.4g}"),)))
     out.append(B.Equations(tuple(vals)))
     return out
+
+
+def _derivation_blocks(g) -> list:
+    """Where the rules of the tensor operations used come from (softmax,
+    convolution, pooling ...): their textbook lines, once per operation."""
+    from .engine.nn_ops import textbook_derivations
+    from .engine.tgraph import Apply
+    used = []
+
+    def walk(e):        # in the order a reader meets them: forward lines, inner calls first
+        if isinstance(e, Apply):
+            for a in e.args:
+                walk(a)
+            used.append(e.op)
+
+    for n in g.computed():
+        walk(n.expr)
+    rows = []
+    for name, lines in textbook_derivations(used):
+        for k, line in enumerate(lines):
+            lhs, _, rhs = line.partition(" = ")
+            rows.append(B.EqRow(B.Math(lhs, lhs), (B.Math(rhs, rhs),), name if k == 0 else ""))
+    if not rows:
+        return []
+    return [B.prose("Where these rules come from (the textbook derivation of each operation's rule):"),
+            B.Equations(tuple(rows))]

@@ -310,8 +310,8 @@ REFUSALS = {
         'parameters.W.shape: sizes must be whole numbers from 1 to 256, got -1',
     'vec-shape-not-list.yaml':
         'parameters.W.shape: must be a list of sizes, as [2] or [2, 3]',
-    'vec-shape-rank3.yaml':
-        'parameters.W.shape: at most 2 axes (a vector or a matrix), after an optional leading T',
+    'vec-shape-rank5.yaml':
+        'parameters.W.shape: must be a list of 1 to 4 sizes, as [2] or [2, 3]',
     'vec-shape-text.yaml':
         'parameters.W.shape: sizes must be whole numbers from 1 to 256, got __import__("os")',
     'vec-slice.yaml':

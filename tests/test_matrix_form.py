@@ -83,8 +83,8 @@ def test_attention_matrix_form():
     tex = latex_steps(mf)
     assert tex["dL/dc"] == "c - y"
     assert tex["dL/dalpha"] == r"h^{\top} \left(c - y\right)"
-    assert tex["dL/de"] == r"\alpha \odot \left(" + F % ("L", r"\alpha") + r" - \textstyle\sum \left(" \
-        + F % ("L", r"\alpha") + r" \odot \alpha\right)\right)"
+    assert tex["dL/de"] == r"\alpha \odot \left(" + F % ("L", r"\alpha") + r" - \mathbf{1} \left(\alpha^{\top} " \
+        + F % ("L", r"\alpha") + r"\right)\right)"      # softmax's rule: p (.) (G - 1 (p^T G))
     assert recursion(matrix_blocks(mf))[1] == (F % ("L", "u_{t}"), F % ("L", "e_{t}") + r" \odot v")
 
 

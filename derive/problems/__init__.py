@@ -38,6 +38,52 @@ def builtins() -> list:
     return list(_registry().values())
 
 
+def tensor_only(data: dict) -> bool:
+    """Whether a vector spec uses what only the matrix engine reads: a leaf of
+    more than two axes (after a leading T), an operation of the tensor table
+    that the component-wise front end lacks (``conv2d``, ``gelu``, ``pi``), or
+    an axis (``softmax(S, 1)``, ``sum(X, 0)``).
+
+    >>> tensor_only({"forward": {"A": "softmax(S, 1)"}}), tensor_only({"forward": {"h": "tanh(W @ x)"}})
+    (True, False)
+    """
+    import ast
+
+    from ..engine.tensor_op import TENSOR_OPS
+    from ..ops import OPS
+    from ..parse import ExprError, parse_tree
+    from ..vecspec import FUNCTIONS
+    for section in ("inputs", "targets", "parameters"):
+        block = data.get(section)
+        for raw in (block.values() if isinstance(block, dict) else ()):
+            shape = raw.get("shape") if isinstance(raw, dict) else None
+            if isinstance(shape, list) and len(shape) - (shape[:1] == ["T"]) > 2:
+                return True
+    texts, todo = [], [data.get("forward"), data.get("loss"), data.get("unroll")]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    component_wise = set(FUNCTIONS) | set(OPS)
+    for text in texts:
+        try:
+            tree = parse_tree(text)      # the checked parser; a bad expression is the front end's to report
+        except ExprError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in TENSOR_OPS:
+                name = node.func.id
+                if name not in component_wise or (name != "stack" and len(node.args) > 1):
+                    return True
+            if isinstance(node, ast.Name) and TENSOR_OPS.get(node.id) is not None and TENSOR_OPS[node.id].inputs == 0:
+                return True
+    return False
+
+
 def load(target: str) -> Problem:
     """A built-in by id, or a user's spec file (.yaml, .yml, .json)."""
     registry = _registry()
@@ -52,7 +98,7 @@ def load(target: str) -> Problem:
         kind = GraphProblem
         if is_vector_spec(data):
             from ..msolution import MatrixSpecProblem, is_small   # large ones: the matrix engine only
-            kind = VectorSpecProblem if is_small(data) else MatrixSpecProblem
+            kind = VectorSpecProblem if is_small(data) and not tensor_only(data) else MatrixSpecProblem
         return kind(data, target, id=Path(target).stem, source=target, user=True)
     raise SpecError("", f"unknown problem {target!r}; `derive list` shows the built-ins, "
                         f"or give a spec file (.yaml, .yml, .json)")
