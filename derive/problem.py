@@ -92,7 +92,7 @@ class BlocksSolution(Solution):
     def blocks(self) -> list:
         out = []
         if self.problem.question:
-            out.append(B.prose(self.problem.question.strip()))
+            out.append(B.prose(B.question_text(self.problem.question)))
         return out + list(self.blocks_list)
 
 
@@ -322,7 +322,7 @@ class GraphSolution(Solution):
         nums = self._numbers()
         out: list = []
         if self.problem.question:
-            out.append(B.prose(self.problem.question.strip()))
+            out.append(B.prose(B.question_text(self.problem.question)))
         figure = network_figure(g)     # MLP-shaped graphs small enough to draw
         if figure is not None:
             out.append(figure)
