@@ -498,8 +498,8 @@ def _seed003(sol, app) -> list:
         g = j["gradients"]
         steps = []
         try:
-            from .network import attention_diagram        # drawn by the figures' module when present
-            steps.append(attention_diagram())
+            from .diagrams import attention_figure        # the encoder-decoder block diagram the question asks for
+            steps.append(attention_figure(j["dims"]["Tx"] if isinstance(j.get("dims"), dict) else 3))
         except ImportError:
             pass
         steps += [B.tex_prose("Gradients of $L = \\tfrac12 \\lVert c - y \\rVert^2$ in matrix form "
@@ -711,7 +711,7 @@ def _seed004(sol, app) -> list:
             "004", "Q7(b)", "The activation after the last FC layer, and its value on $a = ("
             + ", ".join(n(x) for x in v["a"]) + ")$.",
             answer=eq_lines(rows(section(bl, "The activation"), r"\operatorname{softmax}(a)_i"))
-            + eq_lines(rows(section(bl, "On the given"), r"\operatorname{softmax}\left(0.3, 0.3, 0.3, 0.3\right)")),
+            + eq_lines(B.Equations(tuple(matrix_rows(section(bl, "On the given"))))),
             short="softmax; $(" + ", ".join(n(x) for x in v["softmax"]) + ")$",
             tolerance="exact", verify=checks_line(s, app["softmax"]), problem="softmax"))
     out.append(Part(
