@@ -126,7 +126,7 @@ def tex_prose(text: str) -> Prose:
     return Prose(tuple(parts))
 
 
-_TEXT_COMMANDS = (("\\left", ""), ("\\right", ""), ("\\partial ", "d"), ("\\partial", "d"), ("\\cdot", "*"), ("\\times", "x"),
+_TEXT_COMMANDS = (("\\tfrac12", "1/2"), ("\\frac12", "1/2"), ("\\left", ""), ("\\right", ""), ("\\partial ", "d"), ("\\partial", "d"), ("\\cdot", "*"), ("\\times", "x"),
                   ("\\le", "<="), ("\\ge", ">="), ("\\odot", "*"), ("\\top", "T"), ("\\lVert", "||"),
                   ("\\rVert", "||"), ("\\tfrac", "\\frac"))
 

@@ -196,10 +196,14 @@ NOTES = {
     ("001", "ap11"): dict(part=("000", "Q3"), severity="accepted", written="0.752",
                           why="the mean of the interpolated precisions rounded to 3 decimals, truncated: "
                               "within the tolerance (exact value {right})."),
-    ("001", "matrix"): dict(part=("000", "Q6(b)"), severity="wrong value",
-                            why="The matrix has 8 rows, but the output of a transposed convolution of a "
-                                "$2 \\times 2$ input with a $2 \\times 2$ kernel has 9 entries: the row of "
-                                "output $(3, 2)$ is missing, so $k_{21} x_{21}$ is lost."),
+    ("001", "matrix"): dict(
+        part=("000", "Q6(b)"), severity="inconsistent statement",
+        written=r"\begin{bmatrix} a & 0 & 0 & 0 \\ b & a & 0 & 0 \\ 0 & b & 0 & 0 \\ c & 0 & a & 0 \\ "
+                r"d & c & b & a \\ 0 & d & 0 & b \\ 0 & 0 & d & 0 \\ 0 & 0 & 0 & d \end{bmatrix}_{9 \times 4}",
+        why="The matrix is labelled $9 \\times 4$ but has 8 rows: the row of output $(3, 1)$ has $d$ where $c$ "
+            "belongs, and the row of output $(3, 2)$, $(0\\ 0\\ d\\ c)$, is missing. The product written next "
+            "to it (9 entries) is right, so only the matrix is wrong (the seed's kernel "
+            "$\\begin{bmatrix} a & b \\\\ c & d \\end{bmatrix}$ is $K$ here)."),
     ("001", "iou_a"): dict(part=("000", "Q5"), severity="inconsistent statement", union=(100, 60, 32),
                            written=r"\text{size } (4 \times 6);\quad IOU = \frac{4 \times 8}{100 + 60 - 32} = 0.25"),
     ("003", "g"): dict(part=("003", "1.b"), severity="omission", written=r"\text{not given}", why=_LSTM),

@@ -17,8 +17,11 @@ from . import __version__
 from .coverage import CHOICE, QUESTIONS, SEEDS
 from .errors import UserError
 from .fmt import DIGITS
+from .latex import math_width
 from .render import TEX_HINT, _contexts, _write_atomic, compile_pdf, make_env, problem_context, tex_engine
 
+#: written + right of an erratum narrower than this (pt) share one line of the summary
+INLINE_ERRATUM = 300.0
 #: the fields of one erratum, as derive.errata.findings() gives them
 ERRATA_FIELDS = ("seed", "question", "quantity", "written", "right", "why")
 
@@ -124,6 +127,9 @@ def key_document(problems: list, errata: list | None = None, *, with_errata: boo
     anchors = {(p.seed, p.label): p.anchor for p in parts}
     for e in printed or []:
         e["anchor"] = anchors.get(tuple(e["part"]))
+        # written and right on one line when both are short (estimated printed width, pt)
+        shown = [e[k] if e.get(k) is not None else e.get(k + "_text", "") for k in ("written", "right")]
+        e["inline"] = sum(math_width(t) for t in shown) < INLINE_ERRATUM and "matrix" not in "".join(shown)
         by_part.setdefault(tuple(e["part"]), []).append(e)
     placed = {(p.seed, p.label) for p in parts}
     part_contexts = [_part_context(p, by_part.get((p.seed, p.label), [])) for p in parts]

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import re
+
 import sympy
 
 from . import blocks as B
@@ -206,9 +208,8 @@ def _seed000(sol, app) -> list:
                 f"$\\partial {what}/\\partial V$.",
                 answer=lines,
                 short=f"$\\partial {what}/\\partial W, U, V$: the sums over paths (general form); numbers for the instance",
-                accept=("the general form in any equivalent notation (products of Jacobians, or the "
-                        "$\\delta$ recursion); sums may start at $k = 0$ only if the $k = 0$ term is "
-                        "said to vanish ($H_0$ is given)"),
+                accept=("the general form in any equivalent notation (Jacobian products or the "
+                        "$\\delta$ recursion)"),
                 tolerance="numbers: relative $10^{-3}$ (the instance is derive's)",
                 marks="3 (for Q1 in all)" if label == "Q1(a)" else "",
                 steps=steps, verify=verify, problem="rnn-bptt", instance=inst))
@@ -371,11 +372,12 @@ def _seed002(sol, app) -> list:
     if "mlp-tanh-sigmoid" in sol:
         s = sol["mlp-tanh-sigmoid"]
         bl = s.blocks()
-        upd = rows(section(bl, "Update"), *[r.lhs.tex for r in matrix_rows(section(bl, "Update"))])
-        lines = []
-        for r in upd.rows:
-            lines.append(f"{r.lhs.tex} = {r.rhs[0].tex}")
         grads = section(bl, "Gradients")
+        lines = []
+        for r in matrix_rows(grads):
+            # dL/dw = expression: the rule is w <- w - eta * expression
+            w = re.search(r"\\partial ([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}$", r.lhs.tex).group(1)
+            lines.append(rf"{w} \leftarrow {w} - \eta\, {r.rhs[0].tex}")
         out.append(Part(
             "002", "Q1.3",
             "Two inputs, two $\\tanh$ hidden units, one sigmoid output, squared-error loss $L = \\tfrac12 (y - o)^2$; "

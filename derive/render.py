@@ -390,23 +390,23 @@ def blocks_to_latex_fragment(blocks) -> str:
     out = []
     for b in blocks:
         if isinstance(b, B.Heading):
-            out.append(rf"$$\textbf{{{_mathjax_text(b.text)}}}$$")
+            out.append("$$" + _mathjax_words(b.text, r"\textbf") + "$$")
         elif isinstance(b, B.Prose):
-            out.append("".join(f"${p.tex}$" if isinstance(p, B.Math) else _plain(str(p)) for p in b.parts))
+            out.append("".join(f"${p.tex}$" if isinstance(p, B.Math) else _prose_words(p) for p in b.parts))
         elif isinstance(b, B.Equations):
             rows = []
             for r in b.rows:
                 rel = RELATIONS.get(r.relation, r.relation)
                 row = f"{r.lhs.tex} &{rel} " + " = ".join(m.tex for m in r.rhs)
                 if r.note:
-                    row += rf" \quad \text{{({_mathjax_text(r.note)})}}"
+                    row += r" \quad \text{(}" + _mathjax_words(r.note) + r"\text{)}"
                 rows.append(row)
             out.append(r"$$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$$")
         elif isinstance(b, B.Table):
             ncols = max([len(b.header)] + [len(r) for r in b.rows])
 
             def cell(c):
-                return c.tex if isinstance(c, B.Math) else rf"\text{{{_mathjax_text(str(c))}}}"
+                return c.tex if isinstance(c, B.Math) else _mathjax_words(c)
 
             lines = [" & ".join(cell(c) for c in b.header) + r" \\ \hline"]
             lines += [" & ".join(cell(c) for c in r) + r" \\" for r in b.rows]
@@ -419,6 +419,21 @@ def blocks_to_latex_fragment(blocks) -> str:
 def _plain(text: str) -> str:
     # MathJax would start maths at a dollar sign of prose
     return text.replace("\\", "\\\\").replace("$", r"\$")
+
+
+def _prose_words(text) -> str:
+    """Prose for MathJax: a :class:`~derive.blocks.Tex`'s maths kept as ``$...$``, words escaped."""
+    if not isinstance(text, B.Tex):
+        return _plain(str(text))
+    return "".join(f"${p}$" if k % 2 else _plain(p) for k, p in enumerate(str(text).split("$")))
+
+
+def _mathjax_words(text, command: str = r"\text") -> str:
+    """Words inside display maths: each run of words in ``\\text{...}``, a
+    :class:`~derive.blocks.Tex`'s maths as maths."""
+    pieces = str(text).split("$") if isinstance(text, B.Tex) else [str(text)]
+    return "".join(p if k % 2 else (rf"{command}{{{_mathjax_text(p)}}}" if p else "")
+                   for k, p in enumerate(pieces))
 
 
 def _mathjax_text(text: str) -> str:

@@ -156,19 +156,19 @@ class AttentionModel(TensorModel):
                                                       f"sum_j dL/de_j u_j"), adj("v"))),
             B.EqRow(B.Math(r"\delta_{j}", "delta_j"),
                     (B.Math(r"\frac{\partial L}{\partial e_{j}} \, v \odot (1 - u_{j}^{2})", "dL/de_j v * (1 - u_j^2)"),),
-                    "dL/d(W s_prev + V h_j)"),
+                    B.Tex("$\\partial L / \\partial (W s_{\\text{prev}} + V h_j)$")),
             B.EqRow(B.Math(L % "W", "dL/dW"), (B.Math(r"\sum_{j} \delta_{j} s_{\text{prev}}^{\top}", "sum_j delta_j s_prev^T"), adj("W"))),
             B.EqRow(B.Math(L % "V", "dL/dV"), (B.Math(r"\sum_{j} \delta_{j} h_{j}^{\top}", "sum_j delta_j h_j^T"), adj("V"))),
             B.EqRow(B.Math(L % r"s_{\text{prev}}", "dL/ds_prev"),
                     (B.Math(r"W^{\top} \sum_{j} \delta_{j}", "W^T sum_j delta_j"), adj("s_prev"))),
             B.EqRow(B.Math(L % "h_{j}", "dL/dh_j"),
                     (B.Math(r"\alpha_{j} \frac{\partial L}{\partial c} + V^{\top} \delta_{j}", "alpha_j dL/dc + V^T delta_j"),
-                     adj("h")), "column j; h_j reaches L through c and through e_j"),
+                     adj("h")), B.Tex("column $j$; $h_j$ reaches $L$ through $c$ and through $e_j$")),
         ]
         return [B.Heading("Matrix form, with the softmax Jacobian"),
-                B.prose("The values are the component-wise adjoints; the formulas recomputed in numpy agree "
-                        "(check 'matrix-form'), and the softmax Jacobian agrees with the one the graph's own "
-                        "local derivatives give through the normaliser S (check 'softmax-jacobian')."),
+                B.tex_prose("The values are the component-wise adjoints; the formulas recomputed in numpy agree, "
+                            "and the softmax Jacobian agrees with the one the graph's own local derivatives give "
+                            "through the normaliser $S$."),
                 B.Equations(tuple(rows))]
 
 

@@ -362,8 +362,8 @@ class ConvArithmetic(Problem):
             B.EqRow(B.Math("W_{\\text{out}}", "W_out"), (B.Math(tex_(POOL_W), text_(POOL_W)),)),
         )))
         out.append(B.prose(
-            "Rounding: PyTorch (nn.Conv2d, and nn.MaxPool2d by default) rounds down, dropping the "
-            "rows a last window would only partly cover. Ceil mode (nn.MaxPool2d(ceil_mode=True), and "
+            "Rounding: PyTorch (its Conv2d, and MaxPool2d by default) rounds down, dropping the "
+            "rows a last window would only partly cover. Ceil mode (MaxPool2d's ceil option, and "
             "Caffe's pooling) rounds up, letting a last window hang over the edge provided it starts "
             "inside the input: ", B.Math(tex_(POOL_H_CEIL), text_(POOL_H_CEIL)),
             B.Tex(". The two differ exactly when $s$ does not divide $J + 2P - F$. The table below floors.")))

@@ -30,10 +30,12 @@ from ..tensor import Dim, TensorGraph, TensorModel, TensorProblem, apply, matrix
 
 R = sympy.Rational
 TOL = 1e-9
-GATES = (("i", "W_i", "b_i", "sigmoid", "input gate: how much of the candidate g is written into the cell"),
-         ("f", "W_f", "b_f", "sigmoid", "forget gate: how much of the old cell state c_prev is kept"),
-         ("o", "W_o", "b_o", "sigmoid", "output gate: how much of tanh(c) is exposed as h"),
+GATES = (("i", "W_i", "b_i", "sigmoid", "input gate: how much of the candidate $g$ is written into the cell"),
+         ("f", "W_f", "b_f", "sigmoid", "forget gate: how much of the old cell state $c_{\\text{prev}}$ is kept"),
+         ("o", "W_o", "b_o", "sigmoid", "output gate: how much of $\\tanh(c)$ is exposed as $h$"),
          ("g", "W_c", "b_c", "tanh", "candidate: the new content proposed for the cell"))
+#: the activations as the key writes them
+ACT_TEX = {"sigmoid": (r"\sigma", "sigmoid"), "tanh": (r"\tanh", "tanh")}
 
 
 def default_values(n: int, d: int) -> dict:
@@ -90,7 +92,7 @@ class LSTMModel(TensorModel):
         n, d = self.dims["n"], self.dims["d"]
         rows = []
         for gate, W, b, act, role in GATES:
-            rows.append((B.Math(gate, gate), act, role))
+            rows.append((B.Math(gate, gate), B.Math(*ACT_TEX[act]), B.Tex(role)))
         rows.append((B.Math("c", "c"), "(none: a weighted sum)",
                      B.Tex("cell state: $c = f \\odot c_{\\text{prev}} + i \\odot g$, the additive memory path")))
         rows.append((B.Math("h", "h"), B.Tex("$\\tanh$ on $c$"),
@@ -179,10 +181,10 @@ class LSTMModel(TensorModel):
             rows.append(B.EqRow(B.Math(L % b.replace("_", "_{") + "}", f"dL/d{b}"),
                                 (B.Math(rf"\frac{{\partial L}}{{\partial z_{{{z}}}}}", f"dL/dz_{z}"),)))
         return [B.Heading("Matrix form: the gradients through the cell state"),
-                B.prose("Every gate's weights get their gradient through c (o through h directly). "
-                        "The values are the component-wise adjoints; the same formulas in numpy agree "
-                        "(check 'matrix-form'). Along c_prev the gradient is only scaled by f: the "
-                        "additive cell path that lets LSTMs carry gradients over many steps."),
+                B.tex_prose("Every gate's weights get their gradient through $c$ ($o$ through $h$ directly). "
+                            "The values are the component-wise adjoints; the same formulas in numpy agree. Along "
+                            "$c_{\\text{prev}}$ the gradient is only scaled by $f$: the additive cell path that "
+                            "lets LSTMs carry gradients over many steps."),
                 B.Equations(tuple(rows))]
 
 
