@@ -93,8 +93,21 @@ def _part_context(part, errata_here: list) -> dict:
             "answer": part.answer, "short": part.short, "accept": part.accept, "tolerance": part.tolerance,
             "marks": part.marks, "steps": _contexts(part.steps), "verify": part.verify,
             "instance": part.instance, "kind": part.kind, "words": part.words,
-            "errata": [e for e in errata_here if not e["accepted"]],
+            "errata": _grouped([e for e in errata_here if not e["accepted"]]),
             "accepted": [e for e in errata_here if e["accepted"]]}
+
+
+def _grouped(errata: list) -> list:
+    """Errata of one question that share their reason, as one entry with
+    several written/right pairs (seed 004 Q2's four swapped values)."""
+    out, at = [], {}
+    for e in errata:
+        key = (e["severity"], e["why"], e["seed"])
+        if key not in at:
+            at[key] = dict(e, pairs=[])
+            out.append(at[key])
+        at[key]["pairs"].append(e)
+    return out
 
 
 def key_document(problems: list, errata: list | None = None, *, with_errata: bool = True) -> str:
