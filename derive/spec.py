@@ -263,7 +263,7 @@ def _reaches_parameter(graph: Graph, expr) -> bool:
 
 def _value(where, raw):
     if isinstance(raw, (list, dict)):
-        raise SpecError(where, "vector and matrix values need a shape; see the README's vector specs")
+        raise SpecError(where, "vector and matrix values need a shape; see docs/specs.md, vectors")
     try:
         return number(raw)
     except ExprError as exc:

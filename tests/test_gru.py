@@ -1,4 +1,4 @@
-"""The GRU of examples/gru-cell.yaml (the README's tutorial) against a GRU
+"""The GRU of examples/gru-cell.yaml (the tutorial in docs/tutorial-gru.md) against a GRU
 written here in plain numpy, forward and backward by hand, and against
 finite differences of that forward pass; the generated code agrees too."""
 from __future__ import annotations
@@ -125,16 +125,17 @@ def test_generated_code_against_hand_written_gru_batched():
             np.testing.assert_allclose(grads[p][i], g_ref[p], rtol=1e-10, atol=1e-14)
 
 
-# -- the README's tutorial quotes what the commands print today -------------------
+# -- the tutorial (docs/tutorial-gru.md) quotes what the commands print today -------------------
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = ROOT / "docs" / "tutorial-gru.md"
 
 
 def tutorial_sessions():
     import re
 
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("<!-- section: gru-tutorial -->"):text.index("<!-- section: python -->")]
+    text = TUTORIAL.read_text(encoding="utf-8")
+    section = text[text.index("<!-- section: gru-tutorial -->"):text.index("<!-- section: end -->")]
     sessions = []
     for block in re.findall(r"```console\n(.*?)```", section, re.S):
         for part in re.split(r"^\$ ", block, flags=re.M)[1:]:
@@ -164,7 +165,7 @@ def assert_quoted(expected: list, actual: list):
             raise AssertionError(f"not in the output (in this order): {chunk[0]!r}")
 
 
-def test_readme_tutorial_outputs_are_what_the_commands_print(tmp_path):
+def test_tutorial_outputs_are_what_the_commands_print(tmp_path):
     import os
     import shutil
     import subprocess
@@ -173,7 +174,7 @@ def test_readme_tutorial_outputs_are_what_the_commands_print(tmp_path):
     shutil.copytree(SPEC.parent, tmp_path / "examples")
     sessions = tutorial_sessions()
     assert [c.split()[0] for c, _ in sessions] == ["derive", "derive", "derive", "python"]
-    env = dict(os.environ, PYTHONPATH=str(README.parent))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     for command, expected in sessions:
         argv = command.replace("derive ", f"{sys.executable} -m derive ", 1) if command.startswith("derive ") \
             else command

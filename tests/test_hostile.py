@@ -199,7 +199,7 @@ REFUSALS = {
     'wrong-type-question.yaml':
         'question: must be text',
     'wrong-type-value-list.yaml':
-        "inputs.x: vector and matrix values need a shape; see the README's vector specs",
+        "inputs.x: vector and matrix values need a shape; see docs/specs.md, vectors",
     'yaml-alias-value.yaml':
         'line 2: YAML aliases are not allowed',
     'yaml-billion-laughs.yaml':

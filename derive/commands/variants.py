@@ -10,7 +10,7 @@ from pathlib import Path
 def add_parser(sub):
     p = sub.add_parser("variants", help="N randomised versions of a problem, each with its question, key and answers",
                        description="Draw N versions of a gradient problem with fresh numbers (reproducible "
-                                   "from --seed; the README's Variants section gives the rules) and write, "
+                                   "from --seed; docs/variants.md gives the rules) and write, "
                                    "for each, values.yaml, question.tex/.pdf, key.tex/.pdf and answers.yaml "
                                    "under DIR/variant-01/ ..., plus all-questions and all-keys for printing.")
     p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
