@@ -121,10 +121,26 @@ def gradient_graph(problem_or_graph):
     """
     if _is_tensor_problem(problem_or_graph):
         return problem_or_graph.model(**problem_or_graph.default_dims()).tg.graph
+    if getattr(problem_or_graph, "spec", None) is not None and hasattr(problem_or_graph.spec, "graph") \
+            and hasattr(problem_or_graph.spec.graph, "computed") and callable(problem_or_graph.spec.graph.computed):
+        return problem_or_graph.spec.graph        # a large vector spec: the matrix engine's graph
     graph = getattr(problem_or_graph, "graph", problem_or_graph)
     if not hasattr(graph, "nodes") or getattr(graph, "loss", None) is None:
         return None
     return graph
+
+
+def matrix_form_of(problem):
+    """The matrix-form derivation of a vector problem (at its own values), or None."""
+    from .msolution import MatrixSpecProblem
+    if isinstance(problem, MatrixSpecProblem):
+        from .mform import MatrixForm
+        leaves = {n: (np.zeros(problem.spec.graph.nodes[n].shape) if v is None else v)
+                  for n, v in problem.spec.leaves.items()}
+        return MatrixForm(problem.spec, leaves)
+    if _is_tensor_problem(problem) and problem.model(**problem.default_dims()).matrix_data() is not None:
+        return problem.solve().matrix_form
+    return None
 
 
 def _is_tensor_problem(obj) -> bool:
@@ -230,6 +246,10 @@ def generate(problem_or_graph, command: str | None = None) -> str:
     >>> "    dL_dz1 = dL_da1*(z1 > 0)" in text.splitlines()
     True
     """
+    mf = matrix_form_of(problem_or_graph)
+    if mf is not None:            # a vector problem: vectorised numpy from the matrix-form steps
+        from .mcodegen import generate as generate_vectorised
+        return generate_vectorised(mf, command, getattr(problem_or_graph, "title", ""))
     graph, derivation, defaults, ident = _source(problem_or_graph)
     namer = _Namer()
     printer = _Printer()
@@ -433,7 +453,7 @@ def load_module(problem_or_graph) -> types.ModuleType:
     inside the escaped docstring.
     """
     text = generate(problem_or_graph)
-    graph, _, _, ident = _source(problem_or_graph)
+    ident = getattr(problem_or_graph, "id", "") or "graph"
     module = types.ModuleType(f"derive_generated_{ident}".replace("-", "_"))
     exec(compile(text, f"<derive codegen {ident}>", "exec"), module.__dict__)  # noqa: S102
     return module

@@ -168,7 +168,7 @@ def _seed000(sol, app) -> list:
         bl = s.blocks()
         g, pg = j["gradients"], j["partial_gradients"]
         general = section(bl, "General form")
-        matrix = section(bl, "Matrix form")
+        matrix = matrix_steps(bl, ("W", "U", "V"))
         inst = ("The seed gives no numbers: derive chooses $f = \\tanh$, sizes $d = n = k = 2$ and small "
                 "weights and inputs (listed in Appendix " + app["rnn-bptt"] + "), and evaluates the general form there.")
         q_common = ("A recurrent network is unrolled over $T = 3$ steps: $H_t = f(U I_t + W H_{t-1})$, "
@@ -189,11 +189,8 @@ def _seed000(sol, app) -> list:
             lines += [f"{sy} = {mat(v)}" for sy, v in zip(sym, vals)]
             steps = []
             if key is None and matrix:
-                steps = [B.tex_prose("In matrix form (backpropagation through time), with "
-                                     "$\\delta_t = \\partial E / \\partial Z_t$, $Z_t = U I_t + W H_{t-1}$ and "
-                                     "$\\delta_{T+1} = 0$:"),
-                         B.Equations(tuple(B.EqRow(r.lhs, r.rhs[:1], r.note, r.relation)
-                                           for r in matrix_rows(matrix)))]
+                steps = [B.tex_prose("In matrix form (backpropagation through time, "
+                                     "$Z_t = U I_t + W H_{t-1}$):")] + matrix
             elif key is not None:
                 steps = [B.tex_prose(f"The same recursion started at $t = {which}$ with only $O_{which} - Y_{which}$: "
                                      f"$\\delta_{which} = V^\\top (O_{which} - Y_{which}) \\odot f'(Z_{which})$, "
@@ -339,6 +336,43 @@ def _seed000(sol, app) -> list:
     return out
 
 
+def matrix_steps(blocks, params=()) -> list:
+    """The grader's steps of a vector problem: the backward pass in matrix form
+    as the matrix engine derives it (formulas; for an unrolled problem the
+    recursion of one time step and the gradients as sums over t), without
+    the component-by-component steps, which stay in the appendix."""
+    sec = section(blocks, "Backward pass in matrix form")
+    formulas, values = [], []
+    seen_values = False
+    for b in sec:
+        if isinstance(b, B.Heading):
+            seen_values = True
+        elif isinstance(b, B.Equations):
+            (values if seen_values else formulas).append(b)
+    if not formulas:
+        return []
+    wanted = {rf"\frac{{\partial {loss}}}{{\partial {p}}}" for p in params for loss in ("E", "L")}
+    if len(formulas) >= 2:          # unrolled: one time step, then every step and the gradients
+        recursion = [b for b in sec if isinstance(b, B.Prose)][1:2]
+        sums = tuple(r for r in formulas[-1].rows if r.lhs.tex in wanted)
+        return recursion + [formulas[0], B.Equations(sums)]
+    return [formulas[0]]
+
+
+def matrix_values(blocks, params) -> list:
+    """The values rows of the matrix form for the parameters ``params`` (LaTeX names)."""
+    sec = section(blocks, "Backward pass in matrix form")
+    wanted = {rf"\frac{{\partial L}}{{\partial {p}}}" for p in params}
+    rows_ = []
+    seen_values = False
+    for b in sec:
+        if isinstance(b, B.Heading):
+            seen_values = True
+        elif seen_values and isinstance(b, B.Equations):
+            rows_ += [r for r in b.rows if r.lhs.tex in wanted]
+    return rows_
+
+
 def matrix_rows(blocks) -> list:
     for b in blocks:
         if isinstance(b, B.Equations):
@@ -470,8 +504,7 @@ def _seed003(sol, app) -> list:
         eqs = rows(fwd, "i", "f", "o", "g", "c", "h")
         comp = section(bl, "Components")
         tables = [b for b in comp if isinstance(b, B.Table)]
-        matrix = section(bl, "Matrix form")
-        g = j["gradients"]
+        matrix = matrix_steps(bl)
         out.append(Part(
             "003", "1.b",
             "List the components an LSTM block adds, and describe their function with equations, learnable "
@@ -483,11 +516,9 @@ def _seed003(sol, app) -> list:
                   "$W_\\ast$, $b_\\ast$",
             accept="the seed's notation $w_i [h_{t-1}, x_t]$; separate input and recurrent matrices",
             tolerance="equations and roles; numbers relative $10^{-3}$", marks="10",
-            steps=tables[:1] + [B.tex_prose("Gradients of $L = \\tfrac12 \\lVert h - y \\rVert^2$ in matrix form "
-                                            "(derive's instance):"),
-                                B.Equations(tuple(matrix_rows(matrix)))]
-            + [B.Equations((B.EqRow(B.Math(r"\frac{\partial L}{\partial W_{f}}", "dL/dW_f"),
-                                    (B.Math(mat(g["W_f"]["value"]), ""),)),))],
+            steps=tables[:1] + [B.tex_prose("Gradients of $L = \\tfrac12 \\lVert h - y \\rVert^2$ in matrix form:")]
+            + matrix + [B.tex_prose("Their values at derive's instance:"),
+                        B.Equations(tuple(matrix_values(bl, ("W_{i}", "W_{f}", "W_{o}", "W_{c}"))))],
             verify=checks_line(s, app["lstm-cell"]), problem="lstm-cell",
             instance="The numbers are derive's: sizes $n = d = 2$ and small weights (Appendix "
                      + app["lstm-cell"] + ")."))
@@ -496,17 +527,18 @@ def _seed003(sol, app) -> list:
         j = s.to_json()
         bl = s.blocks()
         fwd = rows(section(bl, "Forward pass"), "u_{j}", "e_{j}", r"\alpha_{j}", "c")
-        matrix = section(bl, "Matrix form")
-        g = j["gradients"]
+        matrix = matrix_steps(bl)
+        jac = rows(section(bl, "The softmax Jacobian"), r"\frac{\partial \alpha_{j}}{\partial e_{k}}")
         steps = []
         try:
             from .diagrams import attention_figure        # the encoder-decoder block diagram the question asks for
             steps.append(attention_figure(j["dims"]["Tx"] if isinstance(j.get("dims"), dict) else 3))
         except ImportError:
             pass
-        steps += [B.tex_prose("Gradients of $L = \\tfrac12 \\lVert c - y \\rVert^2$ in matrix form "
-                              "(derive's instance), with the softmax Jacobian:"),
-                  B.Equations(tuple(matrix_rows(matrix)))]
+        steps += ([B.tex_prose("Gradients of $L = \\tfrac12 \\lVert c - y \\rVert^2$ in matrix form, with the "
+                               "softmax Jacobian:")] + matrix + [jac]
+                  + [B.tex_prose("Their values at derive's instance:"),
+                     B.Equations(tuple(matrix_values(bl, ("v", "W", "V"))))])
         out.append(Part(
             "003", "1.c",
             "What is attention? With a block diagram, show how attention is used for neural machine translation; "

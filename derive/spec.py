@@ -86,10 +86,15 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.
 _Loader.add_constructor(None, _Loader.construct_undefined)
 
 
-def read_data(text: str, source: str):
+def _too_large(max_bytes: int, hint: str) -> SpecError:
+    size = f"{max_bytes // 1024} KiB" if max_bytes < 1024**2 else f"{max_bytes // 1024**2} MB"
+    return SpecError("size", f"the file is larger than {size}{hint}")
+
+
+def read_data(text: str, source: str, max_bytes: int = MAX_FILE_BYTES, hint: str = ""):
     """Parse YAML or JSON text (by the file name's ending) with the safe rules."""
-    if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
-        raise SpecError("size", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
+    if len(text) > max_bytes or len(text.encode("utf-8", "replace")) > max_bytes:
+        raise _too_large(max_bytes, hint)
     if source.endswith(".json"):
         def pairs(items):
             out = {}
@@ -124,18 +129,19 @@ def read_data(text: str, source: str):
         raise SpecError("", "YAML is nested too deeply") from None
 
 
-def read_file(path):
-    """The parsed data of a spec/values file; SpecError if unreadable."""
+def read_file(path, max_bytes: int = MAX_FILE_BYTES, hint: str = ""):
+    """The parsed data of a spec/values file; SpecError if unreadable.
+    ``max_bytes`` bounds the size (values files of large problems: the memory limit)."""
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise SpecError("size", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
+        if p.stat().st_size > max_bytes:
+            raise _too_large(max_bytes, hint)
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("", "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError("", f"cannot read file ({type(exc).__name__})") from None
-    return read_data(text, str(p))
+    return read_data(text, str(p), max_bytes, hint)
 
 
 @dataclass
@@ -151,14 +157,14 @@ class Spec:
 
 
 @contextmanager
-def time_limit(seconds: float, where: str):
+def time_limit(seconds: float, where: str, what: str = "to derive; simplify the spec"):
     """Bound the time of symbolic work on user input (SIGALRM, main thread)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         yield
         return
 
     def on_alarm(signum, frame):
-        raise SpecError(where, f"took longer than {seconds:g} s to derive; simplify the spec")
+        raise SpecError(where, f"took longer than {seconds:g} s {what}")
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)

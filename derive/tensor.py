@@ -568,6 +568,11 @@ class TensorModel:
     def extra_json(self, sol) -> dict:
         return {}
 
+    def matrix_data(self) -> dict | None:
+        """The problem as vector-spec data, for the matrix-form backward pass
+        (:mod:`derive.mform`); None where the problem has none."""
+        return None
+
 
 class TensorProblem(Problem):
     """A built-in over vectors and matrices whose sizes are parameters.
@@ -704,11 +709,36 @@ class TensorSolution(GraphSolution):
         self.model = problem.model
         self.dims = problem.dims
         extra = self.model.extra_checks(self)
+        if self.matrix_form is not None:
+            extra = list(extra) + [self.matrix_form.compare(self._adjoint_or_none)] + \
+                [c for c in self.matrix_form.checks if c["method"] not in ("numpy-backprop", "finite-difference")]
         failed = [c for c in extra if c["passed"] is False]
         if failed:
             raise VerificationError(f"{problem.id}: {failed[0]['method']} disagrees with the "
                                     f"component-wise derivation ({failed[0]})")
         self.checks = list(self.checks) + list(extra)
+
+    @property
+    def matrix_form(self):
+        """The matrix-form derivation at this solution's point (one step list
+        for the worked solution, JSON ``matrix_steps`` and codegen), or None."""
+        if not hasattr(self, "_matrix_form"):
+            self._matrix_form = None
+            data = self.model.matrix_data()
+            if data is not None:
+                import numpy as np
+
+                from .matspec import build_matrix_spec
+                from .mform import MatrixForm
+                tg = self.model.tg
+                given = {t.name: np.array([float(self.leaves[n]) for n in t.names], dtype=float).reshape(t.shape)
+                         for t in of_kind(tg, "input", "target", "parameter")}
+                self._matrix_form = MatrixForm(build_matrix_spec(data, given))
+        return self._matrix_form
+
+    def _adjoint_or_none(self, name: str):
+        t = self.model.tg.tensors.get(name)
+        return None if t is None else self.adjoint_of(name)
 
     # -- helpers for models ---------------------------------------------
     def value_of(self, name: str) -> list:
@@ -733,6 +763,8 @@ class TensorSolution(GraphSolution):
         out = super().to_json()
         out["dims"] = dict(self.dims)
         out.update(self.model.extra_json(self))
+        if self.matrix_form is not None:
+            out["matrix_steps"] = self.matrix_form.steps_json()
         return out
 
     # -- worked solution ----------------------------------------------------
@@ -771,7 +803,10 @@ class TensorSolution(GraphSolution):
         else:
             out.append(B.prose(f"The graph has {len(g.nodes)} scalar nodes and "
                                f"{len(self.derivation.steps)} chain-rule steps; they are derived and "
-                               "verified component by component, and shown here in matrix form."))
+                               "verified component by component, and shown below in matrix form."))
+        if self.matrix_form is not None:
+            from .mform import matrix_blocks
+            out += matrix_blocks(self.matrix_form)
         out += m.matrix_blocks(self)
 
         out.append(B.Heading("Gradients"))

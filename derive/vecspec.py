@@ -810,6 +810,9 @@ class SpecModel(TensorModel):
     def equations(self):
         return list(self.spec.equations)
 
+    def matrix_data(self) -> dict:
+        return self.spec.raw
+
 
 class VectorSpecProblem(TensorProblem):
     """A user's (or an example's) vector spec as a problem, solved like the
@@ -819,8 +822,8 @@ class VectorSpecProblem(TensorProblem):
     ...                        "inputs": {"x": {"shape": [2], "value": [0.5, -0.5]}},
     ...                        "forward": {"h": "tanh(W @ x)"}, "loss": "sum(h**2) / 2"}, "net.yaml")
     >>> sol = p.solve()
-    >>> [c["passed"] for c in sol.checks]
-    [True, True]
+    >>> [(c["method"], c["passed"]) for c in sol.checks]
+    [('numpy-backprop', True), ('finite-difference', True), ('matrix-form', True)]
     >>> import numpy as np
     >>> h = np.tanh(np.array([[1, 2], [3, 4]]) @ [0.5, -0.5])
     >>> np.allclose(sol.to_json()["gradients"]["W"]["value"], np.outer(h * (1 - h**2), [0.5, -0.5]))

@@ -74,8 +74,31 @@ def test_spec_against_hand_written_numpy_gru():
         np.testing.assert_allclose(upd, values[p] - lr * grads[p], rtol=1e-12, atol=1e-16)
     ours = np.array([float(v) for v in sol.adjoint_of("h_prev")])
     np.testing.assert_allclose(ours, dh_prev, rtol=1e-12, atol=1e-16)
-    assert [c["method"] for c in sol.checks] == ["numpy-backprop", "finite-difference"]
+    # the matrix form is checked against the component-wise derivation too
+    assert [c["method"] for c in sol.checks] == ["numpy-backprop", "finite-difference", "matrix-form"]
     assert all(c["passed"] for c in sol.checks)
+
+
+def test_matrix_steps_against_hand_written_numpy_gru():
+    """Every adjoint of the matrix-form backward pass, as JSON gives it,
+    against the hand-written reverse mode above."""
+    values = givens()
+    loss, grads, dh_prev = gru_backward(**values)
+    v, r, z, n, h = gru_forward(**values)[1]
+    y, h_prev = values["y"], values["h_prev"]
+    dh = h - y
+    dn = dh * (1 - z)
+    dan = dn * (1 - n ** 2)
+    du = values["W_n"].T @ dan
+    dr = du[:2] * h_prev
+    expected = {"dL/dh": dh, "dL/dn": dn, "dL/dz": dh * (h_prev - n), "dL/da_n": dan, "dL/dr": dr,
+                "dL/dv": values["W_r"].T @ (dr * r * (1 - r)) + values["W_z"].T @ (dh * (h_prev - n) * z * (1 - z)),
+                "dL/dh_prev": dh_prev, **{f"dL/d{p}": grads[p] for p in PARAMS}}
+    steps = {s["name"]: s for s in load(str(SPEC)).solve().to_json()["matrix_steps"]}
+    for name, want in expected.items():
+        np.testing.assert_allclose(steps[name]["value"], want, rtol=1e-12, atol=1e-16)
+    assert steps["dL/dz"]["expr"] == "(h - y) * (h_prev - n)"
+    assert steps["dL/dW_n"]["expr"] == "outer(dL_da_n, stack(r * h_prev, x))"
 
 
 def test_hand_written_backward_against_finite_differences():

@@ -98,7 +98,10 @@ def test_longer_sequences_show_the_matrix_form_only():
     sol = load("rnn-bptt").solve({"T": 20})
     text = sol.to_text()
     assert "Backward pass, component by component" not in text
-    assert "delta_t = (V^T (O_t - Y_t) + W^T delta_(t+1)) * (1 - H_t^2)" in text
+    # the delta recursion, from the matrix engine (it replaced the hand-written textbook form)
+    assert "dE/dH_t = transpose(V) @ (O_t - Y_t) + transpose(W) @ dE_dZ_(t+1)" in text
+    assert "dE/dZ_t = dE_dH_t * (1 - H_t * H_t)" in text
+    assert "dE/dW = sum_(t=1..20) outer(dE_dZ_t, H_(t-1))" in text
     assert np.shape(sol.to_json()["values"]["H"]) == (20, 2)
 
 

@@ -52,8 +52,11 @@ def read_values(path: str | None, sets) -> dict:
     """The ``--values`` file merged with ``--set`` overrides."""
     values: dict = {}
     if path:
+        from ..matspec import DEFAULT_MAX_MEMORY
+        from ..msolution import LIMITS
+        limit = LIMITS["max_memory"] or DEFAULT_MAX_MEMORY    # large problems take their numbers from here
         try:
-            data = read_file(path)
+            data = read_file(path, limit, " (limit --max-memory)")
         except SpecError as exc:
             raise in_file(path, exc) from None
         if data is None:

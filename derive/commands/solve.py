@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import as_user_error, in_file
+from ..errors import UserError, as_user_error, in_file
 from ._common import emit, load_target, read_values
 
 
@@ -18,10 +18,31 @@ def add_parser(sub):
     p.add_argument("--format", choices=["text", "json", "tex", "pdf"], default="text")
     p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
     p.add_argument("--steps", type=int, default=1, metavar="K", help="update steps to apply (default 1)")
+    add_limit_flags(p)
     p.set_defaults(run=run)
 
 
+def add_limit_flags(p):
+    p.add_argument("--max-memory", metavar="MB", type=float,
+                   help="memory the values and adjoints of a large vector problem may take (default 2048)")
+    p.add_argument("--time-limit", metavar="SECONDS", type=float,
+                   help="seconds each phase of a large vector problem may take (default 120)")
+
+
+def set_limits(args):
+    from ..msolution import LIMITS
+    if getattr(args, "max_memory", None) is not None:
+        if not args.max_memory > 0:
+            raise UserError("--max-memory", "must be a positive number of megabytes")
+        LIMITS["max_memory"] = int(args.max_memory * 1024**2)
+    if getattr(args, "time_limit", None) is not None:
+        if not args.time_limit > 0:
+            raise UserError("--time-limit", "must be a positive number of seconds")
+        LIMITS["time_limit"] = float(args.time_limit)
+
+
 def solve(args):
+    set_limits(args)
     problem = load_target(args.target)
     values = read_values(args.values, args.set)
     try:

@@ -49,7 +49,10 @@ def load(target: str) -> Problem:
         data = read_file(target)
         from ..vecspec import VectorSpecProblem, is_vector_spec   # specs with shapes or time steps
 
-        kind = VectorSpecProblem if is_vector_spec(data) else GraphProblem
+        kind = GraphProblem
+        if is_vector_spec(data):
+            from ..msolution import MatrixSpecProblem, is_small   # large ones: the matrix engine only
+            kind = VectorSpecProblem if is_small(data) else MatrixSpecProblem
         return kind(data, target, id=Path(target).stem, source=target, user=True)
     raise SpecError("", f"unknown problem {target!r}; `derive list` shows the built-ins, "
                         f"or give a spec file (.yaml, .yml, .json)")

@@ -51,7 +51,28 @@ def default_values(n: int, d: int) -> dict:
     return out
 
 
+def lstm_spec(n: int, d: int) -> dict:
+    """The cell as vector-spec data for the matrix engine (values from the solution)."""
+    params = {}
+    for _, W, b, _, _ in GATES:
+        params[W] = {"shape": [n, n + d], "value": 0}
+        params[b] = {"shape": [n], "value": 0}
+    forward = {}
+    for gate, W, b, act, _ in GATES:
+        forward[f"z_{gate}"] = f"{W} @ stack(h_prev, x) + {b}"
+        forward[gate] = f"{act}(z_{gate})"
+    forward.update({"c": "f * c_prev + i * g", "h": "o * tanh(c)"})
+    return {"parameters": params,
+            "inputs": {"x": {"shape": [d], "value": 0}, "h_prev": {"shape": [n], "value": 0},
+                       "c_prev": {"shape": [n], "value": 0}},
+            "targets": {"y": {"shape": [n], "value": 0}},
+            "forward": forward, "loss": "sum((h - y)**2) / 2", "input_gradients": ["h_prev", "c_prev"]}
+
+
 class LSTMModel(TensorModel):
+    def matrix_data(self) -> dict:
+        return lstm_spec(**self.dims)
+
     def __init__(self, n: int, d: int):
         tg = TensorGraph("LSTM cell")
         Ws, bs = {}, {}
@@ -115,77 +136,7 @@ class LSTMModel(TensorModel):
                                   f"$d = {d}$ (input)")),
         ]
 
-    # -- matrix form in numpy ----------------------------------------------
-    def matrix_form(self, sol) -> dict:
-        a = {name: np.array([float(x) for x in sol.value_of(name)])
-             for name in ("x", "h_prev", "c_prev", "y", "i", "f", "o", "g", "c", "h")}
-        v = np.concatenate([a["h_prev"], a["x"]])
-        tc = np.tanh(a["c"])
-        dh = a["h"] - a["y"]
-        do = dh * tc
-        dc = dh * a["o"] * (1 - tc ** 2)
-        out = {"dh": dh, "dc": dc, "dc_prev": dc * a["f"],
-               "dz_i": dc * a["g"] * a["i"] * (1 - a["i"]),
-               "dz_f": dc * a["c_prev"] * a["f"] * (1 - a["f"]),
-               "dz_o": do * a["o"] * (1 - a["o"]),
-               "dz_g": dc * a["i"] * (1 - a["g"] ** 2)}
-        n = self.dims["n"]
-        dv = np.zeros(len(v))
-        for gate, W, b, _, _ in GATES:
-            dz = out[f"dz_{gate}"]
-            out[W] = np.outer(dz, v)
-            out[b] = dz
-            Wv = np.array([float(x) for x in sol.value_of(W)]).reshape(n, len(v))
-            dv += Wv.T @ dz
-        out["dh_prev"] = dv[:n]
-        return out
-
-    def extra_checks(self, sol):
-        mf = self.matrix_form(sol)
-        err = 0.0
-        pairs = [(W, W) for _, W, _, _, _ in GATES] + [(b, b) for _, _, b, _, _ in GATES]
-        pairs += [("dc", "c"), ("dc_prev", "c_prev"), ("dh_prev", "h_prev")]
-        pairs += [(f"dz_{gate}", f"z_{gate}") for gate, *_ in GATES]
-        for key, name in pairs:
-            comp = np.array([float(x) for x in sol.adjoint_of(name)])
-            err = max(err, float(np.max(np.abs(mf[key].ravel() - comp))))
-        return [{"method": "matrix-form", "max_abs_err": float(f"{err:.3g}"), "passed": bool(err <= TOL)}]
-
-    def matrix_blocks(self, sol):
-        def vec(name):
-            vals = sol.adjoint_of(name)
-            return matrix_math(vals, (len(vals),))
-
-        L = r"\frac{\partial L}{\partial %s}"
-        rows = [
-            B.EqRow(B.Math(L % "h", "dL/dh"), (B.Math("h - y", "h - y"), vec("h"))),
-            B.EqRow(B.Math(L % "c", "dL/dc"), (B.Math(r"\frac{\partial L}{\partial h} \odot o \odot (1 - \tanh^{2} c)",
-                                                      "dL/dh * o * (1 - tanh(c)^2)"), vec("c"))),
-            B.EqRow(B.Math(L % r"z_{f}", "dL/dz_f"), (B.Math(r"\frac{\partial L}{\partial c} \odot c_{\text{prev}} \odot f \odot (1 - f)",
-                                                             "dL/dc * c_prev * f * (1 - f)"), vec("z_f"))),
-            B.EqRow(B.Math(L % r"z_{i}", "dL/dz_i"), (B.Math(r"\frac{\partial L}{\partial c} \odot g \odot i \odot (1 - i)",
-                                                             "dL/dc * g * i * (1 - i)"), vec("z_i"))),
-            B.EqRow(B.Math(L % r"z_{g}", "dL/dz_g"), (B.Math(r"\frac{\partial L}{\partial c} \odot i \odot (1 - g^{2})",
-                                                             "dL/dc * i * (1 - g^2)"), vec("z_g"))),
-            B.EqRow(B.Math(L % r"z_{o}", "dL/dz_o"), (B.Math(r"\frac{\partial L}{\partial h} \odot \tanh(c) \odot o \odot (1 - o)",
-                                                             "dL/dh * tanh(c) * o * (1 - o)"), vec("z_o"))),
-            B.EqRow(B.Math(L % r"c_{\text{prev}}", "dL/dc_prev"), (B.Math(r"\frac{\partial L}{\partial c} \odot f",
-                                                                          "dL/dc * f"), vec("c_prev")),
-                    "the cell-state path"),
-        ]
-        for gate, W, b, _, _ in GATES:
-            z = "g" if gate == "g" else gate
-            rows.append(B.EqRow(B.Math(L % W.replace("_", "_{") + "}", f"dL/d{W}"),
-                                (B.Math(rf"\frac{{\partial L}}{{\partial z_{{{z}}}}} [h_{{\text{{prev}}}}; x]^{{\top}}",
-                                        f"dL/dz_{z} [h_prev; x]^T"),)))
-            rows.append(B.EqRow(B.Math(L % b.replace("_", "_{") + "}", f"dL/d{b}"),
-                                (B.Math(rf"\frac{{\partial L}}{{\partial z_{{{z}}}}}", f"dL/dz_{z}"),)))
-        return [B.Heading("Matrix form: the gradients through the cell state"),
-                B.tex_prose("Every gate's weights get their gradient through $c$ ($o$ through $h$ directly). "
-                            "The values are the component-wise adjoints; the same formulas in numpy agree. Along "
-                            "$c_{\\text{prev}}$ the gradient is only scaled by $f$: the additive cell path that "
-                            "lets LSTMs carry gradients over many steps."),
-                B.Equations(tuple(rows))]
+    # the backward pass in matrix form comes from the matrix engine (matrix_data above)
 
 
 def _resolve(tensors: dict):

@@ -185,8 +185,29 @@ def path_tex(path: list, loss_tex: str) -> tuple:
 # ---------------------------------------------------------------------------
 
 
+def rnn_spec(T: int, d: int, n: int, k: int, loss_step: int | None = None) -> dict:
+    """The RNN as vector-spec data (as examples/rnn-bptt.yaml writes it), for
+    the matrix engine; the loss is E, or E_s alone when ``loss_step`` = s.
+    Values come from the solution (zeros stand in here)."""
+    return {
+        "parameters": {"U": {"shape": [n, d], "value": 0}, "W": {"shape": [n, n], "value": 0},
+                       "V": {"shape": [k, n], "value": 0}},
+        "inputs": {"I": {"shape": ["T", d], "value": 0}, "H0": {"shape": [n], "value": 0}},
+        "targets": {"Y": {"shape": ["T", k], "value": 0}},
+        "unroll": {"T": T, "initial": {"H": "H0"},
+                   "equations": {"Z": "U @ I[t] + W @ H[t-1]", "H": "tanh(Z)", "O": "V @ H",
+                                 "e": "sum((O - Y[t])**2) / 2"}},
+        "loss_name": "E" if loss_step is None else f"E_{loss_step}",
+        "loss": "sum(e)" if loss_step is None else f"e[{loss_step}]",
+    }
+
+
 class RNNModel(TensorModel):
     PARAMS = ("W", "U", "V")
+
+    def matrix_data(self) -> dict:
+        D = self.dims
+        return rnn_spec(D["T"], D["d"], D["n"], D["k"])
 
     def __init__(self, T, d, n, k):
         super().__init__(unrolled(T, d, n, k), {"T": T, "d": d, "n": n, "k": k})
@@ -214,33 +235,14 @@ class RNNModel(TensorModel):
             B.EqRow(B.Math("E", "E"), (B.Math(r"\sum_{t=1}^{T} E_{t}", "sum_{t=1..T} E_t"),)),
         ]
 
-    # -- the textbook matrix form, in numpy ---------------------------------
-    def _arrays(self, sol):
+    def single_step_form(self, sol, s: int):
+        """The matrix-form derivation of E_s alone (the matrix engine, at the
+        solution's point)."""
+        from ..matspec import build_matrix_spec
+        from ..mform import MatrixForm
         D = self.dims
-        f = lambda name: np.array([float(v) for v in sol.value_of(name)])  # noqa: E731
-        W = f("W").reshape(D["n"], D["n"])
-        U = f("U").reshape(D["n"], D["d"])
-        V = f("V").reshape(D["k"], D["n"])
-        I = f("I").reshape(D["T"], D["d"])
-        Y = f("Y").reshape(D["T"], D["k"])
-        H = [f("H0")] + [f(f"H_{t}") for t in range(1, D["T"] + 1)]
-        O = [None] + [f(f"O_{t}") for t in range(1, D["T"] + 1)]
-        return W, U, V, I, Y, H, O
-
-    def matrix_form(self, sol, only: int | None = None) -> dict:
-        """delta_t = (V^T (O_t - Y_t) [t counted] + W^T delta_{t+1}) * (1 - H_t^2);
-        gradients of E (or of E_only) as sums of outer products."""
-        W, U, V, I, Y, H, O = self._arrays(sol)
-        T = self.dims["T"] if only is None else only
-        delta = {T + 1: np.zeros(self.dims["n"])}
-        gW, gU, gV = np.zeros_like(W), np.zeros_like(U), np.zeros_like(V)
-        for t in range(T, 0, -1):
-            err = O[t] - Y[t - 1] if (only is None or t == only) else np.zeros(self.dims["k"])
-            delta[t] = (V.T @ err + W.T @ delta[t + 1]) * (1.0 - H[t] ** 2)
-            gW += np.outer(delta[t], H[t - 1])
-            gU += np.outer(delta[t], I[t - 1])
-            gV += np.outer(err, H[t])
-        return {"delta": delta, "W": gW, "U": gU, "V": gV}
+        given = {name: arr for name, arr in sol.matrix_form.leaves.items()}
+        return MatrixForm(build_matrix_spec(rnn_spec(D["T"], D["d"], D["n"], D["k"], loss_step=s), given))
 
     def path_contributions(self, sol, P: str, s: int) -> list:
         """dE_s/dP path by path: [(k or None, path, contribution as array)],
@@ -272,25 +274,18 @@ class RNNModel(TensorModel):
 
     # -- checks --------------------------------------------------------------
     def extra_checks(self, sol):
-        mf = self.matrix_form(sol)
-        err = 0.0
-        for p in self.PARAMS:
-            comp = np.array([float(v) for v in sol.adjoint_of(p)])
-            err = max(err, float(np.max(np.abs(mf[p].ravel() - comp))))
-        for t in range(1, self.dims["T"] + 1):
-            comp = np.array([float(v) for v in sol.adjoint_of(f"Z_{t}")])
-            err = max(err, float(np.max(np.abs(mf["delta"][t] - comp))))
-        checks = [{"method": "matrix-form", "max_abs_err": float(f"{err:.3g}"), "passed": bool(err <= TOL)}]
+        # the matrix form of E against the components is the generic "matrix-form" check
+        checks = []
         perr = 0.0
         for s in self._asked_steps():
             tg_s, d_s = self.partial(s)
             ev = evaluate(d_s, tg_s.graph.forward(sol.leaves))
-            mf_s = self.matrix_form(sol, only=s)
+            mf_s = self.single_step_form(sol, s)
             for p in self.PARAMS:
                 comp = np.array([float(ev.adjoint.get(n, 0)) for n in tg_s.tensors[p].names])
                 paths = sum(c for _, _, c in self.path_contributions(sol, p, s))
                 perr = max(perr, float(np.max(np.abs(np.ravel(paths) - comp))),
-                           float(np.max(np.abs(mf_s[p].ravel() - comp))))
+                           float(np.max(np.abs(mf_s.gradient(p).ravel() - comp))))
         if self._asked_steps():
             checks.append({"method": "path-sum", "max_abs_err": float(f"{perr:.3g}"), "passed": bool(perr <= TOL),
                            "note": "each step's error gradient as a sum over paths of Jacobian products, against "
@@ -333,7 +328,6 @@ class RNNModel(TensorModel):
     # -- worked solution ---------------------------------------------------
     def matrix_blocks(self, sol):
         out = self._general_blocks(sol)
-        out += self._textbook_blocks(sol)
         out += self._partial_blocks(sol)
         out += vanishing_blocks()
         return out
@@ -372,37 +366,6 @@ class RNNModel(TensorModel):
                     rhs.append(B.Math(" + ".join(t[0] for t in terms), " + ".join(t[1] for t in terms)))
                 rows.append(B.EqRow(B.Math(_frac(f"E_{{{s}}}", P), f"dE_{s}/d{P}"), tuple(rhs)))
         out.append(B.Equations(tuple(rows)))
-        return out
-
-    def _textbook_blocks(self, sol) -> list:
-        T = self.dims["T"]
-        mf = self.matrix_form(sol)
-        out = [B.Heading("Matrix form (backpropagation through time)"),
-               B.prose(B.Tex("With $f = \\tanh$, $f'(Z_t) = 1 - H_t^2$. Writing "),
-                       B.Math(r"\delta_{t} = \partial E / \partial Z_{t}", "delta_t = dE/dZ_t"),
-                       " and ", B.Math(r"\delta_{T+1} = 0", "delta_(T+1) = 0"), ":"),
-               B.Equations((
-                   B.EqRow(B.Math(r"\delta_{t}", "delta_t"),
-                           (B.Math(r"\left(V^{\top} (O_{t} - Y_{t}) + W^{\top} \delta_{t+1}\right) \odot (1 - H_{t}^{2})",
-                                   "(V^T (O_t - Y_t) + W^T delta_(t+1)) * (1 - H_t^2)"),), B.Tex("$t = T, \\ldots, 1$")),
-                   B.EqRow(B.Math(_frac("E", "W"), "dE/dW"),
-                           (B.Math(r"\sum_{t=1}^{T} \delta_{t} H_{t-1}^{\top}", "sum_t delta_t H_(t-1)^T"),
-                            matrix_math(mf["W"].ravel().tolist(), mf["W"].shape))),
-                   B.EqRow(B.Math(_frac("E", "U"), "dE/dU"),
-                           (B.Math(r"\sum_{t=1}^{T} \delta_{t} I_{t}^{\top}", "sum_t delta_t I_t^T"),
-                            matrix_math(mf["U"].ravel().tolist(), mf["U"].shape))),
-                   B.EqRow(B.Math(_frac("E", "V"), "dE/dV"),
-                           (B.Math(r"\sum_{t=1}^{T} (O_{t} - Y_{t}) H_{t}^{\top}", "sum_t (O_t - Y_t) H_t^T"),
-                            matrix_math(mf["V"].ravel().tolist(), mf["V"].shape))),
-               ))]
-        rows = []
-        for t in range(T, 0, -1):
-            comp = sol.adjoint_of(f"Z_{t}")
-            rows.append((B.Math(rf"\delta_{{{t}}}", f"delta_{t}"), matrix_math(comp, (len(comp),))))
-        out.append(B.Table(("quantity", B.Tex("value (component-wise $\\partial E / \\partial Z_t$)")),
-                           tuple(rows), align="lr",
-                           caption=B.Tex("$\\delta_t$ from the component-wise derivation; the matrix form above, "
-                                         "recomputed in numpy, gives the same values")))
         return out
 
     def _partial_blocks(self, sol) -> list:
