@@ -20,13 +20,19 @@ from dataclasses import dataclass, field
 class Tex(str):
     r"""derive's own words with ``$...$`` maths, for headings, captions, notes and
     table cells (renderers typeset the maths). Never built from user text,
-    which stays a plain ``str`` and is escaped whole.
+    which stays a plain ``str`` and is escaped whole. ``plain`` is how a
+    terminal shows it, when a rough reading of the LaTeX would not do.
 
     >>> Tex("$T = 3$ steps") == "$T = 3$ steps"
     True
+    >>> plain(Tex("$a_{n} = W_{n} v$", plain="a_n = W_n @ v"))
+    'a_n = W_n @ v'
     """
 
-    __slots__ = ()
+    def __new__(cls, text: str, plain: str | None = None):
+        obj = super().__new__(cls, text)
+        obj.plain_text = plain
+        return obj
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,8 @@ def plain(text) -> str:
     """Words with ``$...$`` maths (a :class:`Tex`) read aloud for a terminal; other text as is."""
     if not isinstance(text, Tex):
         return str(text)
+    if text.plain_text is not None:
+        return text.plain_text
     return "".join(tex_to_text(p) if k % 2 else p for k, p in enumerate(str(text).split("$")))
 
 

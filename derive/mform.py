@@ -203,9 +203,11 @@ def _recursion_rows(mf) -> list:
     return rows
 
 
-def _note(note: str):
-    """A step's note for a document: its maths (between dollars) typeset."""
-    return B.Tex(note) if "$" in note else note
+def _note(step):
+    """A step's note: typeset in documents when it is a formula, as written otherwise."""
+    if step.note_tex:
+        return B.Tex(f"${step.note_tex}$", plain=step.note)
+    return step.note
 
 
 def matrix_blocks(mf: MatrixForm, heading: str = "Backward pass in matrix form") -> list:
@@ -235,7 +237,7 @@ def matrix_blocks(mf: MatrixForm, heading: str = "Backward pass in matrix form")
         shown.append(s)
     rows = []
     for s in shown:
-        note = _note(s.note)
+        note = _note(s)
         summed = _time_sum(g, s, mf.derivation.aux_steps, idx)
         rhs = [B.Math(s.latex, s.spec)]
         if summed is not None and len(s.parts) > 3:
