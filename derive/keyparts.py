@@ -527,7 +527,7 @@ def _seed003(sol, app) -> list:
         j = s.to_json()
         bl = s.blocks()
         fwd = rows(section(bl, "Forward pass"), "u_{j}", "e_{j}", r"\alpha_{j}", "c")
-        matrix = matrix_steps(bl)
+        matrix = matrix_steps(bl, ("v", "W", "V"))
         jac = rows(section(bl, "The softmax Jacobian"), r"\frac{\partial \alpha_{j}}{\partial e_{k}}")
         steps = []
         try:
@@ -543,7 +543,7 @@ def _seed003(sol, app) -> list:
             "003", "1.c",
             "What is attention? With a block diagram, show how attention is used for neural machine translation; "
             "describe the attention component with its equations and learnable parameters.",
-            answer=eq_lines(fwd, first_only=True)
+            answer=eq_lines(fwd)
             + [r"s_i = f(s_{i-1}, y_{i-1}, c_i),\quad p(y_i \mid y_{<i}, x) = g(y_{i-1}, s_i, c_i)",
                r"\text{learnable: } v,\ W,\ V \text{ (with the encoder and decoder)}"],
             short="$e_j = v^\\top \\tanh(W s_{i-1} + V h_j)$, $\\alpha = \\operatorname{softmax}(e)$, "
