@@ -95,9 +95,9 @@ def network_figure(graph) -> Figure | None:
     if len(edges) > MAX_LABELLED_EDGES:
         for e in edges:
             e[2] = ""
-        caption = "The network, drawn from its graph (too many edges to label: the weights are in the givens)."
+        caption = "The network (too many edges to label: the weights are in the givens)."
     else:
-        caption = "The network, drawn from its graph; each edge carries its weight."
+        caption = "The network; each edge carries its weight."
     if biases:
-        caption += " Biases (" + ", ".join(biases) + ") are not drawn."
+        caption += " The biases are not drawn."
     return Figure("network", {"layers": layers, "edges": edges, "latex": latex}, caption=caption)

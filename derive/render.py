@@ -251,11 +251,44 @@ def _plot(data: dict) -> dict:
             # a curve drawn from MAX_POINTS samples looks the same and keeps TeX's memory small
             stride = math.ceil(len(pts) / MAX_POINTS)
             pts = pts[::stride] + ([pts[-1]] if (len(pts) - 1) % stride else [])
-        opts = ["const plot", "no markers"] if step else (["mark=*", "mark size=1.5pt"] if s.get("marks") else ["no markers"])
+        # marks, where asked, come from the cycle list: each curve its own
+        opts = ["const plot", "no markers"] if step else (["mark size=1.6pt", "mark options={solid}"]
+                                                          if s.get("marks") else ["no markers"])
         series.append({"label": str(s.get("label", "")), "options": ", ".join(["thick"] + opts),
-                       "coords": " ".join(pts)})
+                       "coords": " ".join(pts), "ys": ys_of(pts)})
+    yticks = _log_ticks([y for s in series for y in s.pop("ys")]) if logy else []
+    wide = max((len(s["label"]) for s in series), default=0) > 14 or len(series) > 6
     return {"xlabel": str(data.get("xlabel", "")), "ylabel": str(data.get("ylabel", "")),
-            "logy": logy, "series": series}
+            "logy": logy, "series": series, "yticks": yticks, "legend_below": wide}
+
+
+def ys_of(coords: list) -> list:
+    """The y values of ``(x,y)`` coordinate strings."""
+    return [float(c[1:-1].split(",")[1]) for c in coords]
+
+
+#: a log axis shows at most about this many ticks (a tick per decade up to it)
+MAX_LOG_TICKS = 12
+
+
+def _log_ticks(ys: list) -> list:
+    r"""Ticks of a log axis: every decade from below the smallest value to
+    above the largest, every second (third...) decade when there are more
+    than :data:`MAX_LOG_TICKS` decades. As exponents (pgfplots' ``10^{k}``).
+
+    >>> _log_ticks([0.5, 3e-7])
+    [-7, -6, -5, -4, -3, -2, -1, 0]
+    >>> _log_ticks([1e4, 1e-20])[:3], len(_log_ticks([1e4, 1e-20])) <= MAX_LOG_TICKS + 1
+    ([-20, -18, -16], True)
+    """
+    ys = [y for y in ys if y > 0 and math.isfinite(y)]
+    if not ys:
+        return []
+    lo, hi = math.floor(math.log10(min(ys)) + 1e-12), math.ceil(math.log10(max(ys)) - 1e-12)
+    hi = max(hi, lo + 1)
+    step = max(1, math.ceil((hi - lo) / MAX_LOG_TICKS))
+    lo = step * math.floor(lo / step)
+    return list(range(lo, hi + step, step)) if (hi - lo) % step else list(range(lo, hi + 1, step))
 
 
 def _network(data: dict) -> dict:
@@ -287,7 +320,40 @@ def _rnn(data: dict) -> dict:
     return {"cells": cells, "T": T}
 
 
+#: the look of each prediction box in turn (ground truth: solid blue): colour and dash both
+#: differ, so two boxes can be told apart in grey print too
+PRED_STYLES = ("predA", "predB", "predC", "predD")
+#: a box label's size in cm (one capital letter in \footnotesize, with its padding)
+LABEL_SIZE = (0.42, 0.42)
+
+
+def _label_spots(x0, y0, x1, y1) -> list:
+    """Where a box's label may go, in order of preference: just outside the
+    box, beside a corner or an edge (centre of the label, TikZ anchor)."""
+    w, h = LABEL_SIZE
+    mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+    return [((x0 + w / 2, y1 + h / 2), "south west"), ((x1 - w / 2, y1 + h / 2), "south east"),
+            ((x1 + w / 2, y1 - h / 2), "north west"), ((x0 - w / 2, y1 - h / 2), "north east"),
+            ((x1 + w / 2, y0 + h / 2), "south west"), ((x0 - w / 2, y0 + h / 2), "south east"),
+            ((x0 + w / 2, y0 - h / 2), "north west"), ((x1 - w / 2, y0 - h / 2), "north east"),
+            ((mx, y1 + h / 2), "south"), ((x1 + w / 2, my), "west"), ((mx, y0 - h / 2), "north"),
+            ((x0 - w / 2, my), "east")]
+
+
+def _inside(px, py, box, pad=0.0) -> bool:
+    return box[0] - pad < px < box[2] + pad and box[1] - pad < py < box[3] + pad
+
+
+def _overlaps(a, b) -> bool:
+    """Two rectangles (x0, y0, x1, y1) share area."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def _boxes(data: dict) -> dict:
+    """Boxes scaled to at most 6 cm, each prediction in its own colour and
+    dash, each label outside its own box, inside no other box and clear of
+    the other labels and of every box edge (the first such spot of
+    :func:`_label_spots`; the least crowded one if none is clear)."""
     boxes = [b for b in data.get("boxes", []) if all(k in b for k in ("x", "y", "w", "h"))]
     if not boxes:
         return {"boxes": [], "scale": "1"}
@@ -297,22 +363,50 @@ def _boxes(data: dict) -> dict:
     y1 = max(float(b["y"]) + float(b["h"]) for b in boxes)
     extent = max(x1 - x0, y1 - y0) or 1.0
     scale = 6.0 / extent     # the drawing is at most 6 cm across
+    rects = [(float(b["x"]) * scale, float(b["y"]) * scale, (float(b["x"]) + float(b["w"])) * scale,
+              (float(b["y"]) + float(b["h"])) * scale) for b in boxes]
+    w, h = LABEL_SIZE
+    placed: list = []
     out = []
-    corners = (("x0", "y1", "north west"), ("x1", "y1", "north east"),
-               ("x0", "y0", "south west"), ("x1", "y0", "south east"))
-    for k, b in enumerate(boxes):
-        # (x, y) is the corner with the smallest coordinates, y up; each label
-        # goes in another inside corner so that labels of nested boxes stay apart
-        x, y, w, h = (float(b[key]) for key in ("x", "y", "w", "h"))
-        box = {"x0": _num(x * scale), "y0": _num(y * scale), "x1": _num((x + w) * scale),
-               "y1": _num((y + h) * scale), "label": str(b.get("label", "")), "pred": b.get("style") == "pred"}
-        cx, cy, anchor = corners[k % 4]
-        box.update({"lx": box[cx], "ly": box[cy], "anchor": anchor})
+    preds = 0
+    for k, (b, r) in enumerate(zip(boxes, rects)):
+        if b.get("style") == "pred":
+            style = PRED_STYLES[preds % len(PRED_STYLES)]
+            preds += 1
+        else:
+            style = "truth"
+        box = {"x0": _num(r[0]), "y0": _num(r[1]), "x1": _num(r[2]), "y1": _num(r[3]),
+               "label": str(b.get("label", "")), "style": style}
+
+        def cost(spot):
+            (cx, cy), _ = spot
+            lab = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+            c = 4 * sum(_inside(cx, cy, o) for j, o in enumerate(rects) if j != k)       # inside another box
+            c += 4 * sum(_overlaps(lab, p) for p in placed)                              # on another label
+            # crossing another box's edge: the label overlaps the box but is not inside it
+            c += sum(_overlaps(lab, o) and not (o[0] <= lab[0] and lab[2] <= o[2] and o[1] <= lab[1]
+                                                 and lab[3] <= o[3]) for j, o in enumerate(rects) if j != k)
+            return c
+
+        spots = _label_spots(*r)
+        best = min(range(len(spots)), key=lambda i: (cost(spots[i]), i))
+        (cx, cy), anchor = spots[best]
+        placed.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        box.update({"lx": _num(cx), "ly": _num(cy), "anchor": "center"})
         out.append(box)
     return {"boxes": out, "scale": _num(scale)}
 
 
-_FIGURES = {"plot": _plot, "network": _network, "unrolled-rnn": _rnn, "boxes": _boxes}
+def _attention(data: dict) -> dict:
+    """Columns of the attention diagram: source positions 1..Tx (1, 2, dots,
+    Tx when Tx > 3), each with its x coordinate."""
+    Tx = max(1, int(data.get("Tx", 3)))
+    labels = [str(j) for j in range(1, Tx + 1)] if Tx <= 3 else ["1", "2", None, "T_{x}"]
+    cols = [{"j": j, "x": _num(2.1 * k)} for k, j in enumerate(labels)]
+    return {"cols": cols, "right": _num(2.1 * (len(cols) - 1)), "mid": _num(1.05 * (len(cols) - 1))}
+
+
+_FIGURES = {"plot": _plot, "network": _network, "unrolled-rnn": _rnn, "boxes": _boxes, "attention": _attention}
 
 
 def block_context(b) -> dict:

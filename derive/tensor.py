@@ -554,6 +554,12 @@ class TensorModel:
         """The forward pass in matrix notation (EqRows)."""
         return []
 
+    def notation(self) -> list:
+        """Prose blocks saying what the equations' notation means (sizes,
+        stacking order, elementwise operations), for a question sheet that
+        stands alone; empty if the equations' own notes say enough."""
+        return []
+
     def intro_blocks(self, sol) -> list:
         return []
 

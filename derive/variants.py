@@ -14,14 +14,22 @@ makes a good exercise.  The rules (:data:`RULES`, listed for one problem by
   [0, 1] is drawn in [0, 1], any other in [-1, 1];
 * an input given as all zeros (an initial state such as ``H0``) stays zero;
   no two inputs are equal (equal inputs give their weights equal gradients);
-* no activation at a kink and no dead unit: every relu argument is at least
-  0.05 (a dead unit would make half of the backward pass trivially zero);
+* no activation at a kink, and each relu unit keeps the state it has at
+  the problem's own values: every relu argument is at least 0.05 where the
+  problem's is positive (or zero) and at most -0.05 where it is negative.
+  A problem built around a dead unit (the exam's relu net, z2 < 0, so
+  dL/dw3 = dL/dw4 = dL/db2 = dL/dw6 = 0) keeps it, which is its teaching
+  point; ``all_active=True`` (``derive variants --all-active``) asks for
+  every unit active instead;
 * no saturation: every sigmoid, tanh and softplus argument lies in
   [-2.5, 2.5] and every exp argument in [-5, 5]; log and sqrt arguments are
   at least 0.05;
-* something to learn: the loss is at least 1e-4, the gradient of every
-  parameter that reaches the loss is at least 1e-6 in size, and no two
-  parameters have the same gradient (so swapping two answers is caught).
+* something to learn, in numbers a person reads: the loss is at least
+  0.01 and the gradient of every parameter that reaches the loss is at
+  least 0.001 in size (a loss of 0.0007 with gradients of 1e-5 teaches
+  nothing), except the gradients a kept dead unit makes exactly 0; and no
+  two parameters have the same gradient (so swapping two answers is
+  caught).
 
 Candidates are drawn and tested in batches of :data:`BATCH` with the numpy
 forward and backward passes of :mod:`derive.numeric` (which work on arrays);
@@ -61,21 +69,22 @@ from . import blocks as B
 from .errors import UserError
 from .fmt import num_tex, num_text
 from .graph import nest
-from .latex import group_latex
 from .numeric import numpy_backprop, numpy_forward
 from .ops import op_of
+from .sheet import answer_entries, answers_of, leaf_groups
 
 #: the drawing rules; all numbers are in units of ``grid``
 RULES = {
     "grid": 0.1,
     "range": 1.0,            # weights, inputs, targets: [-range, range]
     "bias_range": 0.5,       # biases: [-bias_range, bias_range]
-    "kink_margin": 0.05,     # relu arguments at least this
+    "kink_margin": 0.05,     # |relu argument| at least this (on the side the problem's own values put it)
     "saturation": 2.5,       # |sigmoid, tanh, softplus argument| at most this
     "exp_limit": 5.0,        # |exp argument| at most this
     "domain_margin": 0.05,   # log and sqrt arguments at least this
-    "min_loss": 1e-4,
-    "min_gradient": 1e-6,    # every reachable |gradient|, and every difference of two, at least this
+    "min_loss": 0.01,
+    "min_gradient": 1e-3,    # every reachable |gradient| at least this (bar a kept dead unit's zeros)
+    "min_gradient_gap": 1e-6,  # every difference of two reachable gradients at least this
 }
 #: candidates drawn and tested at once (part of the reproducible sequence)
 BATCH = 64
@@ -108,7 +117,7 @@ class Variant:
             return flat
         out: dict = {}
         done = set()
-        groups = _leaf_groups(graph)
+        groups = leaf_groups(graph)
         for name in graph.leaves:
             if name in done or name not in flat:
                 continue
@@ -124,16 +133,6 @@ class Variant:
 def _plain(v):
     f = float(v)
     return int(f) if f == int(f) else float(f"{f:.10g}")
-
-
-def _leaf_groups(graph) -> dict:
-    """scalar leaf name -> the leaf group holding it."""
-    out = {}
-    for grp in graph.groups.values():
-        if grp.kind in ("input", "target", "parameter"):
-            for n in grp.names:
-                out.setdefault(n, grp)
-    return out
 
 
 def is_bias(name: str) -> bool:
@@ -204,7 +203,7 @@ def draw_plan(problem) -> list:
     """How each given of ``problem`` is drawn: a list of rules, each for a
     leaf or a whole group, in graph order."""
     graph, base = base_of(problem)
-    groups = _leaf_groups(graph)
+    groups = leaf_groups(graph)
     plan, seen = [], set()
     for name in graph.leaves:
         if name in seen:
@@ -286,30 +285,75 @@ def _reaching(graph) -> list:
     return [p for p in asked if p in reach]
 
 
-def accept_mask(graph, leaves: dict) -> np.ndarray:
+@dataclass(frozen=True)
+class UnitPattern:
+    """What a problem's own values fix for all its variants: the relu
+    applications that are dead there (their indices among
+    :func:`_activation_sites`), and the parameters whose gradient that makes
+    exactly 0 (exempt from the gradient-size rules)."""
+
+    dead: frozenset = frozenset()
+    zero: frozenset = frozenset()
+
+
+def unit_pattern(problem, all_active: bool = False) -> UnitPattern:
+    """The dead relu units of ``problem`` at its own values (none if
+    ``all_active``).
+
+    >>> from derive.problems import load
+    >>> pat = unit_pattern(load("mlp-relu-regression"))
+    >>> len(pat.dead), sorted(pat.zero)
+    (1, ['b2', 'w3', 'w4', 'w6'])
+    >>> unit_pattern(load("mlp-relu-regression"), all_active=True)
+    UnitPattern(dead=frozenset(), zero=frozenset())
+    """
+    if all_active:
+        return UnitPattern()
+    graph, base = base_of(problem)
+    leaves = {k: np.array([float(base[k])]) for k in graph.leaves}
+    with np.errstate(all="ignore"):
+        _, _, caches, _ = numpy_forward(graph, leaves)
+        dead = frozenset(k for k, (node, sub, op) in enumerate(_activation_sites(graph))
+                         if op in ("relu", "step") and float(np.ravel(caches[node][sub.args[0]])[0]) < 0)
+        if not dead:
+            return UnitPattern()
+        grads = numpy_backprop(graph, leaves, _reaching(graph))
+    zero = frozenset(p for p, g in grads.items() if float(np.ravel(g)[0]) == 0.0)
+    if zero >= set(grads):        # dead units that leave nothing to learn are not a teaching point
+        return UnitPattern()
+    return UnitPattern(dead, zero)
+
+
+def accept_mask(graph, leaves: dict, pattern: UnitPattern = UnitPattern()) -> np.ndarray:
     """Which candidates satisfy :data:`RULES`: ``leaves`` maps every leaf to
-    an array of candidate values (floats); returns a boolean array.
+    an array of candidate values (floats); ``pattern`` says which relu units
+    stay dead (default: none); returns a boolean array.
 
     >>> from derive.problems import load
     >>> p = load("mlp-relu-regression")
-    >>> given = {k: np.array([float(v), float(v)]) for k, v in p.spec.values.items()}
-    >>> given["x1"] = np.array([0.8, 0.8])    # the exam's x1 = x2 = 1 are equal
-    >>> given["x2"] = np.array([0.5, 0.5])
-    >>> given["w3"] = np.array([-0.2, 0.4])   # z2 = w3 x1 + w4 x2 < 0: a dead unit
-    >>> accept_mask(p.graph, given).tolist()
-    [False, True]
+    >>> given = {k: np.array([float(v)] * 3) for k, v in p.spec.values.items()}
+    >>> given["x1"] = np.array([0.8] * 3)     # the exam's x1 = x2 = 1 are equal
+    >>> given["x2"] = np.array([0.5] * 3)
+    >>> given["y"] = np.array([0.9] * 3)      # a loss worth computing
+    >>> given["w3"] = np.array([-0.2, 0.4, -0.2])   # z2 = w3 x1 + w4 x2: dead, alive, dead
+    >>> given["w4"] = np.array([-0.1, -0.1, 0.3])   # (the third z2 = -0.01: at the kink)
+    >>> accept_mask(p.graph, given, unit_pattern(p)).tolist()
+    [True, False, False]
+    >>> accept_mask(p.graph, given).tolist()        # every unit active
+    [False, True, False]
     """
     n = len(next(iter(leaves.values())))
     ok = np.ones(n, dtype=bool)
+    margin = RULES["kink_margin"] - EPS
     with np.errstate(all="ignore"):
         values, _, caches, _ = numpy_forward(graph, leaves)
         loss = np.broadcast_to(np.asarray(values[graph.loss], dtype=float), (n,))
         ok &= np.isfinite(loss) & (loss >= RULES["min_loss"])
-        for node, sub, op in _activation_sites(graph):
+        for k, (node, sub, op) in enumerate(_activation_sites(graph)):
             arg = sub.base if op == "sqrt" else sub.args[0]
             x = np.broadcast_to(np.asarray(caches[node][arg], dtype=float), (n,))
             if op in ("relu", "step"):
-                ok &= x >= RULES["kink_margin"] - EPS
+                ok &= (x <= -margin) if k in pattern.dead else (x >= margin)
             elif op in _SATURATING:
                 ok &= np.abs(x) <= RULES["saturation"] + EPS
             elif op == "exp":
@@ -323,35 +367,39 @@ def accept_mask(graph, leaves: dict) -> np.ndarray:
                 ok &= np.asarray(leaves[a]) != np.asarray(leaves[b])
         if not ok.any():
             return ok
+        asked = [p for p in _reaching(graph) if p not in pattern.zero]
         grads = [np.broadcast_to(np.asarray(g, dtype=float), (n,))
-                 for g in numpy_backprop(graph, leaves, _reaching(graph)).values()]
+                 for g in numpy_backprop(graph, leaves, asked).values()]
         for i, g in enumerate(grads):
-            ok &= np.isfinite(g) & (np.abs(g) >= RULES["min_gradient"])
+            ok &= np.isfinite(g) & (np.abs(g) >= RULES["min_gradient"] - EPS)
             for h in grads[i + 1:]:
-                ok &= np.abs(g - h) >= RULES["min_gradient"]
+                ok &= np.abs(g - h) >= RULES["min_gradient_gap"]
     return ok
 
 
-def acceptable(graph, leaves: dict) -> bool:
+def acceptable(graph, leaves: dict, pattern: UnitPattern = UnitPattern()) -> bool:
     """Whether one draw (leaf name -> number) satisfies :data:`RULES`."""
-    return bool(accept_mask(graph, {k: np.array([float(v)]) for k, v in leaves.items()})[0])
+    return bool(accept_mask(graph, {k: np.array([float(v)]) for k, v in leaves.items()}, pattern)[0])
 
 
-def draw_variants(problem, count: int, seed: int) -> list:
-    """``count`` variants of a gradient problem, reproducible from ``seed``."""
+def draw_variants(problem, count: int, seed: int, all_active: bool = False) -> list:
+    """``count`` variants of a gradient problem, reproducible from ``seed``
+    (``all_active``: no relu unit dead, even where the problem's own values
+    have one)."""
     if count < 1:
         raise UserError("--count", "must be at least 1")
     if seed < 0:
         raise UserError("--seed", "must be 0 or more")
     graph, _ = base_of(problem)
     plan = draw_plan(problem)
+    pattern = unit_pattern(problem, all_active)
     grid = int(round(1 / RULES["grid"]))
     out = []
     for i in range(1, count + 1):
         rng = np.random.default_rng([int(seed), i])
         for _ in range(MAX_TRIES // BATCH):
             steps = _draw_batch(rng, plan, BATCH)
-            mask = accept_mask(graph, {k: v / grid for k, v in steps.items()})
+            mask = accept_mask(graph, {k: v / grid for k, v in steps.items()}, pattern)
             if mask.any():
                 j = int(np.argmax(mask))
                 leaves = {name: sympy.Rational(int(steps[name][j]), grid) for name in graph.leaves}
@@ -363,7 +411,7 @@ def draw_variants(problem, count: int, seed: int) -> list:
     return out
 
 
-def describe(problem) -> list:
+def describe(problem, all_active: bool = False) -> list:
     """The drawing rules as they apply to ``problem``: one line per given
     (or group), then the acceptance rules that matter for its graph.
 
@@ -371,14 +419,20 @@ def describe(problem) -> list:
     'x1: multiple of 0.1 in [-1, 1], not 0'
     """
     graph, _ = base_of(problem)
-    groups = _leaf_groups(graph)
+    groups = leaf_groups(graph)
     lines = []
     for rule in draw_plan(problem):
         grp = groups.get(rule.names[0])
         lines.append(f"{grp.name if grp else rule.names[0]}: {rule.describe()}")
     ops = {op for _, _, op in _activation_sites(graph)}
     if ops & {"relu", "step"}:
-        lines.append(f"every relu argument at least {RULES['kink_margin']:g} (no kink, no dead unit)")
+        pattern = unit_pattern(problem, all_active)
+        if pattern.dead:
+            lines.append(f"every relu argument at least {RULES['kink_margin']:g} from 0, on the side of 0 the "
+                         f"problem's own values put it (no kink; {len(pattern.dead)} dead unit(s) kept, so "
+                         f"the gradients of {', '.join(sorted(pattern.zero))} stay 0)")
+        else:
+            lines.append(f"every relu argument at least {RULES['kink_margin']:g} (no kink, no dead unit)")
     if ops & set(_SATURATING):
         names = "/".join(o for o in _SATURATING if o in ops)
         lines.append(f"every {names} argument in [-{RULES['saturation']:g}, {RULES['saturation']:g}] (no saturation)")
@@ -395,60 +449,6 @@ def describe(problem) -> list:
 
 # ---------------------------------------------------------------------------
 # What a variant's files hold
-
-
-def answers_of(solution) -> dict:
-    """The key's answers in the answers-file names ``derive check`` reads:
-    forward quantities and the loss, the backward pass's adjoints
-    ``dL/dNAME`` (with those of the inputs the problem asks about), the
-    gradients, and the parameters after the update (bare names).
-    Vector/matrix groups are nested lists.
-
-    >>> from derive.problems import load
-    >>> a = answers_of(load("mlp-relu-regression").solve())
-    >>> a["L"], a["dL/dw5"], a["w1"]
-    (0.06125, -0.105, 0.1875)
-    """
-    g = solution.graph
-    d = solution.derivation
-    loss = g.loss
-    member: dict = {}
-    for grp in g.groups.values():
-        for n in grp.names:
-            member.setdefault(n, grp)
-    out: dict = {}
-    done: set = set()
-
-    def put(name, key, value_of, available):
-        grp = member.get(name)
-        if grp is not None and all(available(n) for n in grp.names):
-            if grp.name not in done:
-                done.add(grp.name)
-                out[key(grp.name)] = nest([float(value_of(n)) for n in grp.names], grp.shape)
-        else:
-            out[key(name)] = float(value_of(name))
-
-    computed = set(g.computed)
-    for n in g.computed:
-        put(n, lambda x: x, lambda x: solution.forward[x], lambda x: x in computed)
-    done.clear()
-    adjoint = solution.evaluation.adjoint
-    for s in d.steps:
-        if s.node in computed and s.node != loss:
-            put(s.node, lambda x: f"d{loss}/d{x}", lambda x: adjoint[x],
-                lambda x: x in computed and x in d.by_node)
-    wanted = set(g.wrt_inputs)
-    for n in g.wrt_inputs:            # adjoints of inputs the problem asks for
-        if n in d.by_node:
-            put(n, lambda x: f"d{loss}/d{x}", lambda x: adjoint[x], lambda x: x in wanted and x in d.by_node)
-    done.clear()
-    params = set(g.parameters)
-    for p in g.parameters:
-        put(p, lambda x: f"d{loss}/d{x}", lambda x: solution.gradients[x], lambda x: x in params)
-    done.clear()
-    for p in g.parameters:
-        put(p, lambda x: x, lambda x: solution.updates[x], lambda x: x in params)
-    return out
 
 
 def _yaml_number(v) -> str:
@@ -485,116 +485,6 @@ def yaml_text(mapping: dict, comments=()) -> str:
     lines = [f"# {c}" for c in comments]
     lines += [f"{_yaml_key(k)}: {_yaml_value(v)}" for k, v in mapping.items()]
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------
-# The question sheet
-
-
-def _matrix_tex(values: list, shape: tuple) -> str:
-    cells = [num_tex(v) for v in values]
-    if len(shape) == 1:
-        return r"\begin{pmatrix} " + " & ".join(cells) + r" \end{pmatrix}^{\top}"
-    rows = nest(cells, shape)
-    return r"\begin{pmatrix} " + r" \\ ".join(" & ".join(r) for r in rows) + r" \end{pmatrix}"
-
-
-def question_blocks(solution, blocks: list | None = None) -> list:
-    """The problem with the solution's givens and no answers, then what to
-    find (with the names an answers file for ``derive check`` uses).
-
-    The statement is taken from the worked solution (``blocks``, default
-    ``solution.blocks()``), exactly as the key shows it: the question, the
-    drawings before the givens, and its "Given" section up to "Forward
-    pass" (the givens and the update rule). Anything else before the givens
-    (such as the LSTM's table of components, which answers part of its
-    question) is left out.
-
-    >>> from derive.problems import load
-    >>> [b.text for b in question_blocks(load("mlp-relu-regression").solve()) if isinstance(b, B.Heading)]
-    ['Given', 'To find']
-    """
-    blocks = solution.blocks() if blocks is None else list(blocks)
-
-    def heading(text):
-        return next((i for i, b in enumerate(blocks) if isinstance(b, B.Heading) and b.text.startswith(text)),
-                    None)
-
-    given, forward = heading("Given"), heading("Forward pass")
-    if given is None or forward is None or forward < given:
-        return _statement_blocks(solution) + _to_find_blocks(solution)
-    question = (solution.problem.question or "").strip()
-    opening = [b for k, b in enumerate(blocks[:given])
-               if isinstance(b, B.Figure) or (k == 0 and question and isinstance(b, B.Prose)
-                                               and b.parts == (question,))]
-    return opening + blocks[given:forward] + _to_find_blocks(solution)
-
-
-def _statement_blocks(solution) -> list:
-    """The question, drawing, givens and update rule, built here for a
-    solution whose blocks have no "Forward pass" to cut at."""
-    from .network import network_figure
-
-    problem, g = solution.problem, solution.graph
-    out: list = []
-    if problem.question:
-        out.append(B.prose(problem.question.strip()))
-    figure = network_figure(g)
-    if figure is not None:
-        out.append(figure)
-    out.append(B.Heading("Given"))
-    groups = _leaf_groups(g)
-    rows, mats, seen = [], [], set()
-    for kind in ("input", "target", "parameter"):
-        for n in g.of_kind(kind):
-            grp = groups.get(n)
-            if grp is not None:
-                if grp.name not in seen:
-                    seen.add(grp.name)
-                    vals = [solution.leaves[x] for x in grp.names]
-                    mats.append(B.EqRow(B.Math(group_latex(grp.name), grp.name),
-                                        (B.Math(_matrix_tex(vals, grp.shape),
-                                                str(nest([num_text(v) for v in vals], grp.shape))),),
-                                        note=kind))
-                continue
-            v = solution.leaves[n]
-            rows.append((B.Math(g.nodes[n].latex, n), kind, B.Math(num_tex(v), num_text(v))))
-    if rows:
-        out.append(B.Table(("quantity", "kind", "value"), tuple(rows), align="llr"))
-    if mats:
-        out.append(B.Equations(tuple(mats)))
-    out.append(B.prose("Update rule: ", solution.optimizer.describe(), "."))
-    return out
-
-
-def _to_find_blocks(solution) -> list:
-    g = solution.graph
-    out = [B.Heading("To find")]
-    out.append(B.prose("The givens above are this variant's own numbers. "
-                       f"Find the forward pass and the loss {g.loss}, every step of the backward pass, the "
-                       f"gradient of {g.loss} with respect to every parameter"
-                       + (" (and to the inputs the question names)" if g.wrt_inputs else "")
-                       + ", and every parameter after "
-                       "one update. Answers for derive check are a YAML file of name: value lines, "
-                       "with these names (a vector or matrix as a nested list):"))
-    names = []
-    for name in answers_of(solution):
-        names.append((name, _meaning(g, name)))
-    out.append(B.Table(("answer name", "quantity"), tuple(names), align="ll"))
-    return out
-
-
-def _meaning(g, name: str):
-    loss = g.loss
-    m = re.fullmatch(rf"d{re.escape(loss)}/d(.+)", name)
-    latex = {n: node.latex for n, node in g.nodes.items()}
-    latex.update({grp.name: group_latex(grp.name) for grp in g.groups.values()})
-    if m:
-        return B.Math(rf"\partial {latex[loss]} / \partial {latex.get(m.group(1), m.group(1))}",
-                      f"d{loss}/d{m.group(1)}")
-    if name in g.parameters or (name in g.groups and g.groups[name].kind == "parameter"):
-        return B.Math(latex[name] + r"\ \text{after the update}", f"{name} after the update")
-    return B.Math(latex.get(name, name), name)
 
 
 # ---------------------------------------------------------------------------
@@ -739,24 +629,28 @@ def check_class(problem, batch, roster: dict, variants_dir, rtol, atol, target=N
 _WORKER: dict = {}
 
 
-class _Sheet:
-    """Blocks in the shape :func:`derive.render.problem_context` reads."""
+def _worked_blocks(problem, solution) -> list:
+    """The worked solution under a variant's key: the solution's blocks
+    without the problem's own wording of the question (which speaks of the
+    exam's numbers, not the variant's)."""
+    question = (problem.question or "").strip()
+    return [b for b in solution.blocks()
+            if not (isinstance(b, B.Prose) and question and b.parts == (question,))]
 
-    def __init__(self, blocks):
-        self._blocks = blocks
 
-    def blocks(self):
-        return self._blocks
+def section_tex(problem, solution, number: int, sheet: str) -> str:
+    """The LaTeX of one variant's sheet (``sheet`` = "question" or "key")."""
+    from .render import make_env, render_blocks
+    from .sheet import answer_rows, key_answer_blocks, statement_blocks
 
-
-def section_tex(problem, blocks: list, number: int, seed: int, sheet: str) -> str:
-    """The LaTeX of one variant's page (``sheet`` = "question" or "key")
-    from its blocks."""
-    from .render import make_env, problem_context
-
-    ctx = problem_context(problem, _Sheet(blocks))
-    return make_env().get_template("variants-section.tex.j2").render(
-        problem=ctx, variant=number, seed=seed, sheet=sheet)
+    entries = answer_entries(solution)
+    ctx = {"title": problem.title or problem.id, "variant": number, "sheet": sheet}
+    if sheet == "question":
+        ctx.update(statement=render_blocks(statement_blocks(solution)), answers=answer_rows(entries))
+    else:
+        ctx.update(answers=render_blocks(key_answer_blocks(entries)),
+                   worked=render_blocks(_worked_blocks(problem, solution)))
+    return make_env().get_template("variants-section.tex.j2").render(**ctx)
 
 
 def document_tex(title: str, sections: list) -> str:
@@ -767,13 +661,13 @@ def document_tex(title: str, sections: list) -> str:
 
 
 def values_text(problem, variant: Variant, seed: int) -> str:
-    """``values.yaml`` of a variant."""
+    """``values.yaml`` of a variant (an instructor's file: it may name the seed)."""
     return yaml_text(variant.plain_values(base_of(problem)[0]),
                      [f"{problem.id}: variant {variant.number} (derive variants, seed {seed})",
                       "check answers with: derive check TARGET answers.yaml --values values.yaml"])
 
 
-def make_variant(problem, number: int, values_yaml: str, seed: int, out_dir, pdf: bool) -> tuple:
+def make_variant(problem, number: int, values_yaml: str, out_dir, pdf: bool) -> tuple:
     """Write ``variant-NN/`` (values, answers, question and key) and return
     ``(number, question section, key section)`` for the combined documents.
     The key is solved from ``values_yaml`` read back, as ``derive check
@@ -784,9 +678,8 @@ def make_variant(problem, number: int, values_yaml: str, seed: int, out_dir, pdf
     folder = variant_dir(out_dir, number)
     solution = problem.solve(read_data(values_yaml, "values.yaml"))
     answers = answers_of(solution)
-    blocks = solution.blocks()     # the key: the same blocks as `derive key` shows
-    question = section_tex(problem, question_blocks(solution, blocks), number, seed, "question")
-    key = section_tex(problem, blocks, number, seed, "key")
+    question = section_tex(problem, solution, number, "question")
+    key = section_tex(problem, solution, number, "key")
     title = f"{problem.title or problem.id}, variant {number}"
     _write(folder / "values.yaml", values_yaml)
     _write(folder / "answers.yaml", yaml_text(answers, [f"{problem.id}: the key's answers of variant {number}"]))
@@ -861,10 +754,13 @@ class VariantsResult:
 
 
 def write_variants(problem, count: int, seed: int, out_dir, *, pdf: bool = True, jobs: int = 1,
-                   roster_ids: list | None = None, target: str | None = None, progress=None) -> VariantsResult:
+                   roster_ids: list | None = None, target: str | None = None, progress=None,
+                   all_active: bool = False) -> VariantsResult:
     """Draw ``count`` variants and write them under ``out_dir`` with ``jobs``
     worker processes: ``variant-NN/`` each, ``all-questions`` and
-    ``all-keys`` (.tex, .pdf), and ``roster.csv`` if ``roster_ids``.
+    ``all-keys`` (.tex, .pdf), ``instructor-note.md`` (how the set was
+    made, how to collect and check answers: what the student's sheets
+    leave out), and ``roster.csv`` if ``roster_ids``.
     ``progress(done, total[, label])`` is called as variants (then the
     combined PDFs, labelled) finish. Every input
     error is raised before anything is written."""
@@ -878,11 +774,11 @@ def write_variants(problem, count: int, seed: int, out_dir, *, pdf: bool = True,
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(str(out), "exists and is not a folder")
-    variants = draw_variants(problem, count, seed)
+    variants = draw_variants(problem, count, seed, all_active)
     note = ""
     if pdf and tex_engine() is None:
         pdf, note = False, f"no TeX engine (pdflatex) found, so no PDFs: {TEX_HINT}"
-    jobs_list = [(v.number, values_text(problem, v, seed), seed, str(out), pdf) for v in variants]
+    jobs_list = [(v.number, values_text(problem, v, seed), str(out), pdf) for v in variants]
     done: dict = {}
     workers = min(jobs, len(jobs_list))
     _WORKER["problem"] = problem
@@ -928,11 +824,16 @@ def write_variants(problem, count: int, seed: int, out_dir, *, pdf: bool = True,
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         _WORKER.pop("problem", None)
+    from .sheet import instructor_note
+
+    _write(out / "instructor-note.md", instructor_note(problem, count, seed, answer_entries(problem.solve()),
+                                                       describe(problem, all_active), target or problem.id,
+                                                       " --all-active" if all_active else ""))
     if roster_ids is not None:
         _write(out / "roster.csv", roster_text(roster_ids, assign(roster_ids, count, seed)))
     return VariantsResult(out, variants, pdf, note)
 
 
 __all__ = ["RULES", "Variant", "draw_variants", "draw_plan", "accept_mask", "acceptable", "describe",
-           "answers_of", "yaml_text", "question_blocks", "assign", "read_roster_ids", "read_roster",
+           "answers_of", "yaml_text", "unit_pattern", "assign", "read_roster_ids", "read_roster",
            "roster_text", "variant_dir", "check_class", "write_variants"]

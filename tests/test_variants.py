@@ -22,8 +22,9 @@ from derive.ops import relu, sigmoid, softplus, step
 from derive.problems import builtins, load
 from derive.render import solution_document
 from derive.commands.variants import Progress
-from derive.variants import (RULES, answers_of, assign, base_of, describe, draw_variants, is_gradient_problem,
-                             yaml_text)
+from derive.render import render_blocks
+from derive.variants import (RULES, _worked_blocks, answers_of, assign, base_of, describe, draw_variants,
+                             is_gradient_problem, unit_pattern, yaml_text)
 
 GRADIENT_BUILTINS = [p.id for p in builtins() if is_gradient_problem(p)]
 #: seeds per built-in in the rule test (fewer for the large graphs)
@@ -76,7 +77,13 @@ def _size(pid) -> int:
     return len(base_of(load(pid))[0].nodes)
 
 
-def _check_rules(problem, values, derivation=None):
+def _given_relu_signs(problem):
+    """The sign of every relu argument at the problem's own values (exactly, in order)."""
+    g, given = base_of(problem)
+    return [x >= 0 for kind, x in _applications(g, g.forward(given)) if kind == "relu"]
+
+
+def _check_rules(problem, values, derivation=None, all_active=False):
     g, given = base_of(problem)
     tenths = {k: v * 10 for k, v in values.items()}
     assert all(t.is_Integer for t in tenths.values()), values            # multiples of 0.1
@@ -102,22 +109,32 @@ def _check_rules(problem, values, derivation=None):
         elif all(0 <= given[m] <= 1 for m in group):
             assert 0 <= values[n] <= 1
     forward = g.forward(values)
+    alive = iter(_given_relu_signs(problem))
+    dead_kept = False
     for kind, x in _applications(g, forward):
         if kind == "relu":
-            assert x - sympy.Rational(1, 20) >= -SLACK                   # no kink, no dead unit
+            if next(alive) or all_active:
+                assert x - sympy.Rational(1, 20) >= -SLACK               # active, away from the kink
+            else:
+                assert x + sympy.Rational(1, 20) <= SLACK                # the problem's dead unit, kept dead
+                dead_kept = True
         elif kind == "saturating":
             assert abs(x) - sympy.Rational(5, 2) <= SLACK                # no saturation
         elif kind == "exp":
             assert abs(x) <= 5
         elif kind == "log":
             assert x >= sympy.Rational(1, 20)
-    assert forward[g.loss] >= sympy.Float(RULES["min_loss"])
+    assert forward[g.loss] >= sympy.Rational(1, 100)                     # a loss worth computing
     derivation = derivation or _derivation(problem)
     adjoint = evaluate(derivation, forward).adjoint
     asked = g.parameters + list(g.wrt_inputs)
-    grads = [float(adjoint.get(p, 0)) for p in asked if p in derivation.by_node]
-    assert grads and all(abs(x) >= 1e-6 for x in grads)                  # every gradient non-zero
-    for a, b in itertools.combinations(grads, 2):
+    grads = {p: float(adjoint.get(p, 0)) for p in asked if p in derivation.by_node}
+    zero = unit_pattern(problem, all_active).zero
+    assert bool(zero) == dead_kept
+    for p in zero:
+        assert grads.pop(p) == 0                                           # what the dead unit teaches
+    assert grads and all(abs(x) >= 1e-3 for x in grads.values())         # not negligible
+    for a, b in itertools.combinations(grads.values(), 2):
         assert abs(a - b) >= 1e-6                                          # no two equal
 
 
@@ -140,10 +157,29 @@ def test_rules_hold_for_a_spec_file(tmp_path):
 
 
 def test_the_seed_points_break_the_rules_that_variants_avoid():
-    # the exam's relu net has a dead unit (z2 = -0.3) and x1 = x2: never drawn
+    # the exam's relu net has x1 = x2 (equal inputs give w1, w2 equal gradients): never drawn
     p = load("mlp-relu-regression")
     with pytest.raises(AssertionError):
         _check_rules(p, dict(p.spec.values))
+
+
+def test_the_relu_net_keeps_its_dead_unit_unless_told_otherwise():
+    """The exam's point: z2 < 0, so h2 is dead and dL/dw3 = dL/dw4 = dL/db2 = dL/dw6 = 0.
+    Every variant keeps that (z1 >= 0.05, z2 <= -0.05), with a loss and the other
+    gradients large enough to compute by hand; --all-active gives two live units."""
+    p = load("mlp-relu-regression")
+    derivation = _derivation(p)
+    assert sorted(unit_pattern(p).zero) == ["b2", "w3", "w4", "w6"]
+    for seed in range(SEEDS):
+        v = draw_variants(p, 1, seed)[0]
+        _check_rules(p, v.values, derivation)
+        f = p.graph.forward(v.values)
+        assert f["z1"] >= sympy.Rational(1, 20) and f["z2"] <= -sympy.Rational(1, 20)
+        assert f["L"] >= sympy.Rational(1, 100)
+        a = draw_variants(p, 1, seed, all_active=True)[0]
+        _check_rules(p, a.values, derivation, all_active=True)
+        fa = p.graph.forward(a.values)
+        assert min(fa["z1"], fa["z2"]) >= sympy.Rational(1, 20)
 
 
 def _tanh_classifier():
@@ -255,9 +291,12 @@ def test_every_variant_passes_derive_check(pid, tmp_path, capsys, monkeypatch):
         items = yaml.safe_load(res)["items"]
         assert items and all(it["verdict"] == "correct" for it in items)
         assert len(items) == len(yaml.safe_load((folder / "answers.yaml").read_text()))
-        # the question sheet: the givens and what to find, nothing of the worked solution
+        # the question sheet: the model, the givens and what to find, nothing of the worked solution
         question = (folder / "question.tex").read_text()
-        assert re.findall(r"\\subsection\*\{([^}]*)\}", question) == ["Given", "To find"]
+        assert re.findall(r"\\subsection\*\{([^}]*)\}", question) == [
+            "The model", "Your values", "Update rule", "Answers", "Working"]
+        # one answer box per answer of the key, and the key's table has a row for each
+        assert question.count("\\answerbox{") == len(yaml.safe_load((folder / "answers.yaml").read_text()))
         loss = yaml.safe_load((folder / "answers.yaml").read_text())[load(pid).solve().graph.loss]
         assert f"{loss:.6g}" in (folder / "key.tex").read_text() and f"{loss:.6g}" not in question
     assert (out / "all-keys.tex").is_file() and (out / "all-questions.tex").is_file()
@@ -290,13 +329,11 @@ def test_question_has_the_givens_and_no_answers_and_key_is_derive_solve(tmp_path
         # every given shows on the question sheet
         for name, v in values.items():
             assert re.search(rf"(?<![\d.]){re.escape(f'{v:g}')}(?![\d.])", question), name
-        # the key's body is exactly the standalone solution `derive solve --format tex` writes
-        doc = solution_document(sol)
-        body = doc[doc.index(r"\section*"):doc.index(r"\end{document}")].strip()
-        assert body in key
-        combined = (out / "all-keys.tex").read_text()
-        assert body in combined
-    assert (out / "all-questions.tex").read_text().count("Name:") == 2
+        # the key's worked solution is the solution's blocks, without the exam's wording of the question
+        body = render_blocks(_worked_blocks(p, sol)).strip()
+        assert body in key and body in (out / "all-keys.tex").read_text()
+        assert p.question.split()[0] in solution_document(sol) and "exam" not in key
+    assert (out / "all-questions.tex").read_text().count("Name:") == 4     # the sheet and its working page
 
 
 @needs_tex
@@ -452,3 +489,63 @@ def test_roster_check_bad_input(tmp_path, capsys, monkeypatch):
     os.remove("v/variant-02/values.yaml")
     code, _, err = run_cli(["check", "mlp-relu-regression", "class.csv", "--roster", "v/roster.csv"], capsys)
     assert code == 2 and "variant-02/values.yaml" in err
+
+
+# -- the sheets read as a student reads them -------------------------------------------------------
+
+#: raw text maths and tool internals that must never reach a student's sheet (pdftotext's view)
+ASCII_MATHS = [r"\w_t\b", r"_\(", r"\^", r"\|\|", r"<=", r"\d x \d", r"e-0", r"\b[A-Za-z]+_[A-Za-z0-9]+\b"]
+INTERNALS = [r"derive", r"yaml", r"seed", r"numpy", r"sympy", r"python", r"exam"]
+
+
+def _pdf_text_page(path, page: int) -> str:
+    import subprocess
+
+    return subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(path), "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _pdf_text(path) -> str:
+    import subprocess
+
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@needs_tex
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="no pdftotext (poppler-utils)")
+@pytest.mark.parametrize("pid", ["mlp-relu-regression", "rnn-bptt", "lstm-cell"])
+def test_a_question_sheet_stands_alone(pid, tmp_path, capsys):
+    from derive.sheet import answer_entries, key_rows
+
+    out = tmp_path / "v"
+    code, _, err = run_cli(["variants", pid, "--count", 1, "--seed", 7, "--out", out, "--jobs", 1], capsys)
+    assert code == 0, err
+    folder = out / "variant-01"
+    text = _pdf_text(folder / "question.pdf")
+    for pat in ASCII_MATHS:
+        assert not re.search(pat, text), (pat, re.search(pat, text))
+    for pat in INTERNALS:
+        assert not re.search(pat, text, re.I), (pat, re.search(pat, text, re.I))
+    assert "Name:" in text and "Working" in text
+    # every asked quantity is in answers.yaml and in the key's answer table, in the same order
+    sol = load(pid).solve(yaml.safe_load((folder / "values.yaml").read_text()))
+    entries = answer_entries(sol)
+    answers = yaml.safe_load((folder / "answers.yaml").read_text())
+    assert [e.name for e in entries] == list(answers)
+    key = (folder / "key.tex").read_text()
+    question = (folder / "question.tex").read_text()
+    tensors = any(e.shape for e in entries)
+    for (label, value), e in zip(key_rows(entries), entries):
+        assert (e.label.tex if tensors else label.tex) in key and value.tex in key and e.label.tex in question
+    # the key's first page holds its answers (a table of matrices too tall for a page once left it blank)
+    first = _pdf_text_page(folder / "key.pdf", 1)
+    assert "Answers" in first and len(first.split()) > 40
+    if pid == "rnn-bptt":     # the sheet asks dE_2/dW (part b): its answers and key have it
+        assert "dE_2/dW" in answers and r"\frac{\partial E_{2}}{\partial W}" in key
+    if pid == "lstm-cell":    # the gate equations and the stacking order
+        assert "stacks the previous hidden state on top of the input" in " ".join(text.split())
+        assert r"\sigma\left(W_{i} [h_{\text{prev}}; x] + b_{i}\right)" in question
+    # the instructor's note has what the sheet leaves out
+    note = (out / "instructor-note.md").read_text()
+    assert f"--seed 7" in note and "derive check" in note and all(f"`{n}`" in note for n in answers)

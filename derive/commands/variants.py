@@ -21,6 +21,9 @@ def add_parser(sub):
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
     p.add_argument("--roster", metavar="CSV",
                    help="a class list with an 'id' column: each student gets a variant (DIR/roster.csv)")
+    p.add_argument("--all-active", action="store_true",
+                   help="every relu unit active, even where the problem's own values have a dead one "
+                        "(by default a variant keeps the problem's dead units)")
     p.add_argument("--jobs", type=_integer("--jobs"), default=None, metavar="J",
                    help="worker processes (default: the number of CPUs)")
     p.set_defaults(run=run)
@@ -82,10 +85,11 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path("output") / "variants" / safe_stem(problem.id)
     jobs = args.jobs or os.cpu_count() or 1
     result = write_variants(problem, args.count, args.seed, out, pdf=not args.no_pdf, jobs=jobs,
-                            roster_ids=ids, target=args.target, progress=Progress())
+                            roster_ids=ids, target=args.target, progress=Progress(),
+                            all_active=args.all_active)
     what = "values, answers, question and key" + (" (.tex and .pdf)" if result.pdf else " (.tex)")
     print(f"wrote {len(result.variants)} variants of {problem.id} to {out}/: {what} each; "
-          f"all-questions and all-keys" + ("; roster.csv" if ids is not None else ""))
+          f"all-questions, all-keys and instructor-note.md" + ("; roster.csv" if ids is not None else ""))
     if result.note:
         print(f"derive: {result.note}", file=sys.stderr)
     return 0

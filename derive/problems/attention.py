@@ -26,6 +26,7 @@ import numpy as np
 import sympy
 
 from .. import blocks as B
+from ..diagrams import attention_figure
 from ..tensor import (Dim, Tensor, TensorGraph, TensorModel, TensorProblem, apply, dot, jacobian,
                       matrix_math, total)
 
@@ -108,7 +109,8 @@ class AttentionModel(TensorModel):
             "($\\alpha = \\operatorname{softmax}(e)$), and reads the context $c = \\sum_j \\alpha_j h_j$, which "
             "feeds the next decoder state $s_i = f(s_{\\text{prev}}, y_{\\text{prev}}, c)$ "
             f"and the output. Learnable: $v$ ({D['a']}), $W$ (${D['a']} \\times {D['m']}$), "
-            f"$V$ (${D['a']} \\times {D['p']}$), {D['a'] * (1 + D['m'] + D['p'])} numbers in all.")]
+            f"$V$ (${D['a']} \\times {D['p']}$), {D['a'] * (1 + D['m'] + D['p'])} numbers in all."),
+            attention_figure(D["Tx"])]
 
     # -- the softmax Jacobian (the rest of the matrix form comes from the matrix engine) ----
     def softmax_jacobian(self, sol) -> np.ndarray:

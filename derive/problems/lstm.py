@@ -109,6 +109,25 @@ class LSTMModel(TensorModel):
         rows.append(B.EqRow(B.Math("L", "L"), (B.Math(r"\tfrac{1}{2} \lVert h - y \rVert^{2}", "1/2 ||h - y||^2"),)))
         return rows
 
+    def notation(self):
+        n, d = self.dims["n"], self.dims["d"]
+        hx = r"[h_{\text{prev}}; x]"
+        return [B.prose(
+            "Here ", B.Math(hx, "[h_prev; x]"), " stacks the previous hidden state on top of the input: a "
+            "vector of ", B.Math(f"n + d = {n + d}", f"n + d = {n + d}"), " entries, ",
+            B.Math(r"h_{\text{prev}}", "h_prev"), " first (", B.Math(f"n = {n}", f"n = {n}"),
+            ", the hidden size) and ", B.Math("x", "x"), " after it (", B.Math(f"d = {d}", f"d = {d}"),
+            ", the input size); so the first ", B.Math("n", "n"), " columns of each ",
+            B.Math(r"W_{i}, W_{f}, W_{o}, W_{c}", "W_i, W_f, W_o, W_c"), " multiply ",
+            B.Math(r"h_{\text{prev}}", "h_prev"), " and the last ", B.Math("d", "d"), " multiply ",
+            B.Math("x", "x"), ". ", B.Math(r"\sigma(z) = 1 / (1 + e^{-z})", "sigma(z) = 1/(1 + exp(-z))"),
+            " and ", B.Math(r"\tanh", "tanh"), " act on each entry, ", B.Math(r"\odot", "*"),
+            " is the entrywise product, and ", B.Math("g", "g"), " is the candidate cell state. ",
+            B.Math(r"z_{i}, z_{f}, z_{o}, z_{g}", "z_i, z_f, z_o, z_g"), " are the activations' arguments: ",
+            B.Math(r"z_{i} = W_{i} [h_{\text{prev}}; x] + b_{i}", "z_i = W_i [h_prev; x] + b_i"),
+            " and so on, with ", B.Math(r"z_{g} = W_{c} [h_{\text{prev}}; x] + b_{c}", "z_g = W_c [h_prev; x] + b_c"),
+            ".")]
+
     def intro_blocks(self, sol):
         n, d = self.dims["n"], self.dims["d"]
         rows = []

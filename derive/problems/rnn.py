@@ -235,6 +235,19 @@ class RNNModel(TensorModel):
             B.EqRow(B.Math("E", "E"), (B.Math(r"\sum_{t=1}^{T} E_{t}", "sum_{t=1..T} E_t"),)),
         ]
 
+    def notation(self):
+        D = self.dims
+        return [B.prose(
+            "For ", B.Math(r"t = 1, \dots, T", "t = 1..T"), " with ", B.Math(f"T = {D['T']}", f"T = {D['T']}"),
+            " and ", B.Math("H_{0}", "H_0"), " given; ", B.Math("I_{t}", "I_t"), " and ", B.Math("Y_{t}", "Y_t"),
+            " are row ", B.Math("t", "t"), " of ", B.Math("I", "I"), " and ", B.Math("Y", "Y"),
+            " (as column vectors); sizes ", B.Math(f"d = {D['d']}", f"d = {D['d']}"), " (input), ",
+            B.Math(f"n = {D['n']}", f"n = {D['n']}"), " (hidden), ", B.Math(f"k = {D['k']}", f"k = {D['k']}"),
+            " (output). ", B.Math(r"f = \tanh", "f = tanh"), " acts on each entry, and ",
+            B.Math(r"\tanh'(z) = 1 - \tanh^{2}(z)", "tanh'(z) = 1 - tanh(z)**2"), ". The matrices ",
+            B.Math("Z, H, O", "Z, H, O"), " hold ", B.Math(r"Z_{t}, H_{t}, O_{t}", "Z_t, H_t, O_t"),
+            " as their row ", B.Math("t", "t"), ".")]
+
     def single_step_form(self, sol, s: int):
         """The matrix-form derivation of E_s alone (the matrix engine, at the
         solution's point)."""
