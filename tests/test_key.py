@@ -122,7 +122,7 @@ def test_only_and_unknown_id(tmp_path, capsys):
     assert cli.main(["key", "--out", str(tmp_path), "--no-pdf", "--only", "mlp-relu-regression"]) == 0
     tex = (tmp_path / "answer-key.tex").read_text()
     assert tex.count(r"\section*{Appendix ") == 1 and "mlp-relu-regression" in tex
-    assert r"\begin{answerbox}{Final answer}" in tex      # seed 004 Q2, answered first
+    assert r"\begin{finalanswer}{Final answer}" in tex      # seed 004 Q2, answered first
     assert "(not in this key)" in tex
     assert cli.main(["key", "--out", str(tmp_path / "x"), "--only", "no-such-problem"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
