@@ -106,6 +106,37 @@ class Checks:
     items: tuple
 
 
+#: an update rule's name in words, and its hyper-parameters as letters
+RULE_WORDS = {"sgd": "stochastic gradient descent", "momentum": "SGD with momentum",
+              "nesterov": "SGD with Nesterov momentum", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam"}
+HYPER_TEX = {"lr": r"\eta", "momentum": r"\mu", "alpha": r"\alpha", "beta1": r"\beta_1", "beta2": r"\beta_2",
+             "eps": r"\epsilon", "weight_decay": r"\lambda", "dampening": r"\tau", "lr_decay": r"\text{lr decay}",
+             "initial_accumulator_value": r"G_0"}
+
+
+def rule_prose(optimizer) -> Prose:
+    """``Update rule: stochastic gradient descent, η = 0.5.`` from an optimizer's
+    ``describe()`` (the rule and the hyper-parameters that differ from torch's defaults)."""
+    import re
+
+    text = optimizer.describe()
+    m = re.fullmatch(r"(\w+) \((.*)\)", text)
+    if not m:
+        return Prose(("Update rule: ", text, "."))
+    parts = ["Update rule: " + RULE_WORDS.get(m.group(1), m.group(1))]
+    for item in filter(None, m.group(2).split(", ")):
+        key, _, value = item.partition("=")
+        if key in HYPER_TEX and re.fullmatch(r"-?[\d.]+(e-?\d+)?", value):
+            import sympy
+
+            from .fmt import num_tex
+
+            parts += [", ", Math(f"{HYPER_TEX[key]} = {num_tex(sympy.Float(value, 15))}", item)]
+        else:
+            parts.append(f", {item}")
+    return Prose(tuple(parts) + (".",))
+
+
 def question_text(question):
     """A problem's question stripped, keeping it :class:`Tex` (typeset) if it was."""
     q = question.strip()

@@ -647,8 +647,9 @@ def _seed004(sol, app) -> list:
         fwd = section(bl, "Forward pass")
         out.append(Part(
             "004", "Q2",
-            "A regression net: inputs $x_1, x_2$; hidden ReLU units $h_1$ ($w_1$ from $x_1$, $w_2$ from $x_2$, "
-            "bias $b_1$) and $h_2$ ($w_3$, $w_4$, $b_2$); linear output $o_1 = w_5 a_1 + w_6 a_2 + b_3$; "
+            "A regression net: inputs $x_1, x_2$; hidden ReLU units $h_1$ with $a_1 = \\mathrm{ReLU}(z_1)$, "
+            "$z_1 = w_1 x_1 + w_2 x_2 + b_1$, and $h_2$ with $a_2 = \\mathrm{ReLU}(z_2)$, "
+            "$z_2 = w_3 x_1 + w_4 x_2 + b_2$; linear output $o_1 = w_5 a_1 + w_6 a_2 + b_3$; "
             "$L = \\tfrac12 (y - o_1)^2$. One SGD step ($\\eta = " + n(j["optimizer"].get("lr", 0.5))
             + "$) on $x_1 = " + n(ex(s, "x1", v["x1"])) + "$, $x_2 = " + n(ex(s, "x2", v["x2"])) + "$, $y = "
             + n(ex(s, "y", v["y"])) + "$ from the exam's weights.",

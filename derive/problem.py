@@ -333,7 +333,7 @@ class GraphSolution(Solution):
                 v = self.leaves[n]
                 rows.append((B.Math(g.nodes[n].latex, n), label, B.Math(num_tex(v), num_text(v))))
         out.append(B.Table(("quantity", "kind", "value"), tuple(rows), align="llr"))
-        out.append(B.prose("Update rule: ", self.optimizer.describe(), "."))
+        out.append(B.rule_prose(self.optimizer))
 
         out.append(B.Heading("Forward pass"))
         eqs = []

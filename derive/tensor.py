@@ -786,7 +786,7 @@ class TensorSolution(GraphSolution):
             rows.append((B.Math(t.latex, t.name), tg.kinds[t.name], shape_math(t.shape),
                          matrix_math([self.leaves[n] for n in t.names], t.shape)))
         out.append(B.Table(("quantity", "kind", "shape", "value"), tuple(rows), align="lllr"))
-        out.append(B.prose("Update rule: ", self.optimizer.describe(), "."))
+        out.append(B.rule_prose(self.optimizer))
 
         out.append(B.Heading("Forward pass"))
         eqs = m.equations()

@@ -266,9 +266,9 @@ class WeightInit(Problem):
             trows.append((str(k),) + tuple(num_math(params[p]) for p in ("w1_11", "w1_21", "w1_12", "w1_22")))
         out.append(B.Table(("step",) + tuple(B.Math(g.nodes[p].latex, p) for p in ("w1_11", "w1_21", "w1_12", "w1_22")),
                            tuple(trows),
-                           caption=f"{len(traj) - 1} steps of {at['ones'].optimizer.describe()} from all ones on the "
-                                   "example" + (": the units stay equal" if all(
-                                       q["w1_11"] == q["w1_21"] and q["w1_12"] == q["w1_22"] for q in traj) else ""),
+                           caption=B.Tex(f"{len(traj) - 1} steps of gradient descent "
+                                         f"($\\eta = {num_tex(at['ones'].optimizer.lr)}$) from all ones on the example" + (": the units stay equal" if all(
+                                       q["w1_11"] == q["w1_21"] and q["w1_12"] == q["w1_22"] for q in traj) else "")),
                            align="rrrrr"))
         out.append(B.prose("Random initialisation breaks the tie: the units start different, receive different "
                            "gradients and can learn different features (its scale matters too: too large "
