@@ -4,6 +4,8 @@
 >>> sol = derive.solve("mlp-relu-regression")
 >>> float(sol.updates["w1"])
 0.1875
+>>> derive.check("mlp-relu-regression", {"w1": "0.1875", "w5": "0.5"})["summary"]["incorrect"]
+1
 """
 from __future__ import annotations
 
@@ -29,4 +31,15 @@ def builtins():
     return _builtins()
 
 
-__all__ = ["load", "solve", "builtins", "__version__"]
+def __getattr__(name):
+    # ``derive.check`` is the module derive/check.py, made callable: calling
+    # it checks hand answers (derive.check.check_answers).  Imported on first
+    # use so ``import derive`` stays light.
+    if name == "check":
+        import importlib
+
+        return importlib.import_module(".check", __name__)
+    raise AttributeError(f"module 'derive' has no attribute {name!r}")
+
+
+__all__ = ["load", "solve", "builtins", "check", "__version__"]

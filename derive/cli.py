@@ -10,10 +10,12 @@ import argparse
 import importlib
 import sys
 
+from .budget import TimeLimitExceeded, check_environment
 from .errors import UserError, as_user_error
+from .safetext import shorten, visible
 
 #: command name -> module under derive.commands, in the order `--help` lists them
-COMMANDS = ["list", "solve", "key", "check", "codegen", "variants"]
+COMMANDS = ["list", "solve", "key", "check", "codegen", "variants", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,12 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: characters of one error line (user text inside it is shortened first)
+MAX_ERROR_LINE = 1000
+
+
+def error_line(where: str, what: str) -> str:
+    """``derive: error: WHERE: WHAT`` as one short line without control characters."""
+    text = f"{shorten(where, 300)}: {what}" if where else str(what)
+    return "derive: error: " + visible(shorten(text, MAX_ERROR_LINE))
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        check_environment()
         return int(args.run(args) or 0)
     except UserError as exc:
-        print(f"derive: error: {exc}", file=sys.stderr)
+        print(error_line(exc.where, exc.what), file=sys.stderr)
+        return 2
+    except TimeLimitExceeded as exc:
+        print(error_line(exc.where or "time limit", str(exc)), file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
@@ -49,7 +65,7 @@ def main(argv=None) -> int:
         err = as_user_error(exc)
         if err is None:
             raise
-        print(f"derive: error: {err}", file=sys.stderr)
+        print(error_line(err.where, err.what), file=sys.stderr)
         return 2
 
 

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import sympy
 
+from .compare import same_function
+from .latexin import last_side, plain_unicode
 from .ops import OPS
 from .tensor import Tensor, block_paths
 
@@ -213,6 +215,15 @@ class _FormulaReader:
                 self.take()
                 parts.append(self.expr(None))
             self.take("]")
+            return _stack(parts)
+        if tok == "stack" and self.peek() == "(":
+            # the spec language's stack(a, b): the vector [a; b]
+            self.take("(")
+            parts = [self.expr(None)]
+            while self.peek() == ",":
+                self.take()
+                parts.append(self.expr(None))
+            self.take(")")
             return _stack(parts)
         if re.fullmatch(r"\d*\.\d+|\d+", tok):
             return _scalar(sympy.Rational(tok))
@@ -594,7 +605,7 @@ class TensorFormula:
         if not isinstance(text, str):
             return False
         try:
-            number(text)
+            number(last_side(text)[0].strip().strip("$"))
             return False
         except ExprError:
             return True
@@ -613,13 +624,20 @@ class TensorFormula:
         return read_formula(text, self.tg.tensors, t.shape, self.resolve)
 
     def judge(self, text):
-        from .check import same_function
-
         right_t = self.tg.tensors[self.name]
+        text, note = last_side(plain_unicode(str(text)))
+        if note and not text.startswith("$") and str(text).rstrip().endswith("$"):
+            text = text.rstrip().rstrip("$")
         try:
             mine = self.read(text)
         except FormulaError as exc:
             return "unparseable", str(exc), {"form": self.form}
+        verdict, msg, extra = self._judge_read(mine, right_t)
+        if note:
+            msg = f"{msg}; {note}" if msg else note
+        return verdict, msg, extra
+
+    def _judge_read(self, mine, right_t):
         if mine.shape != right_t.shape:
             return "incorrect", (f"a {_shape(mine)} formula; {self.name} is "
                                  f"{' x '.join(map(str, right_t.shape))}"), {"form": self.form}
@@ -633,12 +651,87 @@ class TensorFormula:
         bad = [k for k, (x, y) in enumerate(zip(a, b)) if not same_function(x, y, None)]
         msg = f"not the same function as {self.form} (entr{'y' if len(bad) == 1 else 'ies'} " \
               f"{', '.join(str(k + 1) for k in bad)})"
+        extra = {"form": self.form, "code": None}
         for other, t in self.tg.tensors.items():
             if other != self.name and t.shape == right_t.shape and self.tg.kinds[other] in ("forward", "loss"):
                 if all(same_function(x, e.xreplace(sub), None) for x, e in zip(a, t.exprs)):
                     msg += f"; this is derive's {other}"
-                    break
-        return "incorrect", msg, {"form": self.form}
+                    extra["code"] = f"value-of:{other}"
+                    return "incorrect", msg, extra
+        # entry by entry: which term, gate or function differs
+        found = {}
+        for k in bad:
+            why = self._explain(right_t.exprs[k], a[k])
+            if why is not None:
+                found.setdefault(why, []).append(k + 1)
+        if found:
+            parts = [f"{sentence} (entr{'y' if len(ks) == 1 else 'ies'} {', '.join(map(str, ks))})"
+                     for (code, sentence), ks in found.items()]
+            msg += "; " + "; ".join(parts)
+            extra["code"] = next(iter(found))[0]
+        return "incorrect", msg, extra
+
+    def _names(self) -> dict:
+        """symbol -> the name of the vector it is an entry of (c_1 -> c)."""
+        if not hasattr(self, "_sym_names"):
+            self._sym_names = {e: sympy.Symbol(n) for n, t in self.tg.tensors.items() for e in t.exprs
+                               if isinstance(e, sympy.Symbol)}
+        return self._sym_names
+
+    def _explain(self, right_sym, mine_expanded):
+        """(code, sentence) for one wrong entry: the entry's own equation
+        (c_1 = f_1 c_prev_1 + i_1 g_1) changed in one way a student does
+        (two quantities exchanged, one activation for another, a function
+        left out, a term or factor left out) equals the answer; else None."""
+        node = self.tg.graph.nodes.get(str(right_sym))
+        body = node.expr if node is not None and node.expr is not None else right_sym
+        sub = self._expand()
+        names = self._names()
+        show = lambda e: str(e.xreplace(names))  # noqa: E731
+        for code, sentence, alt in _alternatives(body, names, show, self.tg.kinds):
+            try:
+                if same_function(mine_expanded, alt.xreplace(sub), None):
+                    return code, sentence
+            except (TypeError, ValueError):
+                continue
+        return None
+
+
+#: activations a student may write one for another
+_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
+
+def _alternatives(body, names: dict, show, kinds: dict):
+    """(code, sentence, changed equation) for the mistakes tried on one
+    entry's equation, most specific first (two gates exchanged before a
+    gate and a given)."""
+    syms = sorted((s for s in body.free_symbols if s in names), key=str)
+    pairs = [(s1, s2) for k, s1 in enumerate(syms) for s2 in syms[k + 1:] if names[s1] != names[s2]]
+    given = lambda s: kinds.get(str(names[s])) != "forward"  # noqa: E731
+    for s1, s2 in sorted(pairs, key=lambda p: given(p[0]) + given(p[1])):
+        n1, n2 = str(names[s1]), str(names[s2])
+        yield (f"exchanged:{n1},{n2}", f"{n1} and {n2} exchanged", body.xreplace({s1: s2, s2: s1}))
+    apps = sorted(body.atoms(sympy.Function), key=str)
+    for app in apps:
+        fname = app.func.__name__
+        if fname in _ACTIVATIONS:
+            for other in _ACTIVATIONS:
+                if other != fname:
+                    yield (f"wrong-activation:{other}-for-{fname}", f"{other} in place of {fname} in {show(app)}",
+                           body.xreplace({app: OPS[other].sympy(*app.args)}))
+        if len(app.args) == 1:
+            yield (f"missing-function:{fname}", f"{show(app)} written without its {fname}: {show(app.args[0])}",
+                   body.xreplace({app: app.args[0]}))
+    if body.is_Add:
+        for term in body.args:
+            yield f"missing-term:{show(term)}", f"the term {show(term)} is missing", body - term
+    if body.is_Mul:
+        for fac in body.args:
+            if fac.free_symbols:
+                yield f"missing-factor:{show(fac)}", f"the factor {show(fac)} is missing", body / fac
+    if body.is_Add:
+        for term in body.args:
+            yield f"sign:{show(term)}", f"the sign of {show(term)} is flipped", body - 2 * term
 
 
 __all__ += ["TensorFormula"]

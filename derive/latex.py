@@ -24,6 +24,8 @@ import re
 
 import sympy
 from pylatex.utils import escape_latex
+
+from .safetext import visible
 from sympy.printing.latex import LatexPrinter
 
 from .graph import default_latex
@@ -175,7 +177,8 @@ def escape(text) -> str:
     >>> escape("η ≈ 0.5")
     '$\\eta$ $\\approx$ 0.5'
     """
-    paragraphs = re.split(r"\n\s*\n", str(text))
+    # control characters are shown as visible escapes, never given to TeX
+    paragraphs = re.split(r"\n\s*\n", visible(text, keep_lines=True))
     out = []
     for para in paragraphs:
         para = re.sub(r"\s+", " ", para)

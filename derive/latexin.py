@@ -16,6 +16,8 @@ implicit multiplication and the functions ``\sigma \tanh \exp \log \ln``
 '((1)/(2))*(y-o1)**(2)'
 >>> latex_to_expr(r"\sigma(w^{2}_{11} h_1)", {"w2_11", "h1"})
 'sigmoid(w2_11*h1)'
+>>> latex_to_expr(r"1 - \tanh^2(z_1)", {"z1"})
+'1-(tanh(z1))**(2)'
 """
 from __future__ import annotations
 
@@ -247,6 +249,10 @@ class _Reader:
                 raise LatexError(r"\sqrt[n]{} (an n-th root) is not supported")
             return "sqrt" + self._call_arg()
         if cmd in COMMAND_FUNCS:
+            if self.peek() == "^":          # \tanh^2(z) is (tanh(z))^2
+                self.take()
+                power = self.script_expr()
+                return f"({COMMAND_FUNCS[cmd]}{self._call_arg()})**({power})"
             return COMMAND_FUNCS[cmd] + self._call_arg()
         if cmd in GREEK:
             return self.name(cmd)
@@ -311,3 +317,155 @@ def _balanced_outer(s: str) -> bool:
             if depth == 0 and i != len(s) - 1:
                 return False
     return True
+
+
+# ---------------------------------------------------------------------------
+# Notation students write, rewritten before reading (plain text or LaTeX)
+
+#: names a hand answer may give the learning rate
+LR_NAMES = ("eta", "lr", "alpha", "\u03b7", "\u03b1")
+_UNICODE = {"\u03b7": "eta", "\u03b1": "alpha", "\u03c3": "sigmoid", "\u2032": "'", "\u2212": "-",
+            "\u00d7": "*", "\u22c5": "*", "\u00b7": "*"}
+
+
+def last_side(text: str):
+    r"""The last side of ``LHS = ... = value`` and a note saying so (None
+    when there is no ``=``).  ``==``, ``<=`` and ``>=`` are not sides.
+
+    >>> last_side(r"c_t = f_t \odot c_{t-1} + i_t \odot g_t")
+    ('f_t \\odot c_{t-1} + i_t \\odot g_t', 'judged the last side of the chain: f_t \\odot c_{t-1} + i_t \\odot g_t')
+    >>> last_side(r"w_1 \leftarrow 0.1875")[0], last_side("0.5")
+    ('0.1875', ('0.5', None))
+    """
+    t = str(text)
+    parts = re.split(r"(?<![<>=!:])=(?!=)|:=|\\(?:long)?leftarrow\b|\\gets\b|\u2190", t)
+    if len(parts) < 2 or any(ch in side for side in parts[:-1] for ch in "`#%&~@"):
+        return t, None                                 # not a chain of sides (TeX trickery stays whole)
+    last = parts[-1].strip().rstrip("$").strip()
+    if not last:
+        return t, None
+    if t.strip().startswith("$") and not last.startswith("$"):
+        last = last                                    # the $ of the left side stays behind
+    return last, f"judged the last side of the chain: {last}"
+
+
+def decimal_comma(text: str) -> str:
+    """``0,3`` -> ``0.3`` for an answer that is one number (a list or a
+    call's arguments keep their commas).
+
+    >>> decimal_comma("0,3"), decimal_comma("-1,25e-3"), decimal_comma("max(0,3)")
+    ('0.3', '-1.25e-3', 'max(0,3)')
+    """
+    t = text.strip()
+    if re.fullmatch(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?", t):
+        return t.replace(",", ".")
+    return text
+
+
+def plain_unicode(text: str) -> str:
+    """Greek letters and typographic signs students type, as derive's names."""
+    return "".join(_UNICODE.get(ch, ch) for ch in text)
+
+
+#: derivative of an activation, written with a prime, as an expression of
+#: its argument X (plain syntax; LaTeX answers get the LaTeX form)
+PRIME_PLAIN = {"relu": "step({x})", "tanh": "(1 - tanh({x})**2)",
+               "sigmoid": "(sigmoid({x})*(1 - sigmoid({x})))", "exp": "exp({x})"}
+PRIME_LATEX = {"relu": r"\operatorname{step}({x})", "tanh": r"(1 - \tanh({x})^2)",
+               "sigmoid": r"(\sigma({x})(1 - \sigma({x})))", "exp": r"\exp({x})"}
+_PRIME_NAMES = {"relu": "relu", "ReLU": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "sigma": "sigmoid",
+                "sigm": "sigmoid", "exp": "exp", "f": "f", "g": "g"}
+_PRIME = re.compile(r"(\\operatorname\{)?\\?(relu|ReLU|tanh|sigmoid|sigma|sigm|exp|f|g)\}?\s*(?:'|\^\{?\\prime\}?)\s*"
+                    r"(?=[({\[])")
+
+
+def primes(text: str, activation: str | None = None, latex: bool = False) -> str:
+    r"""``relu'(z1)``, ``\tanh'(z)``, ``\sigma'(z)``: an activation's derivative
+    written with a prime, as the expression it stands for.  ``f'`` (and
+    ``g'``) mean the problem's own activation when it has one kind.
+
+    >>> primes("relu'(z1)*w5")
+    'step(z1)*w5'
+    >>> primes("f'(u)", "sigmoid")
+    '(sigmoid(u)*(1 - sigmoid(u)))'
+    """
+    out, pos = [], 0
+    table = PRIME_LATEX if latex else PRIME_PLAIN
+    for _ in range(50):
+        m = _PRIME.search(text, pos)
+        if m is None:
+            break
+        fn = _PRIME_NAMES[m.group(2)]
+        if fn in ("f", "g"):
+            fn = activation
+        if fn not in table:
+            out.append(text[pos:m.end()])
+            pos = m.end()
+            continue
+        arg_end = _closing(text, m.end())
+        if arg_end is None:
+            break
+        arg = text[m.end() + 1:arg_end]
+        out.append(text[pos:m.start()])
+        out.append(table[fn].replace("{x}", arg))
+        pos = arg_end + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _closing(text: str, start: int):
+    """Index of the bracket closing the one at ``start`` (None if unbalanced)."""
+    pairs = {"(": ")", "{": "}", "[": "]"}
+    opener = text[start]
+    closer, depth = pairs[opener], 0
+    for i in range(start, len(text)):
+        if text[i] == opener:
+            depth += 1
+        elif text[i] == closer:
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def _latex_key(s: str) -> str:
+    return re.sub(r"\s+|\\mathrm|\\mathit|\{|\}", "", s)
+
+
+def node_latex_names(text: str, latex_of: dict) -> str:
+    r"""A problem's own LaTeX for its quantities (``\hat{y}``, ``w^{(1)}_{11}``)
+    replaced by their names.  ``latex_of`` maps name -> LaTeX; the longest
+    forms are replaced first, and only forms with a command or a script.
+
+    >>> node_latex_names(r"(\hat{y} - y) \cdot h_1", {"yhat": r"\hat{y}", "y": "y"})
+    '(yhat - y) \\cdot h_1'
+    """
+    forms = sorted(((lx, n) for n, lx in latex_of.items() if lx and any(c in lx for c in "\\^")),
+                   key=lambda p: -len(p[0]))
+    for lx, n in forms:
+        pattern = r"\s*".join(re.escape(ch) if ch not in "{}" else "\\" + ch + "?" for ch in lx if not ch.isspace())
+        text = re.sub(pattern + r"(?![A-Za-z0-9])", n, text)
+    return text
+
+
+def hats(text: str, names, predicted: dict | None = None) -> str:
+    r"""``\hat{y}``, ``\hat y``, ``\tilde{c}``: the name with the mark as a
+    suffix or prefix when the problem has it (``y_hat``, ``yhat``); else,
+    for a target, the network's output that predicts it (``predicted``:
+    target -> output; seed 004 writes the prediction \hat{y}); else the bare
+    letter.
+
+    >>> hats(r"(\hat{y} - y)", {"y", "o1"}, {"y": "o1"})
+    '(o1 - y)'
+    >>> hats(r"\hat{y} - y", {"y", "yhat"})
+    'yhat - y'
+    """
+    def one(m):
+        mark, base = m.group(1), m.group(2) or m.group(3)
+        for c in (f"{base}_{mark}", f"{base}{mark}", f"{mark}{base}", f"{mark}_{base}"):
+            if c in names:
+                return c
+        if mark in ("hat", "widehat") and base in (predicted or {}):
+            return predicted[base]
+        return base
+    return re.sub(r"\\(hat|tilde|bar|widehat)\s*(?:\{\s*([A-Za-z]+)\s*\}|([A-Za-z]))", one, text)

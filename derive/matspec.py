@@ -40,6 +40,8 @@ from .spec import SpecError
 
 #: bytes the forward values and adjoints may take, unless --max-memory says more
 DEFAULT_MAX_MEMORY = 2 * 1024**3
+#: bytes one node of the graph takes besides its numbers (Python objects, its step)
+NODE_BYTES = 4096
 #: the most axes a leaf may have (C x H x W maps, C_out x C_in x k x k kernels)
 MAX_AXES = 4
 #: reserved: the generated code's module name and the time step
@@ -48,7 +50,8 @@ SECTIONS = (("inputs", "input"), ("targets", "target"), ("parameters", "paramete
 
 
 def memory_words(n: int) -> str:
-    return f"{n / 1024**2:.3g} MB"
+    mb = n / 1024**2
+    return f"{mb:,.0f} MB" if mb >= 10 else f"{mb:.3g} MB"
 
 
 @dataclass
@@ -161,12 +164,14 @@ class _Walker:
         elif len(node.args) < n_tensor:
             raise ExprError(f"{fname}() takes {n_tensor} tensor argument{'s' * (n_tensor != 1)}, "
                             f"got {len(node.args)}")
-        # the sum (mean) of a scalar sequence: one term per step
+        # the sum (mean) of a sequence: one term per step
         if fname in ("sum", "mean") and len(node.args) == 1 and isinstance(node.args[0], ast.Name) \
-                and self.b.scalar_sequence(node.args[0].id):
+                and self.b.whole_sequence(node.args[0].id):
             steps = self.b.steps_of(node.args[0].id)
+            entries = len(steps) * (int(np.prod(steps[0].shape)) if steps[0].shape else 1)
+            steps = [self.b.apply("sum", s) if s.shape else s for s in steps]
             total = self.b.apply("add_n", *steps) if len(steps) > 1 else steps[0]
-            return total if fname == "sum" else self.b.apply("div", total, Const(sympy.Integer(len(steps))))
+            return total if fname == "sum" else self.b.apply("div", total, Const(sympy.Integer(entries)))
         tensors = [self.visit(a) for a in node.args[:n_tensor]]
         params = []
         for a in node.args[n_tensor:]:
@@ -230,10 +235,16 @@ class _MBuild:
         return e
 
     def _spend(self, entries: int):
-        self.bytes += 8 * entries * 2          # a value and its adjoint
+        self.bytes += 8 * entries * 2 + NODE_BYTES     # a value, its adjoint, and the node itself
         if self.bytes > self.max_memory:
             raise ExprError(f"the values and adjoints need more than {memory_words(self.max_memory)} of "
                             "memory (raise it with --max-memory MB)")
+
+    def _room(self, where, entries: int):
+        try:
+            self._spend(entries)
+        except ExprError as exc:
+            raise SpecError(where, str(exc)) from None
 
     def lookup(self, name):
         if "__" in name:
@@ -253,8 +264,8 @@ class _MBuild:
         err.unknown_name = name
         raise err
 
-    def scalar_sequence(self, name) -> bool:
-        return self.t is None and name in self.seq_steps and not self.steps_of(name)[0].shape
+    def whole_sequence(self, name) -> bool:
+        return self.t is None and name in self.seq_steps
 
     def steps_of(self, name) -> list:
         s = self.seq_steps[name]
@@ -265,8 +276,8 @@ class _MBuild:
         named quantity (a vector of scalars, or T rows)."""
         steps = self.steps_of(name)
         if steps[0].shape:
-            raise ExprError(f"{name!r} is a sequence of {' x '.join(map(str, steps[0].shape))} steps; "
-                            f"use one step ({name}[T]) or sum({name}) of a scalar sequence")
+            raise ExprError(f"{name!r} is a sequence of {' x '.join(map(str, steps[0].shape))} quantities; "
+                            f"after the unroll use one step ({name}[T]) or sum({name})")
         ref = self.g.define(name, self.apply("stack", *steps))
         self.names[name] = ref
         return ref
@@ -327,13 +338,10 @@ class _MBuild:
             for name, raw in block.items():
                 where = f"{section}.{name}"
                 self._name(where, name)
-                shape, value, seq = _leaf(where, raw, self.T, self.given.get(name))
+                shape, value, seq = _leaf(where, raw, self.T, self.given.get(name),
+                                          lambda entries, where=where: self._room(where, entries))
                 if value is None:
                     self.missing.append(name)
-                try:
-                    self._spend(int(np.prod(shape)) if shape else 1)
-                except ExprError as exc:
-                    raise SpecError(where, str(exc)) from None
                 self.names[name] = self.g.leaf(name, shape, kind)
                 self.leaves[name] = value
                 if seq:
@@ -383,7 +391,14 @@ class _MBuild:
             self.pending = set(eqs)
             self.seq_initial[name] = self.expr(where, text)
             self.pending = set()
+        before = self.bytes
         for t in range(1, self.T + 1):
+            if t == 2:      # every step costs what the first did: refuse a bomb before building it
+                need = before + self.T * (self.bytes - before)
+                if need > self.max_memory:
+                    raise SpecError("unroll.T", f"{self.T} steps would need {memory_words(need)} of memory for "
+                                                f"the values and adjoints; the limit is {memory_words(self.max_memory)}"
+                                                " (raise it with --max-memory MB)")
             self.t, self.pending = t, set(eqs)
             for name, text in eqs.items():
                 where = f"unroll.equations.{name}"
@@ -434,12 +449,14 @@ def _index(node, t, T, text) -> int:
     return value(node)
 
 
-def _leaf(where, raw, T, given):
+def _leaf(where, raw, T, given, room=lambda entries: None):
     """(shape, numpy value, declared over time) of one leaf; ``given`` (from
-    --values) replaces the spec's value and may stand for it."""
+    --values) replaces the spec's value and may stand for it.  ``room(entries)``
+    refuses a size over the memory limit before anything is allocated."""
     if not isinstance(raw, dict):
         if isinstance(raw, list):
             raise SpecError(where, "a vector or matrix is declared as {shape: [2, 3], value: [[...], [...]]}")
+        room(1)
         return (), _array(where, given if given is not None else raw, ()), False
     for key in raw:
         if key not in ("shape", "value"):
@@ -463,6 +480,7 @@ def _leaf(where, raw, T, given):
             raise SpecError(f"{where}.shape", f"sizes must be whole numbers, at least 1, got {str(n)[:40]}")
         shape.append(n)
     shape = tuple(shape)
+    room(int(np.prod(shape, dtype=object)))
     value = given if given is not None else raw.get("value")
     if value is None:       # a shape only: the numbers come from --values
         return shape, None, seq

@@ -38,8 +38,9 @@ SMALL_ENTRIES = 400
 SHOW_ENTRIES = 16
 
 
-#: limits a user may raise: --max-memory (bytes) and --time-limit (seconds per phase)
-LIMITS = {"max_memory": None, "time_limit": 120.0}
+#: the memory limit a user may raise (--max-memory, bytes; None: the default);
+#: time is bounded per phase by derive.budget (--time-limit, DERIVE_TIME_LIMIT)
+LIMITS = {"max_memory": None}
 
 
 def is_small(data: dict) -> bool:
@@ -48,7 +49,7 @@ def is_small(data: dict) -> bool:
     times the steps stay under :data:`SMALL_ENTRIES` entries."""
     unroll = data.get("unroll")
     T = unroll.get("T", 1) if isinstance(unroll, dict) else 1
-    if not isinstance(T, int) or T > 64:
+    if not isinstance(T, int) or T > 64 or not _scalar_functions_only(data):
         return False
     total = 0
     for section in ("inputs", "targets", "parameters"):
@@ -71,20 +72,51 @@ def is_small(data: dict) -> bool:
     return total * max(1, T) <= SMALL_ENTRIES
 
 
+def _scalar_functions_only(data: dict) -> bool:
+    """Whether every function a spec calls is one the component-wise builder
+    knows (softmax along an axis, convolution, ... are the matrix engine's)."""
+    import ast
+
+    from .engine.tensor_op import TENSOR_OPS
+    from .ops import OPS
+    from .parse import ExprError, parse_tree
+    from .vecspec import FUNCTIONS
+    texts = [data.get("loss")]
+    for block in (data.get("forward"), (data.get("unroll") or {}).get("equations")
+                  if isinstance(data.get("unroll"), dict) else None):
+        if isinstance(block, dict):
+            texts += list(block.values())
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        try:
+            tree = parse_tree(text)
+        except ExprError:
+            continue                      # the component-wise builder words the refusal
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                if not isinstance(node.func, ast.Name):
+                    continue
+                if node.func.id not in OPS and node.func.id not in FUNCTIONS and node.func.id in TENSOR_OPS:
+                    return False          # (a name unknown to both is refused by the component builder)
+                if node.func.id in ("softmax", "sum", "mean") and len(node.args) > 1:
+                    return False          # along an axis
+    return True
+
+
 class MatrixSpecProblem:
     """A vector spec above the small size: read into the matrix engine only."""
 
     def __init__(self, data: dict, source_name: str, *, id: str | None = None, source: str = "",
                  order: tuple = (99, 0), user: bool = True):
+        from .budget import SPEC_BUILD_SECONDS, limit
         from .matspec import DEFAULT_MAX_MEMORY, build_matrix_spec
-        from .spec import time_limit
         self.source_name, self.user, self.order, self.source = source_name, user, order, source
         self.data = data
         title = data.get("title") or data.get("name") or id or "spec"
         self.id, self.title = id or str(title), str(title)[:200]
         self.question = str(data.get("question") or data.get("description") or "")
-        with time_limit(LIMITS["time_limit"], "reading the spec",
-                        "(limit --time-limit)"):
+        with limit(SPEC_BUILD_SECONDS, "reading the spec", source_name):
             self.spec = build_matrix_spec(data, {}, LIMITS["max_memory"] or DEFAULT_MAX_MEMORY)
         try:
             self.optimizer = Optimizer.from_spec(data.get("optimizer"))
@@ -96,12 +128,11 @@ class MatrixSpecProblem:
         return {"id": self.id, "title": self.title, "source": self.source}
 
     def solve(self, values: dict | None = None, steps: int = 1) -> "MatrixSolution":
-        from .spec import time_limit
+        from .budget import SPEC_SOLVE_SECONDS, limit
         if steps < 1:
             raise SpecError("--steps", "must be at least 1")
         leaves, optimizer = apply_given(self.spec, self.optimizer, values or {})
-        with time_limit(LIMITS["time_limit"], "the backward pass and its checks",
-                        "(limit --time-limit)"):
+        with limit(SPEC_SOLVE_SECONDS, "the backward pass and its checks", self.source_name):
             return MatrixSolution(self, self.spec, leaves, optimizer, steps)
 
 
@@ -127,7 +158,9 @@ def apply_given(spec: MatrixSpec, optimizer: Optimizer, given: dict):
             raise SpecError(f"values.{name}", "unknown name; known: " + ", ".join(known))
     missing = [n for n, v in leaves.items() if v is None]
     if missing:
-        raise SpecError(f"values.{missing[0]}", "no value: the spec gives only its shape; give it in --values")
+        node = spec.graph.nodes[missing[0]]
+        raise SpecError(f"{node.kind}s.{node.name}.value", "missing: a number (every entry), nested lists, "
+                                                           "or the numbers in --values")
     if hyper:
         try:
             optimizer = optimizer.with_hyper(**hyper)
@@ -224,11 +257,14 @@ class MatrixSolution(Solution):
             grads[n.name] = {"value": self.gradient(n.name).tolist(),
                              "expr": step.spec if step else "0", "latex": step.latex if step else "0",
                              "form": "matrix"}
+        values = {name: np.asarray(v).tolist() for name, v in self.values.items() if name in g.nodes}
+        for seq, names in self._sequences().items():     # an unrolled quantity also as one array, T first
+            if seq not in values:
+                values[seq] = [values[n] for n in names]
         out = {
             "id": self.problem.id,
             "title": self.problem.title,
-            "values": {name: np.asarray(v).tolist() for name, v in self.values.items()
-                       if name in g.nodes},
+            "values": values,
             "loss": float(self.values[g.loss]),
             "gradients": grads,
             "updates": {n: v.tolist() for n, v in self.updates.items()},
@@ -242,6 +278,28 @@ class MatrixSolution(Solution):
             out["input_gradients"] = {n: self.gradient(n).tolist() for n in g.wanted_inputs}
         if self.steps > 1:
             out["losses"] = self.losses
+        return out
+
+    def matrix_form_blocks(self) -> list:
+        """The backward pass in matrix form as blocks (formulas, then values)."""
+        return matrix_blocks(self.mf)
+
+    def _sequences(self) -> dict:
+        seqs: dict = {}
+        for n in self.graph.computed():
+            if n.step is not None:
+                seqs.setdefault(n.step[0], []).append(n.name)
+        return seqs
+
+    def answer_values(self) -> dict:
+        """What ``derive check`` compares answers with: every named quantity,
+        every adjoint by its step name (dL/dW1), each parameter after the update
+        (W1_new, W1+ and the bare name, as the contract reads hand answers)."""
+        out = {name: np.asarray(v).tolist() for name, v in self.values.items() if name in self.graph.nodes}
+        for s in self.mf.steps:
+            out[s.name] = s.value.tolist()
+        for name, v in self.updates.items():
+            out[name] = out[f"{name}_new"] = out[f"{name}+"] = v.tolist()
         return out
 
     # -- worked solution -------------------------------------------------------
@@ -273,7 +331,7 @@ class MatrixSolution(Solution):
         out.append(B.prose(f"The graph has {len(g.nodes)} named quantities with "
                            f"{g.entries()} entries in all; the backward pass is derived in matrix form "
                            "(one rule per operation, whatever the sizes)."))
-        out += matrix_blocks(self.mf)
+        out += self.matrix_form_blocks()
         out.append(B.Heading("Update"))
         out.append(B.prose(f"{self.optimizer.describe()}, as torch.optim computes it, entry by entry:"))
         out.append(B.Equations(tuple(

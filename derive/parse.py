@@ -20,6 +20,8 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+import warnings
+from contextlib import contextmanager
 
 import sympy
 
@@ -30,12 +32,19 @@ MAX_NODES = 800        # AST nodes in one expression
 MAX_DEPTH = 40         # nesting of the AST
 MAX_EXPONENT = 64      # |numeric exponent| in a ** b
 MAX_NUMBER_TEXT = 40   # characters in one numeric literal
+MAX_DIGITS = 1000      # digits of an exact number built by arithmetic (numerator or denominator)
+MAX_LOG10 = 1000       # |log10| of a decimal number built by arithmetic
+MAX_POWER = 256        # |exponent| of a name once powers combine: (x**64)**64 is x**4096
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class ExprError(ValueError):
     """An expression was refused; the message says why."""
+
+
+class ExprLimitError(ExprError):
+    """An expression was refused for its size (too long, deep, large)."""
 
 
 def check_name(name: str) -> str:
@@ -138,7 +147,7 @@ class _Builder(ast.NodeVisitor):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ExprError(f"constant {node.value!r} is not a number")
         if isinstance(node.value, int) and abs(node.value) > 10**30:
-            raise ExprError("integer literal is too large")
+            raise ExprLimitError("integer literal is too large")
         return number(node.value if isinstance(node.value, int) else repr(node.value))
 
     def visit_Name(self, node):
@@ -171,36 +180,122 @@ class _Builder(ast.NodeVisitor):
                 terms.append(-right if isinstance(node.op, ast.Sub) else right)
                 node = node.left
             terms.append(self.visit(node))
-            return sympy.Add(*reversed(terms))
+            return _bounded(sympy.Add(*reversed(terms)))
         left = self.visit(node.left)
         right = self.visit(node.right)
-        op = node.op
-        if isinstance(op, ast.Add):
-            return left + right
-        if isinstance(op, ast.Sub):
-            return left - right
-        if isinstance(op, ast.Mult):
-            return left * right
-        if isinstance(op, ast.Div):
-            if right.is_zero:
-                raise ExprError("division by zero")
-            return left / right
-        if isinstance(op, ast.Pow):
-            if right.is_Number:
-                if abs(right) > MAX_EXPONENT:
-                    raise ExprError(f"exponent {right} is larger than {MAX_EXPONENT} in absolute value")
-                if left.is_zero and right.is_negative:
-                    raise ExprError("zero raised to a negative power")
-            elif not right.free_symbols:
-                raise ExprError("a constant exponent must be a plain number")
-            return sympy.Pow(left, right)
-        raise ExprError(f"operator {_OPERATOR_NAMES.get(type(op).__name__, type(op).__name__)} is not allowed")
+        symbol = _SYMBOLS.get(type(node.op))
+        if symbol is None:
+            name = type(node.op).__name__
+            raise ExprError(f"operator {_OPERATOR_NAMES.get(name, name)} is not allowed")
+        return arithmetic(symbol, left, right)
 
     def visit_Call(self, node):
         fname = called_function(node, self.funcs)
         if node.keywords or len(node.args) != 1 or isinstance(node.args[0], ast.Starred):
             raise ExprError(f"{fname}() takes exactly one positional argument")
-        return self.funcs[fname](self.visit(node.args[0]))
+        arg = self.visit(node.args[0])
+        with too_large(fname):
+            return _bounded(self.funcs[fname](arg))
+
+
+def _size(number) -> float:
+    """The digits of an exact number (numerator or denominator), or the
+    |log10| of a decimal one: what arithmetic on it costs."""
+    if number.is_Rational:
+        p, q = abs(int(number.p)), int(number.q)
+        return max(p.bit_length(), q.bit_length()) * 0.30103
+    if number.is_Float:
+        m, e = sympy.Float(number)._mpf_[1:3] if number != 0 else (0, 0)
+        return abs((int(m).bit_length() + e) * 0.30103) if m else 0.0
+    return 0.0
+
+
+def _largest(expr) -> float:
+    return max((_size(a) for a in expr.atoms(sympy.Number)), default=0.0)
+
+
+def _check_power_size(base, exponent) -> None:
+    """Refuse a power whose exact value would be huge, before computing it:
+    ``((9**64)**64)**64`` has about 3.7 million digits."""
+    n = abs(float(exponent))
+    digits = _largest(base) * n
+    if digits > MAX_DIGITS:
+        raise ExprLimitError(f"a power that large is not allowed (about {digits:.4g} digits; at most {MAX_DIGITS})")
+
+
+def _bounded(expr):
+    """A new result whose numbers and powers stay small enough to work with:
+    every exact number at most MAX_DIGITS digits, every decimal within
+    10^+-MAX_LOG10, every power of a name at most MAX_POWER.  Only the new
+    top of the expression is looked at (its parts were checked when they
+    were built), so the check costs as much as the result has terms."""
+    for part in (expr, *expr.args):
+        if part.is_Mul:
+            part = part.args[0]           # the numeric coefficient, if any, comes first
+        if part.is_Number:
+            size = _size(part)
+            if size > (MAX_LOG10 if part.is_Float else MAX_DIGITS):
+                raise ExprLimitError(f"a number that large is not allowed (about {size:.4g} digits; "
+                                     f"at most {MAX_DIGITS})")
+        elif part.is_Pow and part.exp.is_Number and part.base.free_symbols and abs(part.exp) > MAX_POWER:
+            raise ExprLimitError(f"a power of a name above {MAX_POWER} is not allowed once powers combine "
+                                 f"(this one is {_short_number(part.exp)})")
+    return expr
+
+
+def _short_number(value) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:12]}...({len(text)} digits)"
+
+
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+
+
+def arithmetic(symbol: str, left, right) -> sympy.Expr:
+    """``left SYMBOL right`` for ``+ - * / **`` with the checks every
+    expression builder shares (scalar specs, answers, vector specs): no
+    division by zero, exponents at most MAX_EXPONENT, and results whose
+    numbers and powers stay within the size bounds (checked before a power
+    is computed).
+
+    >>> x = sympy.Symbol("x")
+    >>> arithmetic("**", x, sympy.Integer(2))
+    x**2
+    >>> arithmetic("**", arithmetic("**", x, sympy.Integer(64)), sympy.Integer(64))
+    Traceback (most recent call last):
+    ...
+    derive.parse.ExprLimitError: a power of a name above 256 is not allowed once powers combine (this one is 4096)
+    """
+    left, right = sympy.sympify(left), sympy.sympify(right)
+    if symbol == "+":
+        return _bounded(left + right)
+    if symbol == "-":
+        return _bounded(left - right)
+    if symbol == "*":
+        return _bounded(left * right)
+    if symbol == "/":
+        if right.is_zero:
+            raise ExprError("division by zero")
+        return _bounded(left / right)
+    if right.is_Number:
+        if abs(right) > MAX_EXPONENT:
+            raise ExprLimitError(f"exponent {_short_number(right)} is larger than {MAX_EXPONENT} in absolute value")
+        if left.is_zero and right.is_negative:
+            raise ExprError("zero raised to a negative power")
+        _check_power_size(left, right)
+    elif not right.free_symbols:
+        raise ExprError("a constant exponent must be a plain number")
+    return _bounded(sympy.Pow(left, right))
+
+
+@contextmanager
+def too_large(fname: str):
+    """SymPy evaluates an operation of a number at once (``exp(exp(1e300))``);
+    a result too large for it is refused as a size error."""
+    try:
+        yield
+    except (OverflowError, MemoryError):
+        raise ExprLimitError(f"{fname}() of that value is too large to compute") from None
 
 
 def _is_sum(node) -> bool:
@@ -214,9 +309,9 @@ def _depth(node, limit):
         cur, d = stack.pop()
         count += 1
         if d > limit:
-            raise ExprError(f"expression is nested deeper than {limit} levels")
+            raise ExprLimitError(f"expression is nested deeper than {limit} levels")
         if count > MAX_NODES:
-            raise ExprError(f"expression has more than {MAX_NODES} parts")
+            raise ExprLimitError(f"expression has more than {MAX_NODES} parts")
         for child in ast.iter_child_nodes(cur):
             # the terms of one long sum are siblings, not nested levels
             same_sum = _is_sum(cur) and child is cur.left and _is_sum(child)
@@ -237,7 +332,7 @@ def parse_expr_safe(text, names: dict, funcs: dict | None = None) -> sympy.Expr:
     try:
         return _Builder(names, funcs).visit(tree)
     except RecursionError:
-        raise ExprError("expression is too deeply nested") from None
+        raise ExprLimitError("expression is too deeply nested") from None
 
 
 def parse_tree(text) -> ast.Expression:
@@ -251,7 +346,7 @@ def parse_tree(text) -> ast.Expression:
     if not isinstance(text, str):
         raise ExprError(f"expected an expression, got {type(text).__name__}")
     if len(text) > MAX_TEXT:
-        raise ExprError(f"expression is longer than {MAX_TEXT} characters")
+        raise ExprLimitError(f"expression is longer than {MAX_TEXT} characters")
     if "\x00" in text:
         raise ExprError("expression contains a NUL character")
     source = text.strip()
@@ -264,11 +359,13 @@ def parse_tree(text) -> ast.Expression:
         if ch in "([{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise ExprError(f"expression is nested deeper than {MAX_DEPTH} levels")
+                raise ExprLimitError(f"expression is nested deeper than {MAX_DEPTH} levels")
         elif ch in ")]}":
             depth -= 1
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():      # "invalid escape sequence" in a string: refused below anyway
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExprError(f"syntax error at column {exc.offset or 0}: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):

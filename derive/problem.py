@@ -29,6 +29,7 @@ from .numeric import verify
 from .optim import Optimizer, OptimizerError
 from .parse import ExprError, number
 from .printing import tex, tex_with_numbers, text, text_with_numbers
+from .budget import SPEC_BUILD_SECONDS, SPEC_SOLVE_SECONDS
 from .spec import Spec, SpecError, build_spec, time_limit
 
 
@@ -133,7 +134,7 @@ class GraphProblem(Problem):
         self.data = data
         self.source_name = source_name
         self.user = user
-        with time_limit(30, "spec") if user else _nullcontext():
+        with time_limit(SPEC_BUILD_SECONDS, source_name, "building the spec") if user else _nullcontext():
             self.spec = build_spec(data, source_name)
         self.id = id or self.spec.title
         self.title = self.spec.title
@@ -156,7 +157,7 @@ class GraphProblem(Problem):
         if steps < 1:
             raise SpecError("--steps", "must be at least 1")
         leaves, optimizer = apply_values(self.spec, values)
-        guard = time_limit(60, self.source_name) if self.user else _nullcontext()
+        guard = time_limit(SPEC_SOLVE_SECONDS, self.source_name, "deriving and checking the spec") if self.user else _nullcontext()
         with guard:
             try:
                 return GraphSolution(self, leaves, optimizer, steps)

@@ -29,6 +29,7 @@ import jinja2
 
 from . import blocks as B
 from .errors import UserError
+from .outfile import check_file
 from .latex import CONTINUE, break_chain, escape, math_unicode, math_width
 
 #: seconds one pdfLaTeX run may take before it is stopped
@@ -556,22 +557,36 @@ def _latex_env() -> dict:
     return env
 
 
+_LATER_ERROR = re.compile(r"! (?=[A-Z])(?:LaTeX Error|Package|Undefined|Missing|Extra|Emergency|Text line|"
+                          r"File|Paragraph|Argument|Illegal|Double|Misplaced|Too many|Use of|Dimension|"
+                          r"Font|TeX capacity|Incomplete|Bad|Interruption|You can't|Display|Improper|"
+                          r"Number too big|Arithmetic|Infinite glue)")
+
+
 def first_error(log: str, name: str = "document") -> LatexError:
-    """The first error of a pdfLaTeX log as one readable message."""
+    r"""The first error of a pdfLaTeX log as one readable message.
+
+    >>> str(first_error("(./a.tex! Undefined control sequence.\nl.7 x", "a"))
+    "LaTeX: a.tex line 7: Undefined control sequence (near 'x')"
+    """
     lines = log.splitlines()
     for k, line in enumerate(lines):
-        if line.startswith("! "):
-            what = line[2:].strip().rstrip(".")
-            where = f"{name}.tex"
-            for follow in lines[k + 1:k + 12]:
-                m = re.match(r"l\.(\d+) ?(.*)", follow)
-                if m:
-                    where = f"{name}.tex line {m.group(1)}"
-                    near = m.group(2).strip()
-                    if near:
-                        what += f" (near {near[-40:]!r})"
-                    break
-            return LatexError(f"LaTeX: {where}", what)
+        # TeX starts an error line with "! ", but after other output on the
+        # same line (a file being opened) the "! " comes later in it
+        m = re.match(r"! ", line) or _LATER_ERROR.search(line)
+        if not m:
+            continue
+        what = line[m.start() + 2:].strip().rstrip(".")
+        where = f"{name}.tex"
+        for follow in lines[k + 1:k + 12]:
+            m = re.match(r"l\.(\d+) ?(.*)", follow)
+            if m:
+                where = f"{name}.tex line {m.group(1)}"
+                near = m.group(2).strip()
+                if near:
+                    what += f" (near {near[-40:]!r})"
+                break
+        return LatexError(f"LaTeX: {where}", what)
     return LatexError(f"LaTeX: {name}.tex", "pdfLaTeX failed without an error message in its log")
 
 
@@ -611,24 +626,10 @@ def compile_pdf(tex_source: str, pdf_path, *, name: str = "document", timeout: f
 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp's 0600 is not what a user expects
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write a file whole or not at all (see :func:`derive.outfile.write`)."""
+    from .outfile import write
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write(path, data)
 
 
 def safe_stem(name: str) -> str:
@@ -646,6 +647,7 @@ def write_solution(solution, fmt: str, out: str | None = None) -> Path:
     problem, at ``out`` or ``output/<id>.tex|pdf``."""
     stem = safe_stem(solution.problem.id)
     path = Path(out) if out else Path("output") / f"{stem}.{fmt}"
+    check_file(path)              # a folder or a file in the way: refused before the PDF is built
     tex = solution_document(solution)
     if fmt == "tex":
         _write_atomic(path, tex)

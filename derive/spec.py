@@ -18,8 +18,8 @@ bounded; every refusal is a :class:`SpecError` whose message names the field.
 from __future__ import annotations
 
 import json
-import signal
-import threading
+import os
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +29,12 @@ import yaml
 from .graph import Graph, GraphError
 from .optim import Optimizer, OptimizerError
 from .parse import ExprError, check_name, number, parse_expr_safe
+from .safetext import visible
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_NAMES = 4000
+#: digits of one integer in a spec, values or answers file (Python itself stops at 4300)
+MAX_INT_DIGITS = 400
 #: seconds allowed for building, deriving and checking one user spec
 TIME_LIMIT = 20
 
@@ -82,19 +85,29 @@ class _Loader(yaml.SafeLoader):
                              "(only plain mappings, lists, numbers and text)")
 
 
+    def construct_yaml_int(self, node):
+        _check_digits(node.value, f"line {node.start_mark.line + 1}")
+        return super().construct_yaml_int(node)
+
+
+def _check_digits(text: str, where: str) -> None:
+    digits = sum(ch.isdigit() for ch in text)
+    if digits > MAX_INT_DIGITS:
+        raise SpecError(where, f"an integer of {digits} digits; at most {MAX_INT_DIGITS} are allowed")
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 _Loader.add_constructor(None, _Loader.construct_undefined)
 
 
-def _too_large(max_bytes: int, hint: str) -> SpecError:
-    size = f"{max_bytes // 1024} KiB" if max_bytes < 1024**2 else f"{max_bytes // 1024**2} MB"
-    return SpecError("size", f"the file is larger than {size}{hint}")
-
-
-def read_data(text: str, source: str, max_bytes: int = MAX_FILE_BYTES, hint: str = ""):
-    """Parse YAML or JSON text (by the file name's ending) with the safe rules."""
-    if len(text) > max_bytes or len(text.encode("utf-8", "replace")) > max_bytes:
-        raise _too_large(max_bytes, hint)
+def read_data(text: str, source: str, limit: int = MAX_FILE_BYTES):
+    """Parse YAML or JSON text (by the file name's ending) with the safe rules.
+    A leading UTF-8 byte-order mark is allowed in both.  ``limit`` bounds the
+    size (a values file of a large problem: the memory limit)."""
+    text = text[1:] if text.startswith("\ufeff") else text
+    if len(text) > limit or len(text.encode("utf-8", "replace")) > limit:
+        raise SpecError("size", f"the file is larger than {_size_words(limit)}")
     if source.endswith(".json"):
         def pairs(items):
             out = {}
@@ -103,8 +116,12 @@ def read_data(text: str, source: str, max_bytes: int = MAX_FILE_BYTES, hint: str
                     raise SpecError(str(k)[:40], "key appears twice")
                 out[k] = v
             return out
+        def whole(digits):
+            _check_digits(digits, f"line {text[:text.find(digits)].count(chr(10)) + 1}")
+            return int(digits)
+
         try:
-            return json.loads(text, object_pairs_hook=pairs)
+            return json.loads(text, object_pairs_hook=pairs, parse_int=whole)
         except json.JSONDecodeError as exc:
             raise SpecError(f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from None
         except RecursionError:
@@ -129,19 +146,39 @@ def read_data(text: str, source: str, max_bytes: int = MAX_FILE_BYTES, hint: str
         raise SpecError("", "YAML is nested too deeply") from None
 
 
-def read_file(path, max_bytes: int = MAX_FILE_BYTES, hint: str = ""):
+def read_file(path, limit: int = MAX_FILE_BYTES):
     """The parsed data of a spec/values file; SpecError if unreadable.
-    ``max_bytes`` bounds the size (values files of large problems: the memory limit)."""
-    p = Path(path)
+    Only a regular file is opened (a FIFO with no writer would block).
+    ``limit`` bounds the size in bytes (values files of large problems: the memory limit)."""
+    return read_data(read_text(path, limit), str(path), limit)
+
+
+def _size_words(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
+
+
+def read_text(path, limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes (a byte-order
+    mark allowed); SpecError (no WHERE: the caller names the file) otherwise."""
     try:
-        if p.stat().st_size > max_bytes:
-            raise _too_large(max_bytes, hint)
-        text = p.read_text(encoding="utf-8")
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise SpecError("", "is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise SpecError("", "is not a regular file (a pipe, device or socket)")
+        if st.st_size > limit:
+            raise SpecError("size", f"the file is larger than {_size_words(limit)}")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise SpecError("size", "the file grew while it was read")
+        return data.decode("utf-8-sig")
     except FileNotFoundError:
         raise SpecError("", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError("", f"cannot read file ({type(exc).__name__})") from None
-    return read_data(text, str(p), max_bytes, hint)
+    except UnicodeDecodeError as exc:
+        raise SpecError("", f"not UTF-8 text (byte {exc.start + 1})") from None
+    except OSError as exc:
+        raise SpecError("", f"cannot read file ({exc.strerror or type(exc).__name__})") from None
 
 
 @dataclass
@@ -157,22 +194,12 @@ class Spec:
 
 
 @contextmanager
-def time_limit(seconds: float, where: str, what: str = "to derive; simplify the spec"):
-    """Bound the time of symbolic work on user input (SIGALRM, main thread)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        yield
-        return
+def time_limit(seconds: float, where: str, phase: str = "the work on this spec"):
+    """Bound the time of symbolic work on user input (see :mod:`derive.budget`)."""
+    from .budget import limit
 
-    def on_alarm(signum, frame):
-        raise SpecError(where, f"took longer than {seconds:g} s {what}")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
+    with limit(seconds, phase, where):
         yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def build_spec(data, source: str = "spec") -> Spec:
@@ -184,9 +211,7 @@ def build_spec(data, source: str = "spec") -> Spec:
     for key in data:
         if key not in KNOWN_KEYS:
             raise SpecError(str(key)[:40], f"unknown field; known: {', '.join(sorted(KNOWN_KEYS))}")
-    title = data.get("title") or data.get("name") or Path(source).stem
-    if not isinstance(title, str):
-        raise SpecError("name", "must be text")
+    title, question = title_and_question(data, source)
     graph = Graph(title[:200])
     values: dict = {}
     count = 0
@@ -234,10 +259,19 @@ def build_spec(data, source: str = "spec") -> Spec:
         raise SpecError(where, what) from None
     if not optimizer.lr > 0:
         raise SpecError("optimizer.lr", f"the learning rate must be positive, got {optimizer.lr}")
+    return Spec(graph, values, optimizer, title[:200], question, data)
+
+
+def title_and_question(data: dict, source: str) -> tuple:
+    """A spec's title and question as text a terminal or TeX may show:
+    control characters become visible escapes (:mod:`derive.safetext`)."""
+    title = data.get("title") or data.get("name") or Path(source).stem
+    if not isinstance(title, str):
+        raise SpecError("name", "must be text")
     question = data.get("question") or data.get("description") or ""
     if not isinstance(question, str):
         raise SpecError("question", "must be text")
-    return Spec(graph, values, optimizer, title[:200], question, data)
+    return visible(title), visible(question, keep_lines=True)
 
 
 def load_spec_text(text: str, source: str) -> Spec:

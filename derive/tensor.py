@@ -591,7 +591,13 @@ class TensorProblem(Problem):
     """
 
     def __init__(self, *, id: str, title: str, source: str, question, order: tuple, dims: tuple,
-                 build, values, optimizer: dict, max_nodes: int = 6000):
+                 build, values, optimizer: dict, max_nodes: int = 6000, leaf_dims: dict | None = None,
+                 matrix_spec=None):
+        #: leaf -> the size names of its axes (sizes follow the values: a U of 2 x 3 means d = 3)
+        self.leaf_dims = dict(leaf_dims or {})
+        #: (**dims) -> the problem as vector-spec data: sizes beyond the component-wise range go
+        #: to the matrix engine alone
+        self.matrix_spec = matrix_spec
         self.id, self.title, self.source, self.order = id, title, source, order
         self._question = question
         self.dims = tuple(dims)
@@ -623,13 +629,63 @@ class TensorProblem(Problem):
             raise SpecError("--steps", "must be at least 1")
         given = dict(values or {})
         dims = self.default_dims()
+        large = False
+        inferred = self._dims_from_values(given)
         for d in self.dims:
             if d.name in given:
-                dims[d.name] = _int_in(f"values.{d.name}", given.pop(d.name), d.low, d.high)
+                high = 10**6 if self.matrix_spec else d.high
+                dims[d.name] = _int_in(f"values.{d.name}", given.pop(d.name), d.low, high)
+                if d.name in inferred and inferred[d.name][0] != dims[d.name]:
+                    n, src = inferred[d.name]
+                    raise SpecError(f"values.{src}", f"has {d.name} = {n}, but {d.name} = {dims[d.name]} is given")
+            elif d.name in inferred:
+                dims[d.name] = inferred[d.name][0]
+            large = large or dims[d.name] > d.high
+        if large and self.matrix_spec is not None:
+            return self._solve_matrix(dims, given, steps)
+        for d in self.dims:
+            if dims[d.name] > d.high:
+                raise SpecError(f"values.{d.name}", f"must be a whole number from {d.low} to {d.high}")
         model = self.model(**dims)
         leaves, optimizer = self._leaves(model, dims, given)
         instance = _Instance(self, model, dims)
         return TensorSolution(instance, leaves, optimizer, steps)
+
+    def _dims_from_values(self, given: dict) -> dict:
+        """size name -> (size, quantity) read off the shapes of given quantities;
+        two quantities that disagree are refused in one line naming both."""
+        out: dict = {}
+        for name, raw in given.items():
+            axes = self.leaf_dims.get(name)
+            if axes is None or not isinstance(raw, list):
+                continue
+            got = _shape_of(raw)
+            if len(got) != len(axes):
+                continue            # the shape check names it
+            for dim, n in zip(axes, got):
+                if not isinstance(dim, str):
+                    continue
+                if dim in out and out[dim][0] != n:
+                    m, src = out[dim]
+                    raise SpecError(f"values.{name}", f"is {' x '.join(map(str, got))}, so {dim} = {n}, "
+                                                      f"but {src} has {dim} = {m}")
+                out[dim] = (n, name)
+        return out
+
+    def _solve_matrix(self, dims: dict, given: dict, steps: int):
+        """Sizes beyond the component-wise range: the matrix engine alone."""
+        import numpy as np
+
+        from .matspec import build_matrix_spec
+        from .msolution import LIMITS, MatrixSolution, apply_given
+        from .matspec import DEFAULT_MAX_MEMORY
+        defaults = self.default_values(**dims)
+        arrays = {k: np.asarray([[float(x) for x in row] for row in v] if v and isinstance(v[0], list)
+                                else [float(x) for x in v], dtype=float) for k, v in defaults.items()}
+        spec = build_matrix_spec(self.matrix_spec(**dims), arrays, LIMITS["max_memory"] or DEFAULT_MAX_MEMORY)
+        leaves, optimizer = apply_given(spec, self.optimizer, given)
+        problem = _Stub(self, dims)
+        return MatrixSolution(problem, spec, leaves, optimizer, steps)
 
     def _leaves(self, model: TensorModel, dims: dict, given: dict):
         tg = model.tg
@@ -691,6 +747,16 @@ def _flat_values(t: Tensor, raw, where: str) -> dict:
     return {n: _number(f"{where}[{k}]", v) for k, (n, v) in enumerate(zip(t.names, flat))}
 
 
+class _Stub:
+    """The problem at large sizes, as MatrixSolution reads it."""
+
+    def __init__(self, parent, dims):
+        self.id, self.title, self.source, self.order = parent.id, parent.title, parent.source, parent.order
+        q = parent._question
+        self.question = q(**dims) if callable(q) else q
+        self.dims = dims
+
+
 class _Instance:
     """The problem at one choice of sizes, as GraphSolution reads it."""
 
@@ -741,6 +807,11 @@ class TensorSolution(GraphSolution):
                          for t in of_kind(tg, "input", "target", "parameter")}
                 self._matrix_form = MatrixForm(build_matrix_spec(data, given))
         return self._matrix_form
+
+    def matrix_form_blocks(self) -> list:
+        """The backward pass in matrix form as blocks (formulas, then values)."""
+        from .mform import matrix_blocks
+        return matrix_blocks(self.matrix_form) if self.matrix_form is not None else []
 
     def _adjoint_or_none(self, name: str):
         t = self.model.tg.tensors.get(name)
@@ -810,9 +881,7 @@ class TensorSolution(GraphSolution):
             out.append(B.prose(f"The graph has {len(g.nodes)} scalar nodes and "
                                f"{len(self.derivation.steps)} chain-rule steps; they are derived and "
                                "verified component by component, and shown below in matrix form."))
-        if self.matrix_form is not None:
-            from .mform import matrix_blocks
-            out += matrix_blocks(self.matrix_form)
+        out += self.matrix_form_blocks()
         out += m.matrix_blocks(self)
 
         out.append(B.Heading("Gradients"))

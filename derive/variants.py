@@ -66,12 +66,15 @@ import numpy as np
 import sympy
 
 from . import blocks as B
+from .budget import SPEC_SOLVE_SECONDS, TimeLimitExceeded, limit
 from .errors import UserError
 from .fmt import num_tex, num_text
 from .graph import nest
 from .numeric import numpy_backprop, numpy_forward
 from .ops import op_of
 from .sheet import answer_entries, answers_of, leaf_groups
+from .outfile import check_folder
+from .safetext import CsvError, csv_cell, csv_rows, csv_uncell, shorten
 
 #: the drawing rules; all numbers are in units of ``grid``
 RULES = {
@@ -494,38 +497,40 @@ def yaml_text(mapping: dict, comments=()) -> str:
 def read_roster_ids(path) -> list:
     """The student ids of a CSV with an ``id`` column (in file order);
     UserError for a missing file, a missing column, an empty or repeated id."""
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader, [])]
+    rows = _csv_rows(path)
+    header = [h.strip() for h in next(rows, (1, []))[1]]
     if "id" not in header:
         raise UserError(f"{path}: line 1", "a roster needs an 'id' column")
     col = header.index("id")
-    ids, seen = [], set()
-    for lineno, row in enumerate(reader, start=2):
+    ids, seen = [], {}
+    for lineno, row in rows:
         if not any(c.strip() for c in row):
             continue
         if len(row) <= col or not row[col].strip():
             raise UserError(f"{path}: line {lineno}", "no id")
         sid = row[col].strip()
         if sid in seen:
-            raise UserError(f"{path}: line {lineno}", f"id {sid!r} appears twice")
-        seen.add(sid)
+            raise UserError(f"{path}: line {lineno}", f"id {shorten(sid, 60)!r} appears twice "
+                                                      f"(first on line {seen[sid]})")
+        seen[sid] = lineno
         ids.append(sid)
     if not ids:
         raise UserError(str(path), "the roster has no students")
     return ids
 
 
-def _read_text(path) -> str:
-    p = Path(path)
+def _csv_rows(path):
+    """(line, cells) of a roster CSV: a regular file, bounded cells."""
+    from .spec import SpecError, read_text
+
     try:
-        if p.stat().st_size > 32 * 1024 * 1024:
-            raise UserError(str(path), "file is larger than 32 MiB")
-        return p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(str(path), f"cannot read file ({type(exc).__name__})") from None
+        text = read_text(path, 32 * 1024 * 1024)
+    except SpecError as exc:
+        raise UserError(f"{path}: {exc.where}" if exc.where else str(path), exc.what) from None
+    try:
+        yield from csv_rows(text)
+    except CsvError as exc:
+        raise UserError(f"{path}: {exc.where}", exc.what) from None
 
 
 def assign(ids: list, count: int, seed: int) -> dict:
@@ -548,31 +553,30 @@ def roster_text(ids: list, assignment: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "variant"])
-    for sid in ids:
-        w.writerow([sid, assignment[sid]])
+    for sid in ids:      # an id a spreadsheet would run as a formula is written as text
+        w.writerow([csv_cell(sid), assignment[sid]])
     return buf.getvalue()
 
 
 def read_roster(path) -> dict:
     """``roster.csv`` as written by ``derive variants``: id -> variant number."""
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader, [])]
+    rows = _csv_rows(path)
+    header = [h.strip() for h in next(rows, (1, []))[1]]
     if "id" not in header or "variant" not in header:
         raise UserError(f"{path}: line 1", "a variants roster needs 'id' and 'variant' columns "
                                             "(the roster.csv that `derive variants --roster` writes)")
     ic, vc = header.index("id"), header.index("variant")
     out = {}
-    for lineno, row in enumerate(reader, start=2):
+    for lineno, row in rows:
         if not any(c.strip() for c in row):
             continue
         if len(row) != len(header):
             raise UserError(f"{path}: line {lineno}", f"expected {len(header)} cells, found {len(row)}")
-        sid, raw = row[ic].strip(), row[vc].strip()
+        sid, raw = csv_uncell(row[ic].strip()), row[vc].strip()
         if not sid or sid in out:
-            raise UserError(f"{path}: line {lineno}", f"missing or repeated id {sid!r}")
-        if not raw.isdigit() or int(raw) < 1:
-            raise UserError(f"{path}: line {lineno}", f"variant must be a number from 1, got {raw!r}")
+            raise UserError(f"{path}: line {lineno}", f"missing or repeated id {shorten(sid, 60)!r}")
+        if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
+            raise UserError(f"{path}: line {lineno}", f"variant must be a number from 1, got {shorten(raw, 20)!r}")
         out[sid] = int(raw)
     return out
 
@@ -697,6 +701,12 @@ def _write(path: Path, text: str) -> None:
     _write_atomic(Path(path), text)
 
 
+def _bounded_variant(problem, args) -> tuple:
+    """make_variant under the time budget of a spec's solve (one variant)."""
+    with limit(SPEC_SOLVE_SECONDS, f"building variant {args[0]}"):
+        return make_variant(problem, *args)
+
+
 def _init_worker(target: str) -> None:
     if "problem" not in _WORKER:   # spawned, not forked: load the problem again
         from .problems import load
@@ -710,7 +720,9 @@ def _job(args) -> tuple:
     from .errors import as_user_error
 
     try:
-        return ("ok", make_variant(_WORKER["problem"], *args))
+        return ("ok", _bounded_variant(_WORKER["problem"], args))
+    except TimeLimitExceeded as exc:
+        return ("error", (exc.where or "time limit", str(exc)))
     except Exception as exc:  # noqa: BLE001
         err = as_user_error(exc)
         if err is None:
@@ -771,10 +783,9 @@ def write_variants(problem, count: int, seed: int, out_dir, *, pdf: bool = True,
 
     if jobs < 1:
         raise UserError("--jobs", "must be at least 1")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(str(out), "exists and is not a folder")
-    variants = draw_variants(problem, count, seed, all_active)
+    out = check_folder(out_dir)
+    with limit(SPEC_SOLVE_SECONDS, "drawing the variants"):
+        variants = draw_variants(problem, count, seed, all_active)
     note = ""
     if pdf and tex_engine() is None:
         pdf, note = False, f"no TeX engine (pdflatex) found, so no PDFs: {TEX_HINT}"
@@ -782,10 +793,11 @@ def write_variants(problem, count: int, seed: int, out_dir, *, pdf: bool = True,
     done: dict = {}
     workers = min(jobs, len(jobs_list))
     _WORKER["problem"] = problem
-    base_of(problem)              # derived once, before the workers fork
+    with limit(SPEC_SOLVE_SECONDS, "deriving the problem"):
+        base_of(problem)          # derived once, before the workers fork
     if workers == 1:
         for args in jobs_list:
-            number, question, key = make_variant(problem, *args)
+            number, question, key = _bounded_variant(problem, args)
             done[number] = (question, key)
             if progress:
                 progress(len(done), len(jobs_list))

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import sympy
 
@@ -33,8 +32,9 @@ from .fmt import num_tex
 from .graph import GraphError, default_latex
 from .ops import OPS
 from .optim import Optimizer, OptimizerError
-from .parse import _OPERATOR_NAMES, MAX_EXPONENT, ExprError, _Builder, called_function, check_name, number, parse_tree
-from .spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit
+from .parse import (_OPERATOR_NAMES, ExprError, _Builder, arithmetic, called_function, check_name, number, parse_tree,
+                    too_large)
+from .spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit, title_and_question
 from .tensor import (Tensor, TensorGraph, TensorModel, TensorProblem, TensorSolution, _size,
                      _trailing_subscript, apply, stack, total)
 
@@ -272,7 +272,8 @@ class _TensorBuilder(_Builder):
         x = self.visit(node.args[0])
         if fname in self.funcs:
             self._spend(len(_exprs(x)))
-            return apply(fname, x) if isinstance(x, Tensor) else self.funcs[fname](x)
+            with too_large(fname):
+                return apply(fname, x) if isinstance(x, Tensor) else self.funcs[fname](x)
         if fname in ("sum", "mean"):
             if not isinstance(x, Tensor):
                 return x
@@ -303,25 +304,7 @@ def _row(t: Tensor, i: int):
 
 
 def _scalar_op(symbol, x, y):
-    if symbol == "+":
-        return x + y
-    if symbol == "-":
-        return x - y
-    if symbol == "*":
-        return x * y
-    if symbol == "/":
-        if sympy.sympify(y).is_zero:
-            raise ExprError("division by zero")
-        return x / y
-    y = sympy.sympify(y)
-    if y.is_Number:
-        if abs(y) > MAX_EXPONENT:
-            raise ExprError(f"exponent {y} is larger than {MAX_EXPONENT} in absolute value")
-        if sympy.sympify(x).is_zero and y.is_negative:
-            raise ExprError("zero raised to a negative power")
-    elif not y.free_symbols:
-        raise ExprError("a constant exponent must be a plain number")
-    return sympy.Pow(x, y)
+    return arithmetic(symbol, x, y)     # the checks and size bounds of every expression
 
 
 def _index(node, scope: Scope, text: str) -> int:
@@ -460,12 +443,7 @@ class _Build:
         for key in data:
             if key not in VECTOR_KEYS:
                 raise SpecError(str(key)[:40], f"unknown field; known: {', '.join(sorted(VECTOR_KEYS))}")
-        title = data.get("title") or data.get("name") or Path(self.source).stem
-        if not isinstance(title, str):
-            raise SpecError("name", "must be text")
-        question = data.get("question") or data.get("description") or ""
-        if not isinstance(question, str):
-            raise SpecError("question", "must be text")
+        title, question = title_and_question(data, self.source)
         unroll = self._unroll_header(data.get("unroll"))
         T = unroll["T"] if unroll else None
         self.scope = Scope(T)
@@ -834,7 +812,7 @@ class VectorSpecProblem(TensorProblem):
                  order: tuple = (99, 0), user: bool = True):
         self.source_name = source_name
         self.user = user
-        with time_limit(BUILD_SECONDS, "spec"):
+        with time_limit(BUILD_SECONDS, source_name, "building the spec"):
             self.spec = build_vector_spec(data, source_name)
         model = SpecModel(self.spec)
         super().__init__(id=id or self.spec.title, title=self.spec.title, source=source,
@@ -843,7 +821,7 @@ class VectorSpecProblem(TensorProblem):
                          max_nodes=MAX_NODES)
 
     def solve(self, values: dict | None = None, steps: int = 1) -> TensorSolution:
-        with time_limit(SOLVE_SECONDS, self.source_name):
+        with time_limit(SOLVE_SECONDS, self.source_name, "deriving and checking the spec"):
             try:
                 return super().solve(values, steps)
             except GraphError as exc:

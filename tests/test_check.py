@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from derive.answers import Batch, read_answers_text, read_batch_text
-from derive.check import ACCEPTED, check, check_batch, exit_code
+from derive.check import ACCEPTED, Policy, check, check_batch, exit_code
 from derive.problems import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,7 +134,10 @@ def test_rounded_intermediates_carried_are_rounding_not_wrong():
     exact = tanh_net(x1=0.37, x2=-0.81)
     mine = tanh_net(round_to=2, x1=0.37, x2=-0.81)
     answers = {k: f"{v:.2f}" for k, v in mine.items()}
-    res = check(sol, answers)
+    # the question asked for 2 decimals: z2 = 0.07 shows one significant figure
+    # only, which the default policy (--min-sig 2) would not accept
+    assert verdicts(check(sol, answers))["z2"] == "incorrect"
+    res = check(sol, answers, policy=Policy(decimals=2))
     v = verdicts(res)
     assert all(x in ACCEPTED for x in v.values()), res["items"]
     # at least one answer differs from the exact value rounded: it is
@@ -183,7 +186,9 @@ def test_diagnoses(relu_sol):
     def msg(name, value):
         return item(check(relu_sol, {name: value}), name)["message"]
     assert "sign error" in msg("dL/dw5", -ref["g"]["w5"])
-    assert "twice" in msg("dL/da1", 2 * ref["da1"])
+    # dL/da1 = (o1 - y) * w5 with w5 = 0.5: twice the value is the missing factor w5, named as such
+    assert "factor w5" in msg("dL/da1", 2 * ref["da1"])
+    assert "twice" in msg("dL/do1", 2 * ref["do1"])
     assert "half" in msg("dL/da1", ref["da1"] / 2)
     assert "learning rate is missing" in msg("w1", 0.1 - ref["g"]["w1"])
     assert "with the gradient instead of against it" in msg("w5", 0.5 + 0.5 * ref["g"]["w5"])

@@ -6,7 +6,9 @@ Whatever the input, derive either solves it (exit 0, output on stdout) or
 refuses it with exactly one line `derive: error: FILE: ...` (exit 2), never a
 traceback, within the time bound.  The same for small vector specs (shapes,
 ``@``, time steps): textual and structural mutations.  Examples per run:
-60 + 150 + 150 + 60 + 60 = 480.
+60 + 150 + 150 + 60 + 60 = 480, then 120 hand answers and 80 command lines
+(issue 16): any answer gets a verdict in bounded time, any command line exits
+0, 1 or 2 with one error line.
 """
 from __future__ import annotations
 
@@ -289,3 +291,120 @@ def mutated_vector_data(draw):
 @given(mutated_vector_data())
 def test_mutated_vector_spec_data(data):
     assert_solves_or_refuses(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), ".yaml")
+
+
+# -- hand answers and the whole command line (issue 16) ------------------------------
+
+#: fragments of hostile answers: towers, overflow, control characters, TeX primitives
+ANSWER_TOKENS = TOKENS + ["**64", "9**64", "(", ")**64", "exp(", "exp(1000)", "e^{", "^{64}", "$", "\\frac{",
+                          "\\input{x}", "\\write18", "^^5c", "\\left(", "\\right)", "a_1", "o_1", "a1", "o1",
+                          "theta_t", "eta", "g", "\x1b[31m", "\x1b]0;x\x07", "\u202e", "\x7f", "\x9b", "sum_{k=1..",
+                          "dE_3/dW", "dE/dW", "}", "1e308", "-", "0.1875", "−", "×", "½", "٣"]
+ANSWER_TEXT = st.one_of(st.text(max_size=200),
+                        st.lists(st.sampled_from(ANSWER_TOKENS), max_size=30).map("".join))
+#: seconds one answer may take in-process: its own limit (2 s, set below) and slack
+ANSWER_BOUND = 6.0
+_CONTROL = __import__("re").compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SOLVED: dict = {}
+
+
+def _solution(target):
+    from derive.problems import load
+
+    if target not in _SOLVED:
+        _SOLVED[target] = load(target).solve()
+    return _SOLVED[target]
+
+
+@settings(FUZZ, max_examples=120)
+@given(ANSWER_TEXT, st.sampled_from([("mlp-relu-regression", "dL/dw5"), ("mlp-relu-regression", "w1"),
+                                     ("optimizers", "sgd_update"), ("rnn-bptt", "dE/dW")]))
+def test_answer_reader_gives_a_verdict_in_bounded_time(text, where):
+    """Any answer text: a verdict from the contract's list, within the bound,
+    and a table without control characters."""
+    import os
+
+    from derive.check import VERDICTS, check
+    from derive.commands.check import bound_messages, render_text
+
+    target, name = where
+    os.environ["DERIVE_ANSWER_TIME_LIMIT"] = "2"
+    try:
+        start = time.monotonic()
+        result = check(_solution(target), {name: text})
+        elapsed = time.monotonic() - start
+    finally:
+        del os.environ["DERIVE_ANSWER_TIME_LIMIT"]
+    assert elapsed < ANSWER_BOUND, f"took {elapsed:.1f} s"
+    assert all(it["verdict"] in VERDICTS for it in result["items"])
+    shown = render_text(bound_messages(result))
+    assert not _CONTROL.search(shown) and len(shown) < 20_000
+
+
+ARGUMENTS = st.one_of(
+    st.sampled_from(["solve", "check", "codegen", "variants", "list", "key", "--format", "json", "text", "tex",
+                     "--out", "--values", "--set", "--steps", "--count", "--seed", "--rtol", "--atol", "--roster",
+                     "--jobs", "--only", "--no-pdf", "mlp-relu-regression", "optimizers", "answers.yaml",
+                     "answers.csv", "spec.yaml", "folder", "file", "file/below", "/proc/x", "w1=0.1", "W=[[1]]",
+                     "100000000", "-1", "0", "1e999", "nan", "=", "\x1b[2J", "q" * 300]),
+    st.text(max_size=30))
+
+
+@settings(FUZZ, max_examples=80)
+@given(st.lists(ARGUMENTS, min_size=1, max_size=7))
+def test_any_command_line_exits_0_1_or_2_with_one_error_line(argv):
+    """Random command lines over a small sandbox (a spec, answers, a CSV, a
+    folder and a file in the way): exit 0, 1 or 2 only; on 2 one stderr
+    line; never a traceback or a control character; within the bound.
+    PDFs are not built (--no-pdf is added to key and variants, pdf is not a
+    format offered) to keep each example short."""
+    import os
+
+    base = Path(_WORKDIR.name) / "cli"
+    if not base.exists():
+        base.mkdir()
+        (base / "spec.yaml").write_text(VALID["mlp-relu-regression"])
+        (base / "answers.yaml").write_text("w1: 0.1875\ndL/dw5: a1*(o1 - y)\n")
+        (base / "answers.csv").write_text("id,w1\nann,0.1875\nbob,=1+1\n")
+        (base / "folder").mkdir()
+        (base / "file").write_text("KEEP")
+    if argv[0] in ("key", "variants"):
+        argv = argv + ["--no-pdf", "--out", "folder/out"]
+    if argv[0] == "variants":
+        argv = argv + ["--jobs", "1"]
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(base)
+    start = time.monotonic()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        os.chdir(cwd)
+    elapsed = time.monotonic() - start
+    assert elapsed < TIME_BOUND, f"took {elapsed:.1f} s"
+    assert code in (0, 1, 2)
+    e = err.getvalue()
+    assert "Traceback" not in e and not _CONTROL.search(e) and not _CONTROL.search(out.getvalue())
+    if code == 2:
+        assert e.startswith("derive: error: ") and e.count("\n") == 1, e
+    assert (base / "file").read_text() == "KEEP"
+
+
+_SYMBOLS = {n: __import__("sympy").Symbol(n, real=True) for n in ("a1", "o1", "y", "w1", "x", "theta_t", "g")}
+
+
+@settings(FUZZ, max_examples=300)
+@given(st.one_of(ANSWER_TEXT, st.lists(st.sampled_from(["(", ")", "**", "64", "9", "*", "+", "-", "/", "a1", "x",
+                                                       "exp(", "tanh(", "0.5", "1e300", "2"]), max_size=40).map("".join)))
+def test_expression_parser_builds_or_refuses_with_one_reason(text):
+    """The one parser behind specs and answers: any text gives an expression
+    or an ExprError (never another exception), quickly."""
+    from derive.parse import ExprError, parse_expr_safe
+
+    start = time.monotonic()
+    try:
+        parse_expr_safe(text, _SYMBOLS)
+    except ExprError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    assert time.monotonic() - start < 2.0

@@ -19,8 +19,8 @@ import pytest
 
 from derive.cli import main
 
-HOSTILE = Path(__file__).resolve().parent / "hostile"
-ROOT = HOSTILE.parents[1]
+HOSTILE = Path(__file__).resolve().parent / "hostile" / "spec"
+ROOT = HOSTILE.parents[2]
 
 #: file -> "WHERE: WHAT" after "derive: error: FILE: "
 REFUSALS = {
@@ -229,12 +229,14 @@ REFUSALS = {
     'zero-to-negative-power.yaml':
         'forward.o: zero raised to a negative power',
     # vector specs: shapes, @, indexing by time steps, unrolling (derive/vecspec.py)
+    # (issue 13: the caps on T, entries and nodes gave way to a memory limit the user can raise)
     'vec-T-huge.yaml':
-        'unroll.T: must be a whole number from 1 to 64, got 1000000000',
+        'unroll.T: 1000000000 steps would need 7,873,535 MB of memory for the values and adjoints; '
+        'the limit is 2,048 MB (raise it with --max-memory MB)',
     'vec-T-shape-no-unroll.yaml':
         'targets.I.shape: T is the number of time steps: the spec needs an unroll section',
     'vec-T-text.yaml':
-        "unroll.T: must be a whole number from 1 to 64, got __import__('os')",
+        "unroll.T: must be a whole number, at least 1, got __import__('os')",
     'vec-T-zero.yaml':
         'unroll.T: must be a whole number from 1 to 64, got 0',
     'vec-add-shapes.yaml':
@@ -287,16 +289,21 @@ REFUSALS = {
         "unroll.equations.h: h_1_1 is defined twice (a vector's entries are named like W_1_2, a step's like H_3)",
     'vec-name-function.yaml':
         "targets.sum: name 'sum' is the name of a function",
-    'vec-nodes-bomb.yaml':
-        'unroll.T: 64 steps would give 6500 scalar nodes; at most 6000 are allowed',
     'vec-reserved-name.yaml':
         "targets.t: name 't' is reserved for the time step (t = 1..T)",
     'vec-sequence-shape-mismatch.yaml':
         'inputs.I.value: expected a list of 3 for shape 3 x 2, got a list of 2',
-    'vec-shape-bomb-product.yaml':
-        'parameters.W.shape: 200 x 200 is 40000 entries; at most 4096 in one quantity',
+    'vec-memory-unroll-bomb.yaml':
+        'unroll.T: 100000 steps would need 3,848 MB of memory for the values and adjoints; '
+        'the limit is 2,048 MB (raise it with --max-memory MB)',
+    'vec-memory-shape-bomb.yaml':
+        'parameters.W: the values and adjoints need more than 2,048 MB of memory (raise it with --max-memory MB)',
+    'vec-op-param-text.yaml':
+        'forward.h: rows(): after the tensor argument come numbers (start, stop)',
+    'vec-op-too-many-params.yaml':
+        'forward.h: rows: takes 1 tensor arguments and at most 2 more, got 4',
     'vec-shape-bomb.yaml':
-        'parameters.W.shape: sizes must be whole numbers from 1 to 256, got 100000',
+        'parameters.W: the values and adjoints need more than 2,048 MB of memory (raise it with --max-memory MB)',
     'vec-shape-bool.yaml':
         'parameters.W.shape: sizes must be whole numbers from 1 to 256, got True',
     'vec-shape-negative.yaml':
@@ -338,15 +345,30 @@ REFUSALS = {
     'vec-value-injection.yaml':
         'parameters.W.value[0]: not a numeric value ("__import__(\'os\').system(\'echo pwned\')" is not a number)',
     'vec-value-missing.yaml':
-        'parameters.W.value: missing: a number (every entry) or nested lists',
+        'parameters.W.value: missing: a number (every entry), nested lists, or the numbers in --values',
     'vec-value-nan.yaml':
         'parameters.W.value[0]: not a numeric value (nan is not a finite number)',
     'vec-value-wrong-shape.yaml':
         'parameters.W.value[1]: expected a list of 2 for shape 2 x 2, got a list of 1',
-    'vec-work-bomb.yaml':
-        'forward.h: expression needs more than 20000 scalar operations',
-    'vec-work-total-bomb.yaml':
-        'unroll.T: 64 steps would need 266304 scalar operations; at most 50000 are allowed',
+    # size bounds of issue 16: powers and numbers checked before they are computed, integer digits
+    'bomb-combined-powers.yaml':
+        'forward.o: a power of a name above 256 is not allowed once powers combine (this one is 4096)',
+    'bomb-numeric-tower.yaml':
+        'forward.o: a power that large is not allowed (about 3911 digits; at most 1000)',
+    'bomb-product-growth.yaml':
+        'forward.o: a number that large is not allowed (about 1031 digits; at most 1000)',
+    'bomb-int-digits.json':
+        'line 1: an integer of 5001 digits; at most 400 are allowed',
+    'bomb-int-digits-yaml.yaml':
+        'line 1: an integer of 5001 digits; at most 400 are allowed',
+    'bomb-int-digits-lr.yaml':
+        'line 8: an integer of 501 digits; at most 400 are allowed',
+    'bomb-float-exp.yaml':
+        'forward.o: a number that large is not allowed (about 4.343e+299 digits; at most 1000)',
+    'vec-combined-powers.yaml':
+        'forward.h: a power of a name above 256 is not allowed once powers combine (this one is 4096)',
+    'vec-numeric-tower.yaml':
+        'forward.h: a power that large is not allowed (about 3911 digits; at most 1000)',
 }
 
 
@@ -440,7 +462,7 @@ def test_growing_exact_values_stay_bounded(tmp_path, capsys):
 
 
 def test_values_file_refusals(tmp_path, capsys):
-    spec = HOSTILE.parent.parent / "derive" / "problems" / "specs" / "mlp-relu-regression.yaml"
+    spec = ROOT / "derive" / "problems" / "specs" / "mlp-relu-regression.yaml"
     cases = {
         "tag.yaml": ("w1: !!python/object/apply:os.system [echo hi]\n",
                      "line 1: YAML tag !!python/object/apply:os.system is not allowed "

@@ -100,7 +100,7 @@ def test_matrix_form_equals_numpy_vjp_and_finite_differences(case):
     for s in d.steps:
         if s.target in g.nodes:      # named parts of a line (a_h) feed the steps checked here
             np.testing.assert_allclose(s.value, ref[s.target], rtol=1e-10, atol=1e-12)
-    assert all(c["passed"] for c in checks(g, leaves, d))
+    assert all(c["passed"] is not False for c in checks(g, leaves, d))     # None: at a relu kink
     for name in ("W", "b", "V"):
         assert d.step_of(name) is not None or not np.any(ref.get(name, 0))
 

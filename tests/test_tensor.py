@@ -106,8 +106,11 @@ def test_json_nests_parameter_gradients_and_input_adjoints():
 
 def test_values_are_checked():
     p = load("rnn-bptt")
+    # sizes follow the values (issue 13): a U of 1 x 2 means n = 1, so a 2 x 2 W disagrees
+    with pytest.raises(SpecError, match="values.W: is 2 x 2, so n = 2, but U has n = 1"):
+        p.solve({"U": [[1, 2]], "W": [[1, 2], [3, 4]]})
     with pytest.raises(SpecError, match="values.U"):
-        p.solve({"U": [[1, 2]]})
+        p.solve({"U": [[[1, 2]]]})
     with pytest.raises(SpecError, match="values.T"):
         p.solve({"T": "0"})
     with pytest.raises(SpecError, match="unknown name"):

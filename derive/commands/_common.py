@@ -3,26 +3,35 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from pathlib import Path
 
 from ..errors import UserError, as_user_error, in_file
+from ..outfile import write
 from ..parse import ExprError, number
-from ..spec import SpecError, read_file
+from ..safetext import shorten
+from ..spec import MAX_INT_DIGITS, SpecError, read_file
 
 
 def load_target(target: str):
     """A built-in or a spec file; input errors name the file."""
-    from ..problems import load
+    from ..problems import SPEC_ENDINGS, builtins, load
 
+    if not target.endswith(SPEC_ENDINGS) and target not in {p.id for p in builtins()}:
+        if os.path.lexists(target):
+            raise UserError(target, "a spec file must end in .yaml, .yml or .json")
+        raise UserError("", f"unknown problem {shorten(target, 60)!r}; `derive list` shows the built-ins, "
+                            "or give a spec file (.yaml, .yml, .json)")
     try:
         return load(target)
     except Exception as exc:  # noqa: BLE001
         if as_user_error(exc) is None:
             raise
-        if target.endswith((".yaml", ".yml", ".json")):
+        if target.endswith(SPEC_ENDINGS):
             raise in_file(target, exc) from None
         raise as_user_error(exc) from None
+
+
+#: nesting of a JSON list given with --set (a matrix sequence needs 3 or 4)
+MAX_SET_DEPTH = 8
 
 
 def parse_set(items) -> dict:
@@ -32,20 +41,49 @@ def parse_set(items) -> dict:
         name, sep, raw = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise UserError("--set", f"expected NAME=VALUE, got {item!r}")
+            raise UserError("--set", f"expected NAME=VALUE, got {shorten(item, 60)!r}")
         raw = raw.strip()
+        where = f"--set {shorten(name, 60)}"
         if raw.startswith("["):
+            depth = 0
+            for ch in raw:
+                depth += (ch == "[") - (ch == "]")
+                if depth > MAX_SET_DEPTH:
+                    raise UserError(where, f"a list nested deeper than {MAX_SET_DEPTH} levels")
             try:
-                out[name] = json.loads(raw)
+                out[name] = json.loads(raw, parse_int=_whole)
             except json.JSONDecodeError as exc:
-                raise UserError(f"--set {name}", f"not a JSON list ({exc.msg})") from None
+                raise UserError(where, f"not a JSON list ({exc.msg})") from None
+            except SpecError as exc:
+                raise UserError(where, exc.what) from None
         else:
             try:
                 number(raw)
             except ExprError as exc:
-                raise UserError(f"--set {name}", str(exc)) from None
+                raise UserError(where, str(exc)) from None
             out[name] = raw
     return out
+
+
+def _whole(digits: str) -> int:
+    if len(digits) > MAX_INT_DIGITS:
+        raise SpecError("", f"an integer of {len(digits)} digits; at most {MAX_INT_DIGITS} are allowed")
+    return int(digits)
+
+
+def whole_number(flag: str, low: int, high: int | None = None):
+    """An argparse type: a whole number from ``low`` to ``high`` (the
+    documented maximum), refused as ``FLAG: ...`` otherwise."""
+    def conv(text):
+        t = text.strip()
+        if not t.lstrip("+-").isdigit() or len(t) > 30:
+            raise UserError(flag, f"expected a whole number, got {shorten(text, 40)!r}")
+        value = int(t)
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise UserError(flag, f"must be {bound}, got {value}")
+        return value
+    return conv
 
 
 def read_values(path: str | None, sets) -> dict:
@@ -56,7 +94,7 @@ def read_values(path: str | None, sets) -> dict:
         from ..msolution import LIMITS
         limit = LIMITS["max_memory"] or DEFAULT_MAX_MEMORY    # large problems take their numbers from here
         try:
-            data = read_file(path, limit, " (limit --max-memory)")
+            data = read_file(path, limit)     # (large problems: raise it with --max-memory MB)
         except SpecError as exc:
             raise in_file(path, exc) from None
         if data is None:
@@ -68,25 +106,9 @@ def read_values(path: str | None, sets) -> dict:
     return values
 
 
-def write_atomic(path, data, binary: bool = False) -> None:
-    """Write a file whole or not at all (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def emit(text: str, out: str | None) -> None:
     """Print, or write to --out."""
     if out:
-        write_atomic(out, text if text.endswith("\n") else text + "\n")
+        write(out, text if text.endswith("\n") else text + "\n")
     else:
         print(text)

@@ -1,12 +1,12 @@
 """``derive codegen TARGET``: a standalone numpy module for a gradient problem."""
 from __future__ import annotations
 
-from ..errors import UserError, as_user_error, in_file
-from ..spec import time_limit
-from ._common import emit, load_target
+from contextlib import nullcontext
 
-#: seconds allowed for generating code from a user's spec (cse can be costly)
-TIME_LIMIT = 60
+from ..budget import CODEGEN_SECONDS, limit
+from ..errors import UserError, as_user_error, in_file
+from ..outfile import check_file
+from ._common import emit, load_target
 
 
 def add_parser(sub):
@@ -19,8 +19,11 @@ def add_parser(sub):
 def run(args) -> int:
     from ..codegen import generate, gradient_graph
 
+    if args.out:
+        check_file(args.out)
     problem = load_target(args.target)
-    guard = time_limit(TIME_LIMIT, "codegen") if getattr(problem, "user", False) else _Null()
+    user = getattr(problem, "user", False)
+    guard = limit(CODEGEN_SECONDS, "generating code", args.target) if user else nullcontext()
     try:
         with guard:
             graph = gradient_graph(problem)
@@ -34,10 +37,3 @@ def run(args) -> int:
     emit(text.rstrip("\n"), args.out)
     return 0
 
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

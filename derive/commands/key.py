@@ -15,7 +15,9 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..key import write_key
+    from ..outfile import check_folder
 
+    check_folder(args.out)
     result = write_key(args.out, only=args.only, pdf=not args.no_pdf)
     print(f"wrote {result.tex}" + (f" and {result.pdf}" if result.pdf else "")
           + f" ({len(result.problems)} problems)")

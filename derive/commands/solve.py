@@ -6,8 +6,10 @@ import warnings
 
 import numpy as np
 
+from ..budget import MAX_STEPS, SPEC_SOLVE_SECONDS, limit
 from ..errors import UserError, as_user_error, in_file
-from ._common import emit, load_target, read_values
+from ..outfile import check_file
+from ._common import emit, load_target, read_values, whole_number
 
 
 def add_parser(sub):
@@ -17,19 +19,24 @@ def add_parser(sub):
     p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="override one value")
     p.add_argument("--format", choices=["text", "json", "tex", "pdf"], default="text")
     p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
-    p.add_argument("--steps", type=int, default=1, metavar="K", help="update steps to apply (default 1)")
+    p.add_argument("--steps", type=whole_number("--steps", 1, MAX_STEPS), default=1, metavar="K",
+                   help=f"update steps to apply (default 1, at most {MAX_STEPS})")
     add_limit_flags(p)
     p.set_defaults(run=run)
 
 
 def add_limit_flags(p):
     p.add_argument("--max-memory", metavar="MB", type=float,
-                   help="memory the values and adjoints of a large vector problem may take (default 2048)")
+                   help="memory the values and adjoints of a vector problem may take (default 2048)")
     p.add_argument("--time-limit", metavar="SECONDS", type=float,
-                   help="seconds each phase of a large vector problem may take (default 120)")
+                   help="seconds each phase of the work may take (the same as DERIVE_TIME_LIMIT)")
 
 
 def set_limits(args):
+    """--max-memory for the matrix engine; --time-limit as DERIVE_TIME_LIMIT (derive.budget)."""
+    import os
+
+    from ..budget import ENV
     from ..msolution import LIMITS
     if getattr(args, "max_memory", None) is not None:
         if not args.max_memory > 0:
@@ -38,12 +45,11 @@ def set_limits(args):
     if getattr(args, "time_limit", None) is not None:
         if not args.time_limit > 0:
             raise UserError("--time-limit", "must be a positive number of seconds")
-        LIMITS["time_limit"] = float(args.time_limit)
+        os.environ[ENV] = repr(float(args.time_limit))
 
 
-def solve(args):
-    set_limits(args)
-    problem = load_target(args.target)
+def solve(args, problem=None):
+    problem = problem or load_target(args.target)
     values = read_values(args.values, args.set)
     try:
         # Overflow in the numeric checks is detected and reported as one
@@ -59,13 +65,21 @@ def solve(args):
 
 
 def run(args) -> int:
-    solution = solve(args)
-    if args.format == "json":
-        emit(json.dumps(solution.to_json(), indent=2), args.out)
-    elif args.format in ("tex", "pdf"):
-        from ..render import write_solution
+    if args.out:
+        check_file(args.out)      # before any work: a folder or a file in the way is refused now
+    set_limits(args)
+    problem = load_target(args.target)
+    # everything done, printing included, is bounded in time: a built-in too
+    # takes user values (--set T=64) and --steps
+    what = "the spec" if getattr(problem, "user", False) else "the problem"
+    with limit(SPEC_SOLVE_SECONDS, f"solving {what}", args.target):
+        solution = solve(args, problem)
+        if args.format == "json":
+            emit(json.dumps(solution.to_json(), indent=2), args.out)
+        elif args.format in ("tex", "pdf"):
+            from ..render import write_solution
 
-        write_solution(solution, args.format, args.out)
-    else:
-        emit(solution.to_text(), args.out)
+            write_solution(solution, args.format, args.out)
+        else:
+            emit(solution.to_text(), args.out)
     return 0

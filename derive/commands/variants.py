@@ -6,16 +6,22 @@ import sys
 import time
 from pathlib import Path
 
+from ..budget import MAX_COUNT, MAX_JOBS
+from ._common import whole_number
+
 
 def add_parser(sub):
+    from .check import _tol
+
     p = sub.add_parser("variants", help="N randomised versions of a problem, each with its question, key and answers",
                        description="Draw N versions of a gradient problem with fresh numbers (reproducible "
                                    "from --seed; docs/variants.md gives the rules) and write, "
                                    "for each, values.yaml, question.tex/.pdf, key.tex/.pdf and answers.yaml "
                                    "under DIR/variant-01/ ..., plus all-questions and all-keys for printing.")
     p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
-    p.add_argument("--count", type=_integer("--count"), required=True, metavar="N", help="how many variants")
-    p.add_argument("--seed", type=_integer("--seed"), required=True, metavar="S",
+    p.add_argument("--count", type=whole_number("--count", 1, MAX_COUNT), required=True, metavar="N",
+                   help=f"how many variants (at most {MAX_COUNT})")
+    p.add_argument("--seed", type=whole_number("--seed", 0, 2**63 - 1), required=True, metavar="S",
                    help="the seed: the same seed gives the same files")
     p.add_argument("--out", metavar="DIR", help="folder to write into (default output/variants/<id>)")
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
@@ -24,20 +30,18 @@ def add_parser(sub):
     p.add_argument("--all-active", action="store_true",
                    help="every relu unit active, even where the problem's own values have a dead one "
                         "(by default a variant keeps the problem's dead units)")
-    p.add_argument("--jobs", type=_integer("--jobs"), default=None, metavar="J",
-                   help="worker processes (default: the number of CPUs)")
+    p.add_argument("--jobs", type=whole_number("--jobs", 1, MAX_JOBS), default=None, metavar="J",
+                   help=f"worker processes (default: the number of CPUs, at most {MAX_JOBS})")
+    p.add_argument("--export", action="append", choices=["moodle", "qti", "csv"], default=[],
+                   help="also write DIR/variants-moodle.xml (Moodle XML, Cloze), DIR/variants-qti.zip "
+                        "(QTI 1.2 for Canvas) or DIR/variants-answers.csv (every variant's answers); repeatable")
+    p.add_argument("--rtol", type=_tol("--rtol"), default=None, metavar="R",
+                   help="relative tolerance the exports accept (default: derive check's)")
+    p.add_argument("--atol", type=_tol("--atol"), default=None, metavar="A",
+                   help="absolute tolerance near zero the exports accept (default: derive check's)")
+    p.add_argument("--min-sig", type=whole_number("--min-sig", 1, 15), default=None, metavar="K",
+                   help="the exports also accept an answer rounded to K significant figures")
     p.set_defaults(run=run)
-
-
-def _integer(flag):
-    from ..errors import UserError
-
-    def conv(text):
-        try:
-            return int(text)
-        except ValueError:
-            raise UserError(flag, f"expected a whole number, got {text!r}") from None
-    return conv
 
 
 class Progress:
@@ -73,16 +77,17 @@ def run(args) -> int:
     from ..variants import is_gradient_problem, read_roster_ids, write_variants
     from ._common import load_target
 
-    if args.count < 1:
-        raise UserError("--count", "must be at least 1")
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError("--jobs", "must be at least 1")
+    from ..outfile import check_folder
+
+    if args.out:
+        check_folder(args.out)
     problem = load_target(args.target)
     if not is_gradient_problem(problem):
         raise UserError(args.target, "variants need a gradient problem (a network with parameters); "
                                      "this one has no gradients")
     ids = read_roster_ids(args.roster) if args.roster else None
     out = Path(args.out) if args.out else Path("output") / "variants" / safe_stem(problem.id)
+    check_folder(out)
     jobs = args.jobs or os.cpu_count() or 1
     result = write_variants(problem, args.count, args.seed, out, pdf=not args.no_pdf, jobs=jobs,
                             roster_ids=ids, target=args.target, progress=Progress(),
@@ -90,6 +95,14 @@ def run(args) -> int:
     what = "values, answers, question and key" + (" (.tex and .pdf)" if result.pdf else " (.tex)")
     print(f"wrote {len(result.variants)} variants of {problem.id} to {out}/: {what} each; "
           f"all-questions, all-keys and instructor-note.md" + ("; roster.csv" if ids is not None else ""))
+    for fmt in dict.fromkeys(args.export):
+        from ..check import ATOL, RTOL
+        from ..export import Policy, write_export
+
+        policy = Policy(RTOL if args.rtol is None else args.rtol, ATOL if args.atol is None else args.atol,
+                        args.min_sig)
+        path = write_export(fmt, problem, result.variants, args.seed, out, policy, roster_ids=ids)
+        print(f"wrote {path}")
     if result.note:
         print(f"derive: {result.note}", file=sys.stderr)
     return 0

@@ -214,12 +214,12 @@ class _Reverse:
         for y, lg in ((a, b), (b, a)):
             if not isinstance(lg, Apply) or refs(y) & self.live:
                 continue
-            if lg.op == "log_softmax" and lg.pdict.get("axis") is None:
+            if lg.op == "log_softmax" and lg.pdict.get("axis") in (None, 0):
                 z, p_sym = lg.args[0], X.call("softmax", self.g.symbolic(lg.args[0]))
             elif lg.op == "log" and isinstance(lg.args[0], (Ref, Apply)):
                 p = lg.args[0]
                 pe = self.g.nodes[p.name].expr if isinstance(p, Ref) else p
-                if not (isinstance(pe, Apply) and pe.op == "softmax" and pe.pdict.get("axis") is None):
+                if not (isinstance(pe, Apply) and pe.op == "softmax" and pe.pdict.get("axis") in (None, 0)):
                     continue
                 z, p_sym = pe.args[0], self.g.symbolic(p)
             else:

@@ -164,6 +164,9 @@ PROBLEMS = [
               Dim("p", 2, 1, 6, "annotation size"), Dim("Tx", 3, 1, 12, "source length")),
         build=lambda a, m, p, Tx: AttentionModel(a, m, p, Tx),
         values=default_values,
+        leaf_dims={"v": ("a",), "W": ("a", "m"), "V": ("a", "p"), "s_prev": ("m",), "h": ("p", "Tx"),
+                   "y": ("p",)},
+        matrix_spec=attention_spec,
         optimizer={"rule": "sgd", "lr": 0.1},
     ),
 ]

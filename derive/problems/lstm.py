@@ -196,7 +196,8 @@ class LSTMProblem(TensorProblem):
 
     def solve(self, values=None, steps: int = 1):
         sol = super().solve(values, steps)
-        sol.judges = lstm_judges(sol)
+        if hasattr(sol, "model"):       # the component-wise solution (large sizes: the matrix engine alone)
+            sol.judges = lstm_judges(sol)
         return sol
 
 
@@ -214,6 +215,9 @@ PROBLEMS = [
         dims=(Dim("n", 2, 1, 6, "hidden size"), Dim("d", 2, 1, 6, "input size")),
         build=lambda n, d: LSTMModel(n, d),
         values=default_values,
+        leaf_dims={"x": ("d",), "h_prev": ("n",), "c_prev": ("n",), "y": ("n",),
+                   **{b: ("n",) for _, _, b, _, _ in GATES}, **{W: ("n", None) for _, W, _, _, _ in GATES}},
+        matrix_spec=lstm_spec,
         optimizer={"rule": "sgd", "lr": 0.1},
     ),
 ]

@@ -651,7 +651,8 @@ class RNNProblem(TensorProblem):
 
     def solve(self, values=None, steps: int = 1):
         sol = super().solve(values, steps)
-        sol.judges = rnn_judges(sol)
+        if hasattr(sol, "model"):       # the component-wise solution (large sizes: the matrix engine alone)
+            sol.judges = rnn_judges(sol)
         return sol
 
 
@@ -677,6 +678,9 @@ PROBLEMS = [
               Dim("n", 2, 1, 6, "hidden size"), Dim("k", 2, 1, 6, "output size")),
         build=lambda T, d, n, k: RNNModel(T, d, n, k),
         values=default_values,
+        leaf_dims={"U": ("n", "d"), "W": ("n", "n"), "V": ("k", "n"), "I": ("T", "d"), "H0": ("n",),
+                   "Y": ("T", "k")},
+        matrix_spec=rnn_spec,
         optimizer={"rule": "sgd", "lr": 0.1},
     ),
 ]
