@@ -207,12 +207,14 @@ CHECK_WORDS = {"numpy-backprop": "independent numpy backpropagation",
                "matrix-form": "matrix form, recomputed in numpy",
                "path-sum": "path sums of the general form",
                "path-sum-total": "path sums, totalled over the steps",
-               "numpy-backprop-vs-engine": "hand-written numpy gradients against the symbolic ones"}
+               "numpy-backprop-vs-engine": "hand-written numpy gradients against the symbolic ones",
+               "sympy-shift-invariance": "shift invariance, proved symbolically"}
 
 
 def check_words(method: str) -> str:
     """A check's method as words: ``numpy-backprop`` -> ``independent numpy backpropagation``."""
-    return CHECK_WORDS.get(method, method.replace("-", " ").replace("engine", "symbolic derivation"))
+    words = method.replace("-", " ").replace("engine", "symbolic derivation").replace("sympy ", "symbolic ")
+    return CHECK_WORDS.get(method, words)
 
 
 def _sci(x: float) -> str:
