@@ -72,7 +72,7 @@ def _findings() -> tuple:
             out.append({"seed": entry["seed"], "question": question, "target": entry["target"],
                         "quantity": item["name"], "written": item["given"],
                         "right": _right(solution, item), "why": _why(item["message"]),
-                        "verdict": item["verdict"]})
+                        "verdict": item["verdict"], "message": item["message"]})
     return tuple(out)
 
 
@@ -273,7 +273,7 @@ def key_errata(solutions: dict) -> list:
         if f["quantity"] == "dE_3/dU" and "\\sum" not in f["written"]:
             key = (f["seed"], "dE_3/dU as V")
         note = NOTES.get(key, {})
-        message = next((i["message"] for i in _raw_items(f)), "")
+        message = f.get("message", "")
         written = note.get("written") or _value_tex(f["written"])
         if written is None:
             written = f["written"] if "\\" in f["written"] else r"\text{" + _escape_text(f["written"]) + "}"
@@ -313,26 +313,6 @@ def _escape_text(s: str) -> str:
 
 def _escape_dollars(s: str) -> str:
     return s.replace("$", "")
-
-
-@lru_cache(maxsize=None)
-def _checked(path: str):
-    for entry in entries():
-        if entry["path"] == path:
-            return check_entry(entry)
-    return None
-
-
-def _raw_items(f):
-    for entry in entries():
-        if entry["seed"] != f["seed"] or entry["target"] != f["target"]:
-            continue
-        got = _checked(entry["path"])
-        if got is None:
-            continue
-        for item in got[0]["items"]:
-            if item["name"] == f["quantity"] and item["given"] == f["written"]:
-                yield item
 
 
 def _right_tex(f, solutions) -> str:
