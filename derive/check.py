@@ -523,7 +523,6 @@ class Parsed:
     note: str | None = None     # how the text was read ("judged the last side ...")
 
 
-@bounded(ANSWER_SECONDS, "reading one answer", lambda msg, *a, **k: Parsed("error", error=msg))
 def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
     """A number (with the decimals and significant figures it shows), a
     formula over the problem's names, or an error.  Reads the notation
@@ -538,6 +537,22 @@ def parse_answer(text: str, key: AnswerKey | None) -> Parsed:
     t = _TIMES.sub("*", decimal_comma(t).strip())
     if not t:
         return Parsed("error", error="empty answer")
+    if _PLAIN_NUMBER.fullmatch(t):
+        # a number as written: read at once (its length is bounded by number());
+        # the time budget is for formulas, and costs more than this reading
+        try:
+            return Parsed("number", float(number(t)), decimals(t), sig=significant(t), note=note)
+        except ExprError:
+            pass
+    return _parse_formula(t, note, key)
+
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+@bounded(ANSWER_SECONDS, "reading one answer", lambda msg, *a, **k: Parsed("error", error=msg))
+def _parse_formula(t: str, note, key) -> Parsed:
+    """parse_answer for text that is not a plain number, under a time budget."""
     try:
         v = number(t)
         return Parsed("number", float(v), decimals(t), sig=significant(t), note=note)
@@ -822,10 +837,16 @@ def _fmt(v: float) -> str:
 
 
 def _exact_text(q: Quantity) -> str:
-    try:
-        return num_text(q.exact)
-    except (TypeError, ValueError):
-        return _fmt(q.value)
+    """The exact value as a key prints it (kept on the quantity: a class
+    prints it thousands of times)."""
+    text = getattr(q, "_text", None)
+    if text is None:
+        try:
+            text = num_text(q.exact)
+        except (TypeError, ValueError):
+            text = _fmt(q.value)
+        q._text = text
+    return text
 
 
 #: diagnoses in the order they are preferred when several fit equally well
@@ -913,6 +934,8 @@ class _Diagnoser:
                 t1 = np.zeros_like(t0)
                 if dec is not None and dec >= 0 and (sig is None or sig >= MIN_SIG):
                     t1 = (diff <= 0.5 * 10.0 ** -dec * (1 + 1e-9)) & (diff <= ROUNDING_MAX_REL * np.abs(values))
+                if not (t0.any() or t1.any()):
+                    continue
                 for t, mask in ((0, t0), (1, t1 & ~t0)):
                     for k in np.flatnonzero(mask):
                         sentence = sentences[k]

@@ -672,10 +672,12 @@ def values_text(problem, variant: Variant, seed: int) -> str:
 
 
 def make_variant(problem, number: int, values_yaml: str, out_dir, pdf: bool) -> tuple:
-    """Write ``variant-NN/`` (values, answers, question and key) and return
+    """Write ``variant-NN/`` (values, answers, question and key, the key also
+    as ``key.html``) and return
     ``(number, question section, key section)`` for the combined documents.
     The key is solved from ``values_yaml`` read back, as ``derive check
     --values`` reads it."""
+    from .html import solution_document
     from .render import compile_pdf
     from .spec import read_data
 
@@ -692,6 +694,7 @@ def make_variant(problem, number: int, values_yaml: str, out_dir, pdf: bool) -> 
         _write(folder / f"{name}.tex", tex)
         if pdf:
             compile_pdf(tex, folder / f"{name}.pdf", name=name)
+    _write(folder / "key.html", solution_document(solution, title=title + ", key"))
     return number, question, key
 
 

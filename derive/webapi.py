@@ -291,6 +291,7 @@ def problem_request(target: str, student=None, roster=None) -> dict:
     """``GET /api/problem/ID``: the question as the checking page shows it."""
     from .export import statement_blocks
     from .export.html import blocks_html
+    from .html import figure_html
     from .variants import is_gradient_problem
 
     target = _target({"target": target})
@@ -302,7 +303,7 @@ def problem_request(target: str, student=None, roster=None) -> dict:
     else:
         statement = [B.prose(problem.question.strip())] if problem.question else []
     out = {"id": problem.id, "title": problem.title, "source": problem.source,
-           "question": problem.question, "statement_html": blocks_html(statement, math=_page_math),
+           "question": problem.question, "statement_html": blocks_html(statement, math=_page_math, figure=figure_html),
            "quantities": _quantities(solution, mathml_or_none)}
     if student is not None:
         out["student"], out["variant"] = student, roster.variant_of(student)
@@ -329,6 +330,11 @@ def preview_request(req: dict) -> dict:
         return {"kind": "error", "latex": None, "mathml": None, "error": parsed.error}
     if parsed.kind == "number" or key is None:
         latex = text.strip()
+        # a number typed as $-\frac{7}{40}$ shows without its dollars
+        for d in ("$$", "$"):
+            if len(latex) >= 2 * len(d) and latex.startswith(d) and latex.endswith(d):
+                latex = latex[len(d):-len(d)].strip()
+                break
     else:
         names = {key.symbols[n]: node.latex for n, node in solution.graph.nodes.items()}
         latex = tex(parsed.expr, names)

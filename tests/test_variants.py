@@ -284,7 +284,8 @@ def test_every_variant_passes_derive_check(pid, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for k in range(1, count + 1):
         folder = out / f"variant-{k:02d}"
-        assert {p.name for p in folder.iterdir()} == {"values.yaml", "answers.yaml", "question.tex", "key.tex"}
+        assert {p.name for p in folder.iterdir()} == {"values.yaml", "answers.yaml", "question.tex", "key.tex",
+                                                      "key.html"}
         code, res, err = run_cli(["check", pid, folder / "answers.yaml", "--values", folder / "values.yaml",
                                   "--format", "json"], capsys)
         assert code == 0, err

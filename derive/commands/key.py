@@ -10,14 +10,24 @@ def add_parser(sub):
     p.add_argument("--only", metavar="ID", action="append", default=[],
                    help="only this built-in (repeatable)")
     p.add_argument("--no-pdf", action="store_true", help="write the .tex only")
+    p.add_argument("--format", choices=["tex", "html"], default="tex",
+                   help="tex: answer-key.tex and .pdf (default); html: one self-contained "
+                        "answer-key.html (MathML, inline SVG figures, no network)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from ..key import write_key
     from ..outfile import check_folder
 
     check_folder(args.out)
+    if args.format == "html":
+        from ..html import write_key as write_html
+
+        path = write_html(args.out, only=args.only)
+        print(f"wrote {path}")
+        return 0
+    from ..key import write_key
+
     result = write_key(args.out, only=args.only, pdf=not args.no_pdf)
     print(f"wrote {result.tex}" + (f" and {result.pdf}" if result.pdf else "")
           + f" ({len(result.problems)} problems)")

@@ -17,7 +17,7 @@ def add_parser(sub):
     p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
     p.add_argument("--values", metavar="FILE", help="YAML/JSON mapping of names to numbers")
     p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], help="override one value")
-    p.add_argument("--format", choices=["text", "json", "tex", "pdf"], default="text")
+    p.add_argument("--format", choices=["text", "json", "tex", "pdf", "html"], default="text")
     p.add_argument("--out", metavar="PATH", help="write here instead of standard output")
     p.add_argument("--steps", type=whole_number("--steps", 1, MAX_STEPS), default=1, metavar="K",
                    help=f"update steps to apply (default 1, at most {MAX_STEPS})")
@@ -76,6 +76,10 @@ def run(args) -> int:
         solution = solve(args, problem)
         if args.format == "json":
             emit(json.dumps(solution.to_json(), indent=2), args.out)
+        elif args.format == "html":
+            from ..html import write_solution as write_html
+
+            print(f"wrote {write_html(solution, args.out)}")
         elif args.format in ("tex", "pdf"):
             from ..render import write_solution
 

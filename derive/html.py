@@ -1,0 +1,218 @@
+"""The answer key and worked solutions as self-contained web pages.
+
+The HTML renderer reads the same blocks as the LaTeX one (:mod:`derive.blocks`)
+and mirrors its documents: ``templates/html/key.html.j2`` follows
+``key.tex.j2``, ``solution.html.j2`` follows ``solution.tex.j2``, one partial per
+block kind. Maths becomes MathML here (:mod:`derive.mathml`), figures become
+inline SVG compiled from the PDF's own TikZ (:mod:`derive.svgfig`), the style
+sheet is inlined: a page loads nothing from anywhere, and says so to the
+browser with a Content-Security-Policy that forbids it.
+
+>>> from derive import blocks as B
+>>> page = render_blocks([B.Heading("Forward pass"),
+...     B.Equations((B.EqRow(B.Math("z_{1}", "z1"), (B.Math("0.3", "0.3"),)),))])
+>>> "<h3>Forward pass</h3>" in page and "<mn>0.3</mn>" in page
+True
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup, escape
+
+from . import __version__
+from . import blocks as B
+from . import render
+from .fmt import DIGITS
+from .mathml import mathml
+from .outfile import check_file
+from .render import RELATIONS, _write_atomic, safe_stem, template_dir
+from .svgfig import figure_svgs
+
+#: column letters of a LaTeX table spec, as CSS
+ALIGN = {"l": "left", "c": "center", "r": "right"}
+
+
+@lru_cache(maxsize=1)
+def make_env() -> jinja2.Environment:
+    """The Jinja2 environment of derive's web pages: ``templates/html/``,
+    HTML autoescaping, undefined names are errors. Maths arrives as
+    :class:`~markupsafe.Markup` (MathML made by :func:`derive.mathml.mathml`).
+
+    >>> make_env().from_string("{{ x }}").render(x="<b>")
+    '&lt;b&gt;'
+    """
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir() / "html")),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def _math(tex: str, display: bool = False) -> Markup:
+    return Markup(mathml(tex, display))
+
+
+def words(text) -> Markup:
+    """Words for the page: derive's own words with ``$...$`` maths (a
+    ``blocks.Tex``) with that maths typeset; any other text, user text above
+    all, escaped whole.
+
+    >>> str(words("a < b, $x$"))
+    'a &lt; b, $x$'
+    """
+    tex_type = getattr(B, "Tex", None)
+    if tex_type is not None and isinstance(text, tex_type):
+        return Markup("".join(mathml(p) if k % 2 else str(escape(p))
+                              for k, p in enumerate(str(text).split("$"))))
+    return escape("" if text is None else str(text))
+
+
+def _question(question):
+    """A problem's question stripped, keeping it ``blocks.Tex`` if it was."""
+    q = question.strip()
+    return type(question)(q) if type(question) is not str else q
+
+
+def _cell(c) -> dict:
+    if isinstance(c, B.Math):
+        return {"math": _math(c.tex)}
+    return {"math": None, "text": words(c)}
+
+
+def _equations(b: B.Equations) -> dict:
+    rows = []
+    for r in b.rows:
+        rows.append({"lhs": _math(r.lhs.tex), "rel": _math(RELATIONS.get(r.relation, r.relation)),
+                     "rhs": [_math(m.tex) for m in r.rhs], "note": words(r.note) if r.note else ""})
+    return {"kind": "equations", "rows": rows}
+
+
+def _table(b: B.Table) -> dict:
+    header = [_cell(c) for c in b.header]
+    rows = [[_cell(c) for c in r] for r in b.rows]
+    ncols = max([len(header)] + [len(r) for r in rows])
+    letters = [ch for ch in b.align if ch in ALIGN]
+    align = [ALIGN[ch] for ch in letters] if len(letters) == ncols else ["center"] * ncols
+    return {"kind": "table", "caption": words(b.caption) if b.caption else "", "header": header, "rows": rows,
+            "align": align}
+
+
+def _checks(b: B.Checks) -> dict:
+    # the LaTeX context already says what each check measured; only its
+    # number (LaTeX) is turned into MathML
+    ctx = render.block_context(b)
+    for e in ctx["entries"]:
+        e["value"] = _math(e["value"]) if e["value"] else ""
+    return ctx
+
+
+#: block type -> its HTML context (figures, which need their SVG, aside)
+BUILDERS = {
+    B.Heading: lambda b: {"kind": "heading", "text": words(b.text), "level": b.level},
+    B.Prose: lambda b: {"kind": "prose", "parts": [_cell(p) for p in b.parts]},
+    B.Equations: _equations,
+    B.EqRow: lambda b: _equations(B.Equations((b,))),
+    B.Table: _table,
+    B.Checks: _checks,
+}
+
+
+def block_context(b, svg=None) -> dict:
+    """The HTML template context of one block: ``{"kind": ..., ...}``; a
+    figure's drawing is ``svg``; a block of a type this renderer does not
+    know still shows, as its plain-text rendering."""
+    if isinstance(b, B.Figure):
+        return {"kind": "figure", "svg": Markup(svg) if svg else None,
+                "caption": words(b.caption) if b.caption else "", "text": B.to_text([b]),
+                "label": getattr(B, "plain", str)(b.caption) if b.caption else B.to_text([b])}
+    build = BUILDERS.get(type(b))
+    return build(b) if build else {"kind": "verbatim", "text": B.to_text([b])}
+
+
+def _contexts(blocks, question: str = "") -> list:
+    """Contexts of a problem's blocks; the restated question (the first
+    paragraph, when it is the problem's question) gets a kind of its own,
+    as in the LaTeX key."""
+    blocks = list(blocks)
+    out = []
+    if question and blocks and isinstance(blocks[0], B.Prose) and blocks[0].parts == (question.strip(),):
+        out.append({"kind": "question", "text": words(_question(question))})
+        blocks = blocks[1:]
+    figures = [b for b in blocks if isinstance(b, B.Figure)]
+    svgs = dict(zip(map(id, figures), figure_svgs(figures)))
+    return out + [block_context(b, svgs.get(id(b))) for b in blocks]
+
+
+def render_blocks(blocks, question: str = "") -> str:
+    """The HTML of a list of blocks (a fragment, no page around it)."""
+    return make_env().get_template("partials/blocks.html.j2").render(blocks=_contexts(blocks, question))
+
+
+def figure_html(figure: B.Figure) -> str:
+    """One figure block as HTML: its drawing as inline SVG, and its caption
+    (the checking page shows a question's figure with this)."""
+    (svg,) = figure_svgs([figure])
+    return make_env().get_template("partials/figure.html.j2").render(b=block_context(figure, svg))
+
+
+def problem_context(problem, solution, number: int | None = None) -> dict:
+    """What the section template of one problem needs: the LaTeX key's
+    context of the problem, with the blocks as HTML."""
+    ctx = dict(render.problem_context(problem, solution, number))
+    ctx["anchor"] = "problem-" + safe_stem(problem.id)
+    ctx["blocks"] = _contexts(solution.blocks(), problem.question or "")
+    return ctx
+
+
+def solution_document(solution, title: str | None = None) -> str:
+    """A self-contained web page with the worked solution of one problem
+    (``title``: the page's title, default the problem's)."""
+    problem = solution.problem
+    return make_env().get_template("solution.html.j2").render(
+        title=title or problem.title or problem.id, version=__version__,
+        problem=problem_context(problem, solution))
+
+
+def key_document(problems: list, errata: list | None = None, *, with_errata: bool = True) -> str:
+    """The answer key for ``problems`` as one self-contained web page: the
+    same parts, in the same order, as :func:`derive.key.key_document`."""
+    from .key import coverage_context, errata_findings
+
+    contexts = [problem_context(p, p.solve(), number=k) for k, p in enumerate(problems, start=1)]
+    sections = {c["id"]: c["number"] for c in contexts}
+    anchors = {c["id"]: c["anchor"] for c in contexts}
+    if with_errata and errata is None:
+        errata = errata_findings()
+    coverage = coverage_context(sections)
+    rows = [r for seed in coverage for r in seed["rows"]]
+    for r in rows:
+        r["anchor"] = anchors.get(r["id"], "")
+    return make_env().get_template("key.html.j2").render(
+        title="Answer key", version=__version__, digits=DIGITS, problems=contexts, coverage=coverage,
+        counts={"questions": len(rows), "answered": sum(1 for r in rows if r["section"]),
+                "missing": sum(1 for r in rows if r["id"] and not r["section"]),
+                "uncovered": sum(1 for r in rows if not r["id"])},
+        errata=errata)
+
+
+def write_key(out_dir="output", only=None) -> Path:
+    """``derive key --format html``: ``DIR/answer-key.html``."""
+    from .key import select
+
+    path = check_file(Path(out_dir) / "answer-key.html")
+    _write_atomic(path, key_document(select(only)))
+    return path
+
+
+def write_solution(solution, out: str | None = None) -> Path:
+    """``derive solve --format html``: one problem's page, at ``out`` or
+    ``output/<id>.html``."""
+    path = check_file(Path(out) if out else Path("output") / f"{safe_stem(solution.problem.id)}.html")
+    _write_atomic(path, solution_document(solution))
+    return path
