@@ -35,7 +35,7 @@ SEEDS = {
 class Question:
     seed: str
     label: str
-    title: str
+    title: str                 # derive's words, $...$ maths typeset
     id: str | None = None      # the built-in that answers it
     reason: str = ""           # why it is not covered, when id is None
 
@@ -47,13 +47,13 @@ def _q(seed, label, title, answer):
 
 
 QUESTIONS = [
-    _q("000", "Q1(a)-(c)", "RNN: dE/dW, dE/dU, dE/dV and those of E2, E3", "rnn-bptt"),
+    _q("000", "Q1(a)-(c)", "RNN: $\\partial E/\\partial W$, $\\partial E/\\partial U$, $\\partial E/\\partial V$ and those of $E_2$, $E_3$", "rnn-bptt"),
     _q("000", "Q2(a)", "Vanishing gradients (computed: gradient norms)", "rnn-bptt"),
     _q("000", "Q2(b)", "Repeated-word data and vanishing gradients", ESSAY),
     _q("000", "Q3", "11-point interpolated AP of a ranked detection list", "interpolated-ap"),
-    _q("000", "Q4", "Focal loss at gamma = 0 and for easy/hard points", "focal-loss"),
+    _q("000", "Q4", "Focal loss at $\\gamma = 0$ and for easy/hard points", "focal-loss"),
     _q("000", "Q5", "Same L2 distance, different IoU", "iou-vs-l2"),
-    _q("000", "Q6(a)", "Size of a transposed convolution (3x3 input, 7x7 filter)", "transposed-conv"),
+    _q("000", "Q6(a)", "Size of a transposed convolution ($3 \\times 3$ input, $7 \\times 7$ filter)", "transposed-conv"),
     _q("000", "Q6(b)", "Transposed convolution as a matrix product", "transposed-conv"),
     _q("000", "Part 1-2", "Programming notebooks", PROGRAMMING),
     _q("001", "1(a)-(c)", "Answers to seed 000 Q1 (RNN gradients)", "rnn-bptt"),
@@ -66,7 +66,7 @@ QUESTIONS = [
     _q("002", "Q1.2", "Sigmoid vs ReLU", ESSAY),
     _q("002", "Q1.3", "Update rules of six weights, tanh/sigmoid net", "mlp-tanh-sigmoid"),
     _q("002", "Q1.4", "Zero, one or random initialisation", "weight-init"),
-    _q("002", "Q2.1", "Output size of a convolution (J x K, M x N, s, P)", "conv-arithmetic"),
+    _q("002", "Q2.1", "Output size of a convolution ($J \\times K$, $M \\times N$, $s$, $P$)", "conv-arithmetic"),
     _q("002", "Q2.2", "Output size of max pooling", "conv-arithmetic"),
     _q("002", "Q2.3", "Fully connected layers as convolutions", "conv-arithmetic"),
     _q("002", "Q2.4-2.5", "Reading: ResNet, triplet loss (not to attempt)", ESSAY),

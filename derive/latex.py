@@ -445,3 +445,36 @@ def break_chain(parts: list[str], budget: float, first_budget: float | None = No
     if current:
         lines.append(current)
     return lines
+
+
+def person_order(expr, names: dict | None = None, symbol_names: dict | None = None) -> str:
+    r"""LaTeX of a sum with its terms in the order a person writes them: the
+    terms with a plus sign first (each in SymPy's order), then those with a
+    minus sign, so ``w - \eta g`` and not ``- \eta g + w``.
+
+    >>> import sympy
+    >>> w, eta, g = sympy.symbols("w eta g")
+    >>> person_order(w - eta * g)
+    'w - \\eta g'
+    >>> person_order(g + sympy.Symbol("rho") * sympy.Symbol("v"), {"v": "v_t"})
+    'g + \\rho v_t'
+    """
+    import sympy
+
+    symbols = {s: sympy.Symbol(t) for s, t in ((sympy.Symbol(k), v) for k, v in (names or {}).items())}
+    expr = expr.xreplace(symbols) if symbols else expr
+    def show(e):
+        return sympy.latex(e, symbol_names=symbol_names or {})
+
+    if not isinstance(expr, sympy.Add):
+        return show(expr)
+    terms = list(sympy.Add.make_args(expr))
+    plus = [t for t in terms if not t.could_extract_minus_sign()]
+    minus = [t for t in terms if t.could_extract_minus_sign()]
+    out = ""
+    for k, t in enumerate(plus + minus):
+        if t.could_extract_minus_sign():
+            out += " - " + show(-t)
+        else:
+            out += (" + " if k else "") + show(t)
+    return out.lstrip(" +") if not out.startswith(" - ") else "-" + out[3:]

@@ -314,7 +314,7 @@ class MatrixSolution(Solution):
             for n in g.of_kind(kind):
                 rows.append((B.Math(n.symbol.tex, n.name), kind, _shape(n.shape), _value(self.values[n.name])))
         out.append(B.Table(("quantity", "kind", "shape", "value"), tuple(rows), align="lllr"))
-        out.append(B.prose("Update rule: ", self.optimizer.describe(), "."))
+        out.append(B.rule_prose(self.optimizer))
         out.append(B.Heading("Forward pass"))
         eqs = []
         for n in g.computed():

@@ -93,7 +93,7 @@ class BlocksSolution(Solution):
     def blocks(self) -> list:
         out = []
         if self.problem.question:
-            out.append(B.prose(self.problem.question.strip()))
+            out.append(B.prose(B.question_text(self.problem.question)))
         return out + list(self.blocks_list)
 
 
@@ -323,7 +323,7 @@ class GraphSolution(Solution):
         nums = self._numbers()
         out: list = []
         if self.problem.question:
-            out.append(B.prose(self.problem.question.strip()))
+            out.append(B.prose(B.question_text(self.problem.question)))
         figure = network_figure(g)     # MLP-shaped graphs small enough to draw
         if figure is not None:
             out.append(figure)
@@ -334,7 +334,7 @@ class GraphSolution(Solution):
                 v = self.leaves[n]
                 rows.append((B.Math(g.nodes[n].latex, n), label, B.Math(num_tex(v), num_text(v))))
         out.append(B.Table(("quantity", "kind", "value"), tuple(rows), align="llr"))
-        out.append(B.prose("Update rule: ", self.optimizer.describe(), "."))
+        out.append(B.rule_prose(self.optimizer))
 
         out.append(B.Heading("Forward pass"))
         eqs = []

@@ -90,7 +90,21 @@ def make_env() -> jinja2.Environment:
     )
     env.filters["escape"] = escape
     env.filters["math"] = math_unicode
+    env.filters["markup"] = markup
     return env
+
+
+def markup(text: str) -> str:
+    r"""derive's own words with ``$...$`` maths as LaTeX: the words escaped,
+    the maths kept (never for user text, which is always escaped whole).
+
+    >>> markup("50% of $x_1$")
+    '50\\% of $x_1$'
+    """
+    out = []
+    for k, piece in enumerate(str(text).split("$")):
+        out.append(f"${math_unicode(piece)}$" if k % 2 else escape(piece))
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------
@@ -109,7 +123,13 @@ MAX_POINTS = 600
 def _cell(c) -> dict:
     if isinstance(c, B.Math):
         return {"math": True, "tex": c.tex}
-    return {"math": False, "text": "" if c is None else str(c)}
+    return {"math": False, "text": "" if c is None else str(c), "markup": isinstance(c, B.Tex)}
+
+
+def _words(text) -> str:
+    """Words for a template slot that expects LaTeX: :class:`~derive.blocks.Tex`
+    typeset, anything else escaped."""
+    return markup(text) if isinstance(text, B.Tex) else escape(text)
 
 
 def _equations(b: B.Equations) -> dict:
@@ -121,7 +141,7 @@ def _equations(b: B.Equations) -> dict:
         parts = [math_unicode(m.tex) for m in r.rhs]
         note = ""
         if r.note:
-            note = r.note
+            note = _words(r.note)
             budget_note = budget - 6.0 * len(note) - 12.0
         lines = break_chain(parts, max(budget, 120.0)) if parts else [""]
         if note and math_width(lines[-1]) > budget_note:
@@ -162,7 +182,7 @@ def _table(b: B.Table) -> dict:
             merged.append(row)
         spec = "@{\\hspace{2.5em}}".join([align] * len(halves))
         pieces.append({"align": spec, "header": header * len(halves), "rows": merged})
-    return {"kind": "table", "caption": b.caption, "pieces": pieces}
+    return {"kind": "table", "caption": _words(b.caption), "pieces": pieces}
 
 
 def _checks(b: B.Checks) -> dict:
@@ -172,13 +192,29 @@ def _checks(b: B.Checks) -> dict:
         err_key = next((k for k in ("max_abs_err", "max_rel_err", "max_err", "err") if k in c), None)
         err = c.get(err_key) if err_key else None
         items.append({
-            "method": str(c.get("method", "check")),
+            "method": check_words(str(c.get("method", "check"))),
             "measure": err_key.replace("_", " ").replace("err", "error") if err_key else "",
             "value": _sci(err) if isinstance(err, (int, float)) and not isinstance(err, bool) else "",
             "passed": c.get("passed"),
             "note": str(c.get("note", "") or ""),
         })
     return {"kind": "checks", "entries": items}
+
+
+#: how a check's method reads in a document (the JSON keeps its identifier)
+CHECK_WORDS = {"numpy-backprop": "independent numpy backpropagation",
+               "finite-difference": "central finite differences",
+               "matrix-form": "matrix form, recomputed in numpy",
+               "path-sum": "path sums of the general form",
+               "path-sum-total": "path sums, totalled over the steps",
+               "numpy-backprop-vs-engine": "hand-written numpy gradients against the symbolic ones",
+               "sympy-shift-invariance": "shift invariance, proved symbolically"}
+
+
+def check_words(method: str) -> str:
+    """A check's method as words: ``numpy-backprop`` -> ``independent numpy backpropagation``."""
+    words = method.replace("-", " ").replace("engine", "symbolic derivation").replace("sympy ", "symbolic ")
+    return CHECK_WORDS.get(method, words)
 
 
 def _sci(x: float) -> str:
@@ -379,7 +415,7 @@ _FIGURES = {"plot": _plot, "network": _network, "unrolled-rnn": _rnn, "boxes": _
 def block_context(b) -> dict:
     """The template context of one block: ``{"kind": ..., ...}``."""
     if isinstance(b, B.Heading):
-        return {"kind": "heading", "text": b.text, "level": b.level}
+        return {"kind": "heading", "text": _words(b.text), "level": b.level}
     if isinstance(b, B.Prose):
         return {"kind": "prose", "parts": [_cell(p) for p in b.parts]}
     if isinstance(b, B.Equations):
@@ -392,7 +428,7 @@ def block_context(b) -> dict:
         return _checks(b)
     if isinstance(b, B.Figure) and b.kind in _FIGURES:
         ctx = _FIGURES[b.kind](b.data or {})
-        return {"kind": "figure-" + b.kind, "caption": b.caption, "fig": ctx}
+        return {"kind": "figure-" + b.kind, "caption": B.plain(b.caption), "fig": ctx}
     # anything else still shows, as its plain-text rendering
     return {"kind": "verbatim", "text": B.to_text([b])}
 
@@ -401,7 +437,7 @@ def _contexts(blocks, question: str = "") -> list:
     blocks = list(blocks)
     out = []
     if question and blocks and isinstance(blocks[0], B.Prose) and blocks[0].parts == (question.strip(),):
-        out.append({"kind": "question", "text": question.strip()})
+        out.append({"kind": "question", "text": _words(B.question_text(question))})
         blocks = blocks[1:]
     return out + [block_context(b) for b in blocks]
 
@@ -411,14 +447,20 @@ def render_blocks(blocks, question: str = "") -> str:
     return make_env().get_template("partials/blocks.tex.j2").render(blocks=_contexts(blocks, question))
 
 
-def problem_context(problem, solution, number: int | None = None) -> dict:
-    """What the section template of one problem needs."""
+def problem_context(problem, solution, number: int | None = None, appendix: bool = False) -> dict:
+    """What the section template of one problem needs; in the key's appendix
+    the question is left out (the first part restates it, typeset)."""
+    blocks = solution.blocks()
+    question = problem.question or ""
+    if appendix and question and blocks and isinstance(blocks[0], B.Prose) and blocks[0].parts == (question.strip(),):
+        blocks, question = blocks[1:], ""
     return {
         "id": problem.id,
         "title": problem.title or problem.id,
         "source": problem.source or "",
         "number": number,
-        "blocks": _contexts(solution.blocks(), problem.question or ""),
+        "letter": None,
+        "blocks": _contexts(blocks, question),
     }
 
 
@@ -445,23 +487,23 @@ def blocks_to_latex_fragment(blocks) -> str:
     out = []
     for b in blocks:
         if isinstance(b, B.Heading):
-            out.append(rf"$$\textbf{{{_mathjax_text(b.text)}}}$$")
+            out.append("$$" + _mathjax_words(b.text, r"\textbf") + "$$")
         elif isinstance(b, B.Prose):
-            out.append("".join(f"${p.tex}$" if isinstance(p, B.Math) else _plain(str(p)) for p in b.parts))
+            out.append("".join(f"${p.tex}$" if isinstance(p, B.Math) else _prose_words(p) for p in b.parts))
         elif isinstance(b, B.Equations):
             rows = []
             for r in b.rows:
                 rel = RELATIONS.get(r.relation, r.relation)
                 row = f"{r.lhs.tex} &{rel} " + " = ".join(m.tex for m in r.rhs)
                 if r.note:
-                    row += rf" \quad \text{{({_mathjax_text(r.note)})}}"
+                    row += r" \quad \text{(}" + _mathjax_words(r.note) + r"\text{)}"
                 rows.append(row)
             out.append(r"$$\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}$$")
         elif isinstance(b, B.Table):
             ncols = max([len(b.header)] + [len(r) for r in b.rows])
 
             def cell(c):
-                return c.tex if isinstance(c, B.Math) else rf"\text{{{_mathjax_text(str(c))}}}"
+                return c.tex if isinstance(c, B.Math) else _mathjax_words(c)
 
             lines = [" & ".join(cell(c) for c in b.header) + r" \\ \hline"]
             lines += [" & ".join(cell(c) for c in r) + r" \\" for r in b.rows]
@@ -474,6 +516,21 @@ def blocks_to_latex_fragment(blocks) -> str:
 def _plain(text: str) -> str:
     # MathJax would start maths at a dollar sign of prose
     return text.replace("\\", "\\\\").replace("$", r"\$")
+
+
+def _prose_words(text) -> str:
+    """Prose for MathJax: a :class:`~derive.blocks.Tex`'s maths kept as ``$...$``, words escaped."""
+    if not isinstance(text, B.Tex):
+        return _plain(str(text))
+    return "".join(f"${p}$" if k % 2 else _plain(p) for k, p in enumerate(str(text).split("$")))
+
+
+def _mathjax_words(text, command: str = r"\text") -> str:
+    """Words inside display maths: each run of words in ``\\text{...}``, a
+    :class:`~derive.blocks.Tex`'s maths as maths."""
+    pieces = str(text).split("$") if isinstance(text, B.Tex) else [str(text)]
+    return "".join(p if k % 2 else (rf"{command}{{{_mathjax_text(p)}}}" if p else "")
+                   for k, p in enumerate(pieces))
 
 
 def _mathjax_text(text: str) -> str:

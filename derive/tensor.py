@@ -534,6 +534,13 @@ def shape_text(shape: tuple) -> str:
     return " x ".join(str(n) for n in shape) if shape else "scalar"
 
 
+def shape_math(shape: tuple):
+    """A shape as a table cell: ``2 \\times 4`` typeset, ``scalar`` in words."""
+    if not shape:
+        return "scalar"
+    return B.Math(r" \times ".join(str(n) for n in shape), shape_text(shape))
+
+
 class TensorModel:
     """What a problem builds for one choice of sizes: the graph (``tg``) and
     the model's own parts of the worked solution.  Subclasses override the
@@ -867,15 +874,15 @@ class TensorSolution(GraphSolution):
         tg, g, m = self.model.tg, self.graph, self.model
         out: list = []
         if self.problem.question:
-            out.append(B.prose(self.problem.question.strip()))
+            out.append(B.prose(B.question_text(self.problem.question)))
         out += m.intro_blocks(self)
         out.append(B.Heading("Given"))
         rows = []
         for t in of_kind(tg, "input", "target", "parameter"):
-            rows.append((B.Math(t.latex, t.name), tg.kinds[t.name], shape_text(t.shape),
+            rows.append((B.Math(t.latex, t.name), tg.kinds[t.name], shape_math(t.shape),
                          matrix_math([self.leaves[n] for n in t.names], t.shape)))
         out.append(B.Table(("quantity", "kind", "shape", "value"), tuple(rows), align="lllr"))
-        out.append(B.prose("Update rule: ", self.optimizer.describe(), "."))
+        out.append(B.rule_prose(self.optimizer))
 
         out.append(B.Heading("Forward pass"))
         eqs = m.equations()

@@ -180,7 +180,7 @@ def vanishing_blocks(T: int = 30, shown=(1, 5, 10, 20, 30)) -> list:
                 "LSTM's cell state",
         label="fig:vanishing")
     cols = [m for m in shown if m <= T]
-    header = ("series",) + tuple(f"T-k={m}" for m in cols) + ("factor per step",)
+    header = ("series",) + tuple(B.Math(f"T - k = {m}", f"T-k={m}") for m in cols) + ("factor per step",)
     rows = []
     for s in series:
         rows.append((s["label"],) + tuple(_fmt(s["norms"][m - 1]) for m in cols)
@@ -189,26 +189,40 @@ def vanishing_blocks(T: int = 30, shown=(1, 5, 10, 20, 30)) -> list:
     sup = {op: derivative_sup(op)["sup"] for op in ("tanh", "sigmoid")}
     return [
         B.Heading("Vanishing and exploding gradients"),
-        B.prose("The gradient that reaches an early state H_k from the error at step T is multiplied "
-                "by one Jacobian per step in between:"),
+        B.tex_prose("The gradient that reaches an early state $H_k$ from the error at step $T$ is multiplied "
+                    "by one Jacobian per step in between:"),
         B.Equations((B.EqRow(B.Math(r"\frac{\partial H_{T}}{\partial H_{k}}", "dH_T/dH_k"),
                              (B.Math(tex.split(" = ", 1)[1], "prod_{j=k+1..T} diag(f'(Z_j)) W"),)),)),
-        B.prose("Its norm is at most the product of ||diag(f'(Z_j))|| ||W|| over the T - k steps, with "
-                f"f' <= {sup['tanh']} for tanh and f' <= {sup['sigmoid']} for the sigmoid (the largest values "
-                "of their derivative rules, 1 - y^2 and y(1 - y), over the range of y): when that factor is below 1 the "
-                "gradient vanishes geometrically with T - k, when the weights are large enough it can "
-                "explode. Along the LSTM's cell state (c_t = f_t * c_{t-1} + i_t * g_t) the factor is ",
+        B.prose(B.Tex("Its norm is at most the product of $\\lVert \\operatorname{diag}(f'(Z_j)) \\rVert\\, "
+                      "\\lVert W \\rVert$ over the $T - k$ steps, with "
+                      f"$f' \\le {_frac_tex(sup['tanh'])}$ for $\\tanh$ and $f' \\le {_frac_tex(sup['sigmoid'])}$ "
+                      "for the sigmoid $\\sigma$ (the largest values of their derivatives, $1 - y^2$ and "
+                      "$y(1 - y)$, over the range of $y$): when that factor is below 1 the gradient vanishes "
+                      "geometrically with $T - k$, when the weights are large enough it can explode. Along the "
+                      "LSTM's cell state ($c_t = f_t \\odot c_{t-1} + i_t \\odot g_t$) the factor is "),
                 B.Math(r"\frac{\partial c_{T}}{\partial c_{k}} = \prod_{j=k+1}^{T} \operatorname{diag}(f_{j})",
                        "dc_T/dc_k = prod_{j=k+1..T} diag(f_j)"),
-                ": no weight matrix and no squashing derivative, so with open forget gates it stays "
-                f"near 1. Computed for a hidden size of {HIDDEN}, random weights (numpy seed {SEED}) "
-                f"W = scale times a random orthogonal matrix, input weights scaled by {INPUT_SCALE}, "
-                "random inputs, H_0 = 0:"),
+                B.Tex(": no weight matrix and no squashing derivative, so with open forget gates it stays "
+                      f"near 1. Computed for a hidden size of {HIDDEN}, random weights (numpy seed {SEED}), "
+                      f"$W$ = scale times a random orthogonal matrix, input weights scaled by {INPUT_SCALE}, "
+                      "random inputs, $H_0 = 0$:")),
         figure,
         B.Table(header, tuple(rows), caption="Spectral norms behind the plot, and the geometric-mean "
-                                             "factor per step over the whole range"),
+                                             "factor per step over the whole range", align="l" + "r" * (len(cols) + 1)),
     ]
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
+def _fmt(x: float) -> B.Math:
+    """A norm at 3 significant digits, powers of ten as ×10ⁿ."""
+    s = f"{x:.3g}"
+    if "e" in s:
+        mant, exp = s.split("e")
+        return B.Math(rf"{mant} \times 10^{{{int(exp)}}}", s)
+    return B.Math(s, s)
+
+
+def _frac_tex(x) -> str:
+    import sympy
+
+    q = sympy.nsimplify(x)
+    return sympy.latex(q) if q.is_Rational else f"{float(x):g}"

@@ -250,8 +250,10 @@ def test_errata_render_in_the_key():
     tex = key_document([])
     start = tex.index("Errata of the published solutions")
     errata = tex[start:]
-    for quantity in ("nesterov", "momentum", "p", "interp"):
-        assert quantity in errata
+    # each with its severity and the published and right forms typeset
+    assert r"\tilde\theta = \theta_t + \eta v_t" in errata and r"\theta_{t} + \rho v_{t}" in errata
+    assert r"\max_{r' > r} p(r')" in errata and r"\max_{r' \ge r} p(r')" in errata
+    assert "wrong formula" in errata and "notation" in errata
     assert "Seed 003, 2.c" in errata and "Seed 004, Q1(d)" in errata
 
 

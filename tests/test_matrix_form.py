@@ -85,7 +85,8 @@ def test_attention_matrix_form():
     assert tex["dL/dalpha"] == r"h^{\top} \left(c - y\right)"
     assert tex["dL/de"] == r"\alpha \odot \left(" + F % ("L", r"\alpha") + r" - \mathbf{1} \left(\alpha^{\top} " \
         + F % ("L", r"\alpha") + r"\right)\right)"      # softmax's rule: p (.) (G - 1 (p^T G))
-    assert recursion(matrix_blocks(mf))[1] == (F % ("L", "u_{t}"), F % ("L", "e_{t}") + r" \odot v")
+    # the annotations' index is j, as in the seed and the forward pass (e_j, u_j, h_j)
+    assert recursion(matrix_blocks(mf))[1] == (F % ("L", "u_{j}"), F % ("L", "e_{j}") + r" \odot v")
 
 
 def test_json_matrix_steps_follow_the_contract():

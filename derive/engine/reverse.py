@@ -51,6 +51,7 @@ class MatrixStep:
     value: np.ndarray
     note: str = ""
     parts: tuple = ()          # (consumer, expression) of each contribution, in forward order
+    note_tex: str = ""         # the note as LaTeX, for documents (the note itself is spec syntax)
 
     @property
     def spec(self) -> str:
@@ -196,6 +197,7 @@ class _Reverse:
             self.aux_steps[name] = (f"{kind}_{node.step[0]}", node.step[1])
         step = self._record(name, e.shape, X._default_tex(name), expr,
                             f"{name} = {X.spec(self.g.symbolic(e))}")
+        step.note_tex = f"{X._default_tex(name)} = {X.latex(self.g.symbolic(e))}"
         self.steps.append(step)
         return step.symbol
 

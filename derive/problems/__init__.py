@@ -107,5 +107,9 @@ def load(target: str) -> Problem:
 def package_spec(name: str, **kwargs) -> GraphProblem:
     """A built-in defined by a YAML spec shipped in ``specs/``: the same
     machinery a user's spec goes through."""
+    from ..blocks import Tex
+
     path = Path(__file__).parent / "specs" / f"{name}.yaml"
-    return GraphProblem(read_file(path), str(path), id=name, **kwargs)
+    problem = GraphProblem(read_file(path), str(path), id=name, **kwargs)
+    problem.question = Tex(problem.question)     # derive's own words, with $...$ maths
+    return problem

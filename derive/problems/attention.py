@@ -53,7 +53,7 @@ def attention_spec(a: int, m: int, p: int, Tx: int) -> dict:
                        "V": {"shape": [a, p], "value": 0}},
         "inputs": {"s_prev": {"shape": [m], "value": 0}, "h": {"shape": [p, Tx], "value": 0}},
         "targets": {"y": {"shape": [p], "value": 0}},
-        "unroll": {"T": Tx, "equations": {"u": "tanh(W @ s_prev + V @ col(h, t-1))", "e": "v @ u"}},
+        "unroll": {"T": Tx, "index": "j", "equations": {"u": "tanh(W @ s_prev + V @ col(h, t-1))", "e": "v @ u"}},
         "forward": {"alpha": "softmax(e)", "c": "h @ alpha"},
         "loss": "sum((c - y)**2) / 2",
         "input_gradients": ["s_prev", "h"],
@@ -102,13 +102,15 @@ class AttentionModel(TensorModel):
 
     def intro_blocks(self, sol):
         D = self.dims
-        return [B.prose(
-            "In translation, the decoder producing word i looks at every annotation h_j of the source "
-            "sentence (the encoder's states), scores it against its previous state s_prev with a small "
-            "network (e_j), turns the scores into weights that sum to 1 (alpha = softmax(e)), and reads "
-            "the context c = sum_j alpha_j h_j, which feeds the next decoder state s_i = f(s_prev, y_prev, c) "
-            f"and the output. Learnable: v ({D['a']}), W ({D['a']} x {D['m']}), V ({D['a']} x {D['p']}), "
-            f"{D['a'] * (1 + D['m'] + D['p'])} numbers in all."), attention_figure(D["Tx"])]
+        return [B.tex_prose(
+            "In translation, the decoder producing word $i$ looks at every annotation $h_j$ of the source "
+            "sentence (the encoder's states), scores it against its previous state $s_{\\text{prev}}$ with a "
+            "small network ($e_j$), turns the scores into weights that sum to 1 "
+            "($\\alpha = \\operatorname{softmax}(e)$), and reads the context $c = \\sum_j \\alpha_j h_j$, which "
+            "feeds the next decoder state $s_i = f(s_{\\text{prev}}, y_{\\text{prev}}, c)$ "
+            f"and the output. Learnable: $v$ ({D['a']}), $W$ (${D['a']} \\times {D['m']}$), "
+            f"$V$ (${D['a']} \\times {D['p']}$), {D['a'] * (1 + D['m'] + D['p'])} numbers in all."),
+            attention_figure(D["Tx"])]
 
     # -- the softmax Jacobian (the rest of the matrix form comes from the matrix engine) ----
     def softmax_jacobian(self, sol) -> np.ndarray:
@@ -119,7 +121,7 @@ class AttentionModel(TensorModel):
         graph_J = np.array(jacobian(self.tg, sol.forward, "alpha", "e", hidden=["S"]))
         jerr = float(np.max(np.abs(graph_J - self.softmax_jacobian(sol))))
         return [{"method": "softmax-jacobian", "max_abs_err": float(f"{jerr:.3g}"), "passed": bool(jerr <= TOL),
-                 "note": "diag(alpha) - alpha alpha^T against the graph's local derivatives through S"}]
+                 "note": "the softmax Jacobian against the graph's own local derivatives through the normaliser"}]
 
     def matrix_blocks(self, sol):
         J = self.softmax_jacobian(sol)
@@ -138,9 +140,9 @@ class AttentionModel(TensorModel):
                      matrix_math(sol.adjoint_of("e"), (Tx,)))),
         ]
         return [B.Heading("The softmax Jacobian"),
-                B.prose("The rule the matrix form uses for alpha = softmax(e), entry by entry; it agrees with "
-                        "the Jacobian the graph's own local derivatives give through the normaliser S "
-                        "(check 'softmax-jacobian')."),
+                B.tex_prose("The rule the matrix form uses for $\\alpha = \\operatorname{softmax}(e)$, entry by "
+                            "entry; it agrees with the Jacobian the graph's own local derivatives give through the "
+                            "normaliser $S$."),
                 B.Equations(tuple(rows))]
 
 
@@ -148,14 +150,15 @@ PROBLEMS = [
     TensorProblem(
         id="bahdanau-attention", title="Bahdanau (additive) attention and its gradients",
         source="seed 003, 1.c",
-        question=lambda a, m, p, Tx: (
+        question=lambda a, m, p, Tx: B.Tex(
             "Describe the attention used in neural machine translation (Bahdanau et al.) with its "
-            "equations and learnable parameters: scores e_j = v^T tanh(W s_prev + V h_j), weights "
-            "alpha = softmax(e), context c = sum_j alpha_j h_j. With the loss L = 1/2 ||c - y||^2, "
-            f"Tx = {Tx} annotations h_j of size p = {p}, a decoder state s_prev of size m = {m} and "
-            f"attention size a = {a}, at the values below (a fixed rule, documented in "
-            "derive.problems.attention), compute the gradients of L with respect to v, W, V, s_prev and "
-            "h, writing out the softmax Jacobian step."),
+            "equations and learnable parameters: scores $e_j = v^\\top \\tanh(W s_{\\text{prev}} + V h_j)$, "
+            "weights $\\alpha = \\operatorname{softmax}(e)$, context $c = \\sum_j \\alpha_j h_j$. With the loss "
+            "$L = \\tfrac12 \\lVert c - y \\rVert^2$, "
+            f"$T_x = {Tx}$ annotations $h_j$ of size $p = {p}$, a decoder state $s_{{\\text{{prev}}}}$ of size "
+            f"$m = {m}$ and attention size $a = {a}$, at the values below (small numbers chosen by a fixed "
+            "rule), compute the gradients of $L$ with respect to $v$, $W$, $V$, $s_{\\text{prev}}$ and $h$, "
+            "writing out the softmax Jacobian step."),
         order=(3, 1, 3),
         dims=(Dim("a", 2, 1, 6, "attention size"), Dim("m", 2, 1, 6, "decoder state size"),
               Dim("p", 2, 1, 6, "annotation size"), Dim("Tx", 3, 1, 12, "source length")),

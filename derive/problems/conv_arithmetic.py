@@ -222,7 +222,7 @@ def fc_as_conv_check(seed: int = 0, shape=(3, 5, 5), units: int = 4) -> dict:
     conv2 = _conv2d_loops(conv1, W2.reshape(2, units, 1, 1), b2)
     err = max(float(np.max(np.abs(conv1.reshape(-1) - dense1))), float(np.max(np.abs(conv2.reshape(-1) - dense2))))
     return {"method": "numpy-fc-vs-conv", "quantity": "fully connected as convolution",
-            "note": f"random {shape[0]}x{shape[1]}x{shape[2]} input, FC-{units} then FC-2, seed {seed}",
+            "note": f"a random input of shape ({shape[0]}, {shape[1]}, {shape[2]}), FC-{units} then FC-2, seed {seed}",
             "max_abs_err": err, "passed": bool(err < 1e-10)}
 
 
@@ -260,14 +260,15 @@ class ConvArithmetic(Problem):
     title = "Convolution arithmetic, receptive field and a CNN's shape/parameter table"
     source = "seed 002, Q2.1-2.3; seed 004, Q5(a), Q7(a)"
     order = (2, 2, 1)
-    question = (
-        "(1) A J x K layer goes through an M x N filter with stride s and zero-padding P: how large is the "
-        "output? (2) And through max pooling with an F x F window and stride s? (3) Can a fully connected "
-        "layer be written as a convolution, and how? (4) Two 3 x 3 convolutions (stride 1) on an RGB image "
-        "are followed by 3 x 3 pooling with stride 2: how large is the receptive field of one pooling unit? "
-        "(5) For a CNN given as a list of layers (CONV-K-N: N filters of K x K, padding 0, stride 1; "
-        "POOL-K: K x K with stride K; FC-N: N units), give each layer's activation shape and its numbers "
-        "of weights and biases.")
+    question = B.Tex(
+        "(1) A $J \\times K$ layer goes through an $M \\times N$ filter with stride $s$ and zero-padding $P$: "
+        "how large is the output? (2) And through max pooling with an $F \\times F$ window and stride $s$? "
+        "(3) Can a fully connected layer be written as a convolution, and how? (4) Two $3 \\times 3$ "
+        "convolutions (stride 1) on an RGB image are followed by $3 \\times 3$ pooling with stride 2: how "
+        "large is the receptive field of one pooling unit? (5) For a CNN given as a list of layers "
+        "(CONV-$K$-$N$: $N$ filters of $K \\times K$, padding 0, stride 1; POOL-$K$: $K \\times K$ with "
+        "stride $K$; FC-$N$: $N$ units), give each layer's activation shape and its numbers of weights and "
+        "biases.")
 
     LAYERS = ["CONV-7-32", "POOL-2", "CONV-5-64", "CONV-3-128", "POOL-2", "FC-10", "OUTPUT-4"]
     INPUT = [128, 128, 3]
@@ -343,10 +344,10 @@ class ConvArithmetic(Problem):
     # -- blocks -----------------------------------------------------------------------
     def _formulas(self) -> list:
         out = [B.Heading("Output size of a convolution")]
-        out.append(B.prose(
-            "Along the height, the padded input has J + 2P rows; the filter's top edge can sit at rows "
-            "0, s, 2s, ... as long as the filter still fits, that is at most J + 2P - M. That makes "
-            "(J + 2P - M)/s steps rounded down, plus the first position:"))
+        out.append(B.tex_prose(
+            "Along the height, the padded input has $J + 2P$ rows; the filter's top edge can sit at rows "
+            "$0, s, 2s, \\ldots$ as long as the filter still fits, that is at most $J + 2P - M$. That makes "
+            "$(J + 2P - M)/s$ steps rounded down, plus the first position:"))
         out.append(B.Equations((
             B.EqRow(B.Math("H_{\\text{out}}", "H_out"), (B.Math(tex_(CONV_H), text_(CONV_H)),)),
             B.EqRow(B.Math("W_{\\text{out}}", "W_out"), (B.Math(tex_(CONV_W), text_(CONV_W)),)),
@@ -354,41 +355,43 @@ class ConvArithmetic(Problem):
         out.append(B.prose("The depth of the output is the number of filters; each filter spans the whole "
                            "depth of its input."))
         out.append(B.Heading("Output size of max pooling"))
-        out.append(B.prose("A pooling window is a filter without weights (and usually without padding), "
-                           "so the same count applies with M = N = F and P = 0; the depth is unchanged:"))
+        out.append(B.tex_prose("A pooling window is a filter without weights (and usually without padding), "
+                               "so the same count applies with $M = N = F$ and $P = 0$; the depth is unchanged:"))
         out.append(B.Equations((
             B.EqRow(B.Math("H_{\\text{out}}", "H_out"), (B.Math(tex_(POOL_H), text_(POOL_H)),)),
             B.EqRow(B.Math("W_{\\text{out}}", "W_out"), (B.Math(tex_(POOL_W), text_(POOL_W)),)),
         )))
         out.append(B.prose(
-            "Rounding: PyTorch (nn.Conv2d, and nn.MaxPool2d by default) rounds down, dropping the "
-            "rows a last window would only partly cover. Ceil mode (nn.MaxPool2d(ceil_mode=True), and "
+            "Rounding: PyTorch (its Conv2d, and MaxPool2d by default) rounds down, dropping the "
+            "rows a last window would only partly cover. Ceil mode (MaxPool2d's ceil option, and "
             "Caffe's pooling) rounds up, letting a last window hang over the edge provided it starts "
             "inside the input: ", B.Math(tex_(POOL_H_CEIL), text_(POOL_H_CEIL)),
-            ". The two differ exactly when s does not divide J + 2P - F. The table below floors."))
+            B.Tex(". The two differ exactly when $s$ does not divide $J + 2P - F$. The table below floors.")))
         return out
 
     def _fc_blocks(self, table) -> list:
         out = [B.Heading("Fully connected layers as convolutions")]
         out.append(B.prose(
-            "Yes. A fully connected layer with n units on a C x H x W input computes ",
+            B.Tex("Yes. A fully connected layer with $n$ units on a $C \\times H \\times W$ input computes "),
             B.Math(r"y_k = \sum_{c,i,j} W_{k,(c,i,j)}\, x_{c,i,j} + b_k",
                    "y_k = sum over c,i,j of W[k,(c,i,j)] x[c,i,j] + b_k"),
-            ". Reshape row k of W into a filter of size C x H x W: a convolution with these n filters, "
-            "no padding, stride 1, has exactly one position, and there its output k is the same sum, so the "
-            "output is a 1 x 1 x n map equal to y. A fully connected layer on a 1 x 1 x n map is then a "
-            "1 x 1 convolution. (Applied to a larger image, the converted network slides and returns a map "
-            "of class scores.)"))
+            B.Tex(". Reshape row $k$ of $W$ into a filter of size $C \\times H \\times W$: a convolution with these "
+                  "$n$ filters, no padding, stride 1, has exactly one position, and there its output $k$ is the "
+                  "same sum, so the output is a $1 \\times 1 \\times n$ map equal to $y$. A fully connected layer "
+                  "on a $1 \\times 1 \\times n$ map is then a $1 \\times 1$ convolution. (Applied to a larger "
+                  "image, the converted network slides and returns a map of class scores.)")))
         fcs = [(prev, row) for prev, row in zip(table, table[1:]) if row.kind == "fc"]
         rows = []
         for prev, row in fcs:
             if len(prev.shape) == 3:
                 h, w, c = prev.shape
                 conv = f"CONV-{h}x{w}-{row.filters}" if h != w else f"CONV-{h}-{row.filters}"
-                rows.append((row.spec, _sm(prev.shape), f"{row.filters} filters of {h} x {w} x {c}, padding 0 (= {conv})",
+                rows.append((row.spec, _sm(prev.shape),
+                             B.Tex(f"{row.filters} filters of ${h} \\times {w} \\times {c}$, padding 0 (= {conv})"),
                              _sm((1, 1, row.filters))))
             else:
-                rows.append((row.spec, _sm((1, 1) + prev.shape), f"{row.filters} filters of 1 x 1 x {prev.shape[0]}",
+                rows.append((row.spec, _sm((1, 1) + prev.shape),
+                             B.Tex(f"{row.filters} filters of $1 \\times 1 \\times {prev.shape[0]}$"),
                              _sm((1, 1, row.filters))))
         if rows:
             out.append(B.Table(("layer", "input", "as a convolution", "output"), tuple(rows),
@@ -398,34 +401,36 @@ class ConvArithmetic(Problem):
     def _rf_blocks(self, rf_layers, rf, inp, given) -> list:
         out = [B.Heading("Receptive field of a pooling unit")]
         out.append(B.prose(
-            "Walking up the network, each layer with a k x k window widens the receptive field by k - 1 "
+            B.Tex("Walking up the network, each layer with a $k \\times k$ window widens the receptive field by "
+                  "$k - 1$ "
             "steps of the current jump (the input pixels between neighbouring units of the layer below), "
-            "and a stride multiplies the jump: ",
+            "and a stride multiplies the jump: "),
             B.Math(r"r_l = r_{l-1} + (k_l - 1)\, j_{l-1}, \quad j_l = j_{l-1}\, s_l, \quad r_0 = j_0 = 1",
                    "r_l = r_(l-1) + (k_l - 1) j_(l-1), j_l = j_(l-1) s_l, r_0 = j_0 = 1"), "."))
         default = not given.overridden("rf_layers")
-        names = ["conv 3x3, stride 1", "conv 3x3, stride 1", "pool 3x3, stride 2"] if default else \
-            [f"layer {i + 1}: {k}x{k}, stride {st}" for i, (k, st) in enumerate(rf_layers)]
+        names = [B.Tex(f"{'pool' if i == len(rf_layers) - 1 else 'conv'} ${k} \\times {k}$, stride {st}")
+                 for i, (k, st) in enumerate(rf_layers)] if default else \
+            [B.Tex(f"layer {i + 1}: ${k} \\times {k}$, stride {st}") for i, (k, st) in enumerate(rf_layers)]
         rows, prev_r, prev_j = [], 1, 1
         for name, (k, st), (r, j) in zip(names, rf_layers, rf):
             rows.append((name, B.Math(f"{prev_r} + ({k} - 1) \\cdot {prev_j} = {r}", f"{prev_r} + ({k} - 1)*{prev_j} = {r}"),
                          _im(j)))
             prev_r, prev_j = r, j
-        out.append(B.Table(("layer", "receptive field r", "jump j"), tuple(rows), align="lll"))
+        out.append(B.Table(("layer", B.Tex("receptive field $r$"), B.Tex("jump $j$")), tuple(rows), align="lll"))
         r = rf[-1][0]
-        out.append(B.prose(
-            f"One unit of the last layer sees a {r} x {r} patch of the input image"
-            + (f", through all {RGB} channels of the RGB image ({r} x {r} x {RGB})" if default else "")
+        out.append(B.tex_prose(
+            f"One unit of the last layer sees a ${r} \\times {r}$ patch of the input image"
+            + (f", through all {RGB} channels of the RGB image (${r} \\times {r} \\times {RGB}$)" if default else "")
             + ". The number of feature maps does not change it; the last layer's own stride does not "
               "either (it only spaces the units apart)."))
         return out
 
     def _table_blocks(self, table, ceil_table, inp) -> list:
         out = [B.Heading("The CNN's shapes and parameters")]
-        out.append(B.prose(
-            "Convolutions: out = in - K + 1 on each side (padding 0, stride 1), depth N; weights "
-            "K x K x (input depth) x N, one bias per filter. Pooling with stride K: floor(in / K), no "
-            "parameters. Fully connected: one weight from every input activation to every unit, one bias "
+        out.append(B.tex_prose(
+            "Convolutions: $\\text{out} = \\text{in} - K + 1$ on each side (padding 0, stride 1), depth $N$; "
+            "weights $K \\times K \\times (\\text{input depth}) \\times N$, one bias per filter. Pooling with "
+            "stride $K$: $\\lfloor \\text{in} / K \\rfloor$, no parameters. Fully connected: one weight from every input activation to every unit, one bias "
             "per unit."))
         rows, eqs = [], []
         prev = None
@@ -455,19 +460,19 @@ class ConvArithmetic(Problem):
         tb = sum(r.biases for r in table)
         rows.append(("total", "", "", _im(tw), _im(tb)))
         out.append(B.Table(("layer", "name", "activation shape", "weights", "biases"), tuple(rows), align="lllrr"))
-        out.append(B.prose(f"In all {tw + tb} trainable parameters. The heights from the formula, with J the "
-                           "height coming in (widths the same way):"))
+        out.append(B.tex_prose(f"In all {tw + tb} trainable parameters. The heights from the formula, with $J$ "
+                               "the height coming in (widths the same way):"))
         out.append(B.Equations(tuple(eqs)))
         diffs = [(a, b) for a, b in zip(table, ceil_table) if a.shape != b.shape or a.weights != b.weights]
         if diffs:
             parts = []
             for a, b in diffs:
                 if a.shape != b.shape:
-                    parts.append(f"{a.name} ({a.spec}) is {_shape_text(b.shape)} instead of {_shape_text(a.shape)}")
+                    parts.append(f"{a.name} ({a.spec}) is ${_shape_tex(b.shape)}$ instead of ${_shape_tex(a.shape)}$")
                 elif a.weights != b.weights:
                     parts.append(f"{a.name} ({a.spec}) has {b.weights} weights instead of {a.weights}")
             total = sum(r.weights + r.biases for r in ceil_table)
-            out.append(B.prose("Where the rounding matters: in ceil mode " + "; ".join(parts)
+            out.append(B.tex_prose("Where the rounding matters: in ceil mode " + "; ".join(parts)
                                + f" ({total} parameters in all). The floor table above is what PyTorch builds "
                                  "by default."))
         else:

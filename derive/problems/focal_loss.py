@@ -51,11 +51,11 @@ class FocalLoss(Problem):
     title = "Focal loss and cross-entropy"
     source = "seed 000, Q4"
     order = (0, 4)
-    question = (
-        "The focal loss is FL(p) = -(1 - p)^gamma log p, where p is the probability the model gives the "
-        "true class and gamma >= 0 a hyper-parameter. How is it related to the cross-entropy loss when "
-        "gamma = 0? In general, what does it do to the loss of well-classified and of badly-classified "
-        "points?")
+    question = B.Tex(
+        "The focal loss is $\\mathrm{FL}(p) = -(1 - p)^{\\gamma} \\log p$, where $p$ is the probability the "
+        "model gives the true class and $\\gamma \\ge 0$ a hyper-parameter. How is it related to the "
+        "cross-entropy loss when $\\gamma = 0$? In general, what does it do to the loss of well-classified and "
+        "of badly-classified points?")
 
     DEFAULTS = {"gamma": "2", "p_well": "0.9", "p_bad": "0.1"}
 
@@ -115,16 +115,16 @@ class FocalLoss(Problem):
         return checks
 
     def _blocks(self, g, pw, pb, ratio, dfl, tp, tg, table, points, checks) -> list:
-        out = [B.Heading("gamma = 0: cross-entropy")]
+        out = [B.Heading(B.Tex("$\\gamma = 0$: cross-entropy"))]
         fl0 = FL.subs(gamma, 0)
         out.append(B.Equations((
             B.EqRow(B.Math(r"\mathrm{FL}(p)", "FL(p)"), (B.Math(sympy.latex(FL, symbol_names=NAMES), sympy.sstr(FL)),)),
             B.EqRow(B.Math(r"\mathrm{FL}(p)\big|_{\gamma = 0}", "FL(p) at gamma = 0"),
                     (B.Math(sympy.latex(fl0), sympy.sstr(fl0)), B.Math(r"\mathrm{CE}(p)", "CE(p)"))),
         )))
-        out.append(B.prose("With gamma = 0 the weight (1 - p)^0 is 1, so the focal loss is exactly the "
-                           "cross-entropy of the true class (natural logarithm). For a binary label y, p stands "
-                           "for p_t = p if y = 1 and 1 - p if y = 0."))
+        out.append(B.tex_prose("With $\\gamma = 0$ the weight $(1 - p)^0$ is 1, so the focal loss is exactly the "
+                               "cross-entropy of the true class (natural logarithm). For a binary label $y$, $p$ "
+                               "stands for $p_t = p$ if $y = 1$ and $1 - p$ if $y = 0$."))
         out.append(B.Heading("The modulating factor"))
         out.append(B.Equations((
             B.EqRow(B.Math(r"\frac{\mathrm{FL}(p)}{\mathrm{CE}(p)}", "FL(p)/CE(p)"),
@@ -132,8 +132,8 @@ class FocalLoss(Problem):
             B.EqRow(B.Math(r"\frac{d\,\mathrm{FL}}{dp}", "dFL/dp"),
                     (B.Math(sympy.latex(dfl, symbol_names=NAMES), sympy.sstr(dfl)),)),
         )))
-        out.append(B.prose("The factor (1 - p)^gamma is at most 1 and falls towards 0 as p -> 1, faster for "
-                           "larger gamma: well-classified points (p near 1) lose most of their loss, badly "
+        out.append(B.tex_prose("The factor $(1 - p)^{\\gamma}$ is at most 1 and falls towards 0 as "
+                           "$p \\to 1$, faster for larger $\\gamma$: well-classified points (p near 1) lose most of their loss, badly "
                            "classified points (p near 0) keep almost all of it. Training is thereby focused "
                            "on the hard points instead of being dominated by the many easy ones."))
         rows = []
@@ -141,15 +141,16 @@ class FocalLoss(Problem):
             d = points[tag]
             rows.append((label, _m(pv), _m(d["ce"]), _m(d["fl"]), _m(d["ratio"]),
                          approx_math(1 / d["ratio"]) if d["ratio"] != 0 else B.Math(r"\infty", "inf")))
-        out.append(B.Table(("point", "p", "CE", f"FL (gamma = {num_text(g)})", "FL/CE", "CE/FL"), tuple(rows),
-                           caption=f"Two points at gamma = {num_text(g)}", align="lrrrrr"))
-        out.append(B.prose(
-            f"At gamma = {num_text(g)} the well-classified point's loss is divided by "
+        out.append(B.Table(("point", B.Math("p", "p"), "CE", B.Tex(f"FL ($\\gamma = {num_text(g)}$)"), "FL/CE",
+                            "CE/FL"), tuple(rows),
+                           caption=B.Tex(f"Two points at $\\gamma = {num_text(g)}$"), align="lrrrrr"))
+        out.append(B.tex_prose(
+            f"At $\\gamma = {num_text(g)}$ the well-classified point's loss is divided by "
             f"{_divisor(points['well']['ratio'])}, the badly classified one's by only "
             f"{_divisor(points['bad']['ratio'])}."))
-        header = ("p",) + tuple(f"gamma = {x}" for x in TABLE_GAMMA)
+        header = (B.Math("p", "p"),) + tuple(B.Math(f"\\gamma = {x}", f"gamma = {x}") for x in TABLE_GAMMA)
         trows = tuple((_m(pv),) + tuple(_m(v) for v in row) for pv, row in zip(tp, table))
-        out.append(B.Table(header, trows, caption="FL(p) for several gamma (gamma = 0 is CE)", align="r" * len(header)))
+        out.append(B.Table(header, trows, caption=B.Tex("$\\mathrm{FL}(p)$ for several $\\gamma$ ($\\gamma = 0$ is the cross-entropy)"), align="r" * len(header)))
         grid = [k / 200 for k in range(2, 200)]
         series = []
         for gv in TABLE_GAMMA:
@@ -157,9 +158,10 @@ class FocalLoss(Problem):
                            "y": [float(v) for v in focal_numpy(np.array(grid), float(gv))]})
         out.append(B.Figure("plot", {"xlabel": "probability of the true class p", "ylabel": "loss",
                                      "logy": False, "series": series},
-                            caption="Focal loss against p for several gamma", label="fig:focal-loss"))
+                            caption="Focal loss against p for several values of its exponent", label="fig:focal-loss"))
         out.append(B.Heading("Verification"))
-        out.append(B.prose("The table against an independent numpy form (log1p), gamma = 0 against "
+        out.append(B.tex_prose("The table against an independent numpy form ($\\log(1 + x)$ evaluated "
+                               "accurately), $\\gamma = 0$ against "
                            "cross-entropy symbolically and numerically, and the derivative against central "
                            "differences:"))
         out.append(B.Checks(tuple(checks)))

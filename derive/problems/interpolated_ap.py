@@ -325,7 +325,7 @@ class InterpolatedAP(Problem):
                        ", ".join(str(r.rank) for r in table if r.correct) or "none",
                        "; ", str(n_pos), " instances in the test set.")]
         out.append(B.Heading("Precision and recall down the ranking"))
-        out.append(B.prose("After the top k predictions, with TP of them correct: ",
+        out.append(B.prose(B.Tex("After the top $k$ predictions, with $TP$ of them correct: "),
                            B.Math(r"\text{precision} = \frac{TP}{TP + FP} = \frac{TP}{k}",
                                   "precision = TP/(TP + FP) = TP/k"),
                            " and ",
@@ -333,13 +333,13 @@ class InterpolatedAP(Problem):
                                   f"recall = TP/(TP + FN) = TP/{n_pos}"), "."))
         rows = tuple((str(r.rank), "yes" if r.correct else "no", str(r.tp), str(r.fp),
                       _m_approx(r.precision), _m(r.recall)) for r in table)
-        out.append(B.Table(("rank k", "correct", "TP", "FP", "precision", "recall"), rows, align="rcrrll"))
+        out.append(B.Table((B.Tex("rank $k$"), "correct", "TP", "FP", "precision", "recall"), rows, align="rcrrll"))
 
         out.append(B.Heading("11-point interpolated AP (Pascal VOC 2007)"))
         out.append(B.Equations((
             B.EqRow(B.Math(r"p_{\text{interp}}(r)", "p_interp(r)"),
                     (B.Math(r"\max_{\tilde r \,:\, \tilde r \ge r} p(\tilde r)", "max of p(r~) over r~ >= r"),),
-                    "0 if no recall reaches r"),
+                    B.Tex("0 if no recall reaches $r$")),
             B.EqRow(B.Math(r"\mathrm{AP}_{11}", "AP11"),
                     (B.Math(r"\frac{1}{11} \sum_{r \in \{0, 0.1, \ldots, 1\}} p_{\text{interp}}(r)",
                             "1/11 * sum of p_interp(r) for r in {0, 0.1, ..., 1}"),)),
@@ -351,7 +351,8 @@ class InterpolatedAP(Problem):
             at = [str(row.rank) for row in table if row.recall >= r and row.precision == p]
             shown = ", ".join(at[:6]) + (f", ... ({len(at)} ranks)" if len(at) > 6 else "")
             lrows.append((_m(r), _m_approx(p), shown if at else "none reaches r"))
-        out.append(B.Table(("level r", "p_interp(r)", "max attained at rank(s)"), tuple(lrows), align="lll"))
+        out.append(B.Table((B.Tex("level $r$"), B.Math(r"p_{\text{interp}}(r)", "p_interp(r)"),
+                            "max attained at rank(s)"), tuple(lrows), align="lll"))
         groups = []
         for p in sorted(set(p_levels), reverse=True):
             groups.append((p_levels.count(p), p))

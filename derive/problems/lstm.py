@@ -26,14 +26,16 @@ import sympy
 
 from .. import blocks as B
 from ..judges import TensorFormula
-from ..tensor import Dim, TensorGraph, TensorModel, TensorProblem, apply, matrix_math, stack, total
+from ..tensor import Dim, TensorGraph, TensorModel, TensorProblem, apply, matrix_math, shape_math, stack, total
 
 R = sympy.Rational
 TOL = 1e-9
-GATES = (("i", "W_i", "b_i", "sigmoid", "input gate: how much of the candidate g is written into the cell"),
-         ("f", "W_f", "b_f", "sigmoid", "forget gate: how much of the old cell state c_prev is kept"),
-         ("o", "W_o", "b_o", "sigmoid", "output gate: how much of tanh(c) is exposed as h"),
+GATES = (("i", "W_i", "b_i", "sigmoid", "input gate: how much of the candidate $g$ is written into the cell"),
+         ("f", "W_f", "b_f", "sigmoid", "forget gate: how much of the old cell state $c_{\\text{prev}}$ is kept"),
+         ("o", "W_o", "b_o", "sigmoid", "output gate: how much of $\\tanh(c)$ is exposed as $h$"),
          ("g", "W_c", "b_c", "tanh", "candidate: the new content proposed for the cell"))
+#: the activations as the key writes them
+ACT_TEX = {"sigmoid": (r"\sigma", "sigmoid"), "tanh": (r"\tanh", "tanh")}
 
 
 def default_values(n: int, d: int) -> dict:
@@ -130,25 +132,27 @@ class LSTMModel(TensorModel):
         n, d = self.dims["n"], self.dims["d"]
         rows = []
         for gate, W, b, act, role in GATES:
-            rows.append((B.Math(gate, gate), act, role))
+            rows.append((B.Math(gate, gate), B.Math(*ACT_TEX[act]), B.Tex(role)))
         rows.append((B.Math("c", "c"), "(none: a weighted sum)",
-                     "cell state: c = f * c_prev + i * g, the additive memory path"))
-        rows.append((B.Math("h", "h"), "tanh on c", "hidden state / output: h = o * tanh(c)"))
+                     B.Tex("cell state: $c = f \\odot c_{\\text{prev}} + i \\odot g$, the additive memory path")))
+        rows.append((B.Math("h", "h"), B.Tex("$\\tanh$ on $c$"),
+                     B.Tex("hidden state / output: $h = o \\odot \\tanh(c)$")))
         prow = []
         total_count = 0
         for t in (self.tg.tensors[name] for _, W, b, _, _ in GATES for name in (W, b)):
             count = t.size
             total_count += count
-            prow.append((B.Math(t.latex, t.name), " x ".join(map(str, t.shape)), str(count)))
+            prow.append((B.Math(t.latex, t.name), shape_math(t.shape), str(count)))
         prow.append(("total", "", str(total_count)))
         return [
             B.Heading("Components of the cell"),
-            B.prose("Besides the RNN's hidden state h, the LSTM keeps a cell state c and three gates "
-                    "(sigmoids, values in (0, 1), applied elementwise); the candidate g uses tanh. Every "
-                    "gate reads the stacked vector [h_prev; x] of ", str(n + d), " entries."),
+            B.tex_prose("Besides the RNN's hidden state $h$, the LSTM keeps a cell state $c$ and three gates "
+                        "($\\sigma$, values in $(0, 1)$, applied elementwise); the candidate $g$ uses $\\tanh$. "
+                        "Every gate reads the stacked vector $[h_{\\text{prev}}; x]$ of " + str(n + d) + " entries."),
             B.Table(("component", "activation", "function"), tuple(rows), align="lll"),
             B.Table(("learnable parameter", "shape", "count"), tuple(prow), align="llr",
-                    caption=f"4 n (n + d) + 4 n = {4 * n * (n + d) + 4 * n} with n = {n} (hidden), d = {d} (input)"),
+                    caption=B.Tex(f"$4 n (n + d) + 4 n = {4 * n * (n + d) + 4 * n}$ with $n = {n}$ (hidden), "
+                                  f"$d = {d}$ (input)")),
         ]
 
     # the backward pass in matrix form comes from the matrix engine (matrix_data above)
@@ -201,12 +205,12 @@ PROBLEMS = [
     LSTMProblem(
         id="lstm-cell", title="The LSTM cell: gates, parameters and gradients",
         source="seed 003, 1.b",
-        question=lambda n, d: (
+        question=lambda n, d: B.Tex(
             "List the components an LSTM block adds to a plain RNN and what each does, with its "
             "equation, its learnable parameters (shapes and counts) and its activation. Then, for one "
-            f"cell with hidden size n = {n} and input size d = {d} at the values below (a fixed rule, "
-            "documented in derive.problems.lstm) and the loss L = 1/2 ||h - y||^2, compute the gradient "
-            "of L with respect to every weight matrix and bias, through the cell state."),
+            f"cell with hidden size $n = {n}$ and input size $d = {d}$ at the values below (small numbers "
+            "chosen by a fixed rule) and the loss $L = \\tfrac12 \\lVert h - y \\rVert^2$, compute the "
+            "gradient of $L$ with respect to every weight matrix and bias, through the cell state."),
         order=(3, 1, 2),
         dims=(Dim("n", 2, 1, 6, "hidden size"), Dim("d", 2, 1, 6, "input size")),
         build=lambda n, d: LSTMModel(n, d),

@@ -18,7 +18,8 @@ import sympy
 from .. import blocks as B
 from ..backprop import evaluate
 from ..batch import batch_step
-from ..optim import RULES, Optimizer, general_notation, rule_rows, shown_tex, shown_text
+from ..optim import RULES, TORCH_CLASS, Optimizer, general_notation, rule_rows, shown_tex, shown_text
+from ..latex import person_order
 from ..printing import tex, text
 from ..problem import BlocksSolution, Problem
 from ._given import Given
@@ -45,8 +46,10 @@ NAMES = {ETA: (r"\eta", "lr"), RHO: (r"\rho", "rho")}
 
 
 def _m(expr, names=None) -> B.Math:
+    """A formula with its terms in the order a person writes them (``w_0 - \\eta g_1``)."""
     names = {**NAMES, **(names or {})}
-    return B.Math(tex(expr, {k: v[0] for k, v in names.items()}), text(expr, {k: v[1] for k, v in names.items()}))
+    return B.Math(person_order(expr, symbol_names={k: v[0] for k, v in names.items()}),
+                  text(expr, {k: v[1] for k, v in names.items()}))
 
 
 def _row(lhs_tex, lhs_text, expr, names=None, note="") -> B.EqRow:
@@ -211,13 +214,13 @@ class Optimizers(Problem):
     title = "Update rules: SGD, batch GD, momentum, Nesterov, Adagrad, RMSprop, Adam"
     source = "seed 004, Q1"
     order = (4, 1)
-    question = (
-        "Write the update rules for a parameter w_i in a neural network with loss L when the following "
-        "algorithms are used: (a) stochastic gradient descent using one sample (x_1, y_1); (b) batch "
-        "gradient descent using m samples (x_1, y_1), ..., (x_m, y_m); (c) stochastic gradient descent "
+    question = B.Tex(
+        "Write the update rules for a parameter $w_i$ in a neural network with loss $L$ when the following "
+        "algorithms are used: (a) stochastic gradient descent using one sample $(x_1, y_1)$; (b) batch "
+        "gradient descent using $m$ samples $(x_1, y_1), \\ldots, (x_m, y_m)$; (c) stochastic gradient descent "
         "with momentum using 1 sample; (d) stochastic gradient descent with Nesterov accelerated momentum "
         "using 1 sample. Then compare a few steps of SGD, momentum, Nesterov, Adagrad, RMSprop and Adam "
-        "on the network of seed 004 Q2 (problem mlp-relu-regression).")
+        "on the network of seed 004 Q2.")
 
     DEFAULTS = {"lr": "0.1"}
 
@@ -237,8 +240,8 @@ class Optimizers(Problem):
         formulas = named_formulas()
         self._named(formulas, blocks, vals)
         blocks += [B.Heading("Verification"),
-                   B.prose("The batch gradients against numpy backprop and finite differences; the identities "
-                           "above, as SymPy and exact arithmetic establish them:"),
+                   B.prose("The batch gradients against numpy backpropagation and finite differences; the "
+                           "identities above, established symbolically and in exact arithmetic:"),
                    B.Checks(tuple(checks))]
         sol = BlocksSolution(self, vals, blocks, checks)
         sol.judges = formulas      # derive check judges these names as formulas
@@ -253,20 +256,20 @@ class Optimizers(Problem):
             r"w_{i} - \eta \, \frac{\partial L\left(f(x_{1}; \theta), y_{1}\right)}{\partial w_{i}}",
             "w_i - lr * dL(f(x1; theta), y1)/dw_i"),), relation="<-"),)))
         rows = rule_rows(Optimizer.from_spec({"rule": "sgd", "lr": 0.5}), sympy.Symbol("t"), general_notation())
-        out.append(B.prose("which is derive's (and torch.optim.SGD's) rule with momentum 0: ", rows[-1].lhs, " = ",
+        out.append(B.prose("which is torch.optim.SGD's rule with momentum 0: ", rows[-1].lhs, " = ",
                            rows[-1].rhs[0], ". On the exam network of Q2 (learning rate 0.5):"))
         sol = net.solve()
         trows = tuple((B.Math(net.graph.nodes[p].latex, p), B.Math(shown_tex(sol.leaves[p]), shown_text(sol.leaves[p])),
                        B.Math(shown_tex(sol.gradients[p]), shown_text(sol.gradients[p])),
                        B.Math(shown_tex(sol.updates[p]), shown_text(sol.updates[p]))) for p in net.graph.parameters)
         out.append(B.Table(("parameter", "before", B.Math(r"\partial L / \partial w", "dL/dw"), "after"), trows,
-                           caption="one SGD step on the exam's instance (derive solve mlp-relu-regression)"))
+                           caption="One SGD step on the exam's instance (seed 004 Q2)"))
         vals["sgd"] = {"lr": 0.5, "updates": {p: float(sol.updates[p]) for p in net.graph.parameters}}
 
     # (b) ----------------------------------------------------------------
     def _batch(self, net, out, vals, checks):
         out.append(B.Heading("(b) Batch gradient descent, m samples"))
-        out.append(B.prose("The seed writes the gradient of the summed loss; code (torch.nn.MSELoss() by default) "
+        out.append(B.prose("The seed writes the gradient of the summed loss; code (PyTorch's MSELoss by default) "
                            "usually takes the mean. With j the sample index (the seed's answer uses i for both "
                            "the parameter and the sample):"))
         out.append(B.Equations((
@@ -279,8 +282,8 @@ class Optimizers(Problem):
         out.append(B.prose("The derivative is linear, so both are the per-sample gradients added up (divided by m "
                            "for the mean): the sum with rate ", B.Math(r"\eta", "lr"), " is the mean with rate ",
                            B.Math(r"m \eta", "m*lr"), ". The step of the summed form grows with the batch size. "
-                           "derive builds the batch as one graph of m copies of the network sharing its "
-                           "parameters, derives its gradient like any other graph, and checks it numerically."))
+                           "The batch is one graph of ", B.Math("m", "m"), " copies of the network sharing its "
+                           "parameters, differentiated like any other graph and checked numerically."))
         params = {p: net.spec.values[p] for p in net.graph.parameters}
         lr = R(1, 2)
         b = batch_step(net.graph, params, BATCH, lr)
@@ -292,9 +295,11 @@ class Optimizers(Problem):
         for p in net.graph.parameters:
             cells = [g[p] for g in b.per_sample] + [b.sum_grads[p], b.mean_grads[p], b.update_sum[p], b.update_mean[p]]
             trows.append((B.Math(net.graph.nodes[p].latex, p),) + tuple(B.Math(shown_tex(c), shown_text(c)) for c in cells))
-        samples = "; ".join(", ".join(f"{k} = {v}" for k, v in s.items()) for s in BATCH)
+        samples = "; ".join(", ".join(f"${net.graph.nodes[k].latex if k in net.graph.nodes else k} = {v}$"
+                                      for k, v in s.items()) for s in BATCH)
         out.append(B.Table(header, tuple(trows),
-                           caption=f"m = {m} samples ({samples}; the first is the exam's), learning rate 0.5"))
+                           caption=B.Tex(f"$m = {m}$ samples ({samples}; the first is the exam's), "
+                                         "learning rate 0.5")))
         # the identities, checked exactly
         sum_err = max(abs(b.sum_grads[p] - sum(g[p] for g in b.per_sample)) for p in params)
         mean_err = max(abs(m * b.mean_grads[p] - b.sum_grads[p]) for p in params)
@@ -303,9 +308,9 @@ class Optimizers(Problem):
         checks += [
             {"method": "batch gradient = sum of per-sample gradients (exact)", "max_abs_err": float(sum_err),
              "passed": bool(sum_err == 0)},
-            {"method": "m * mean gradient = summed gradient (exact)", "max_abs_err": float(mean_err),
+            {"method": "m times the mean gradient = summed gradient (exact)", "max_abs_err": float(mean_err),
              "passed": bool(mean_err == 0)},
-            {"method": "sum step with lr = mean step with m*lr (exact)", "max_abs_err": float(rate_err),
+            {"method": "sum step with rate lr = mean step with rate m lr (exact)", "max_abs_err": float(rate_err),
              "passed": bool(rate_err == 0)}]
         vals["batch"] = {"m": m, "lr": float(lr), "samples": [{k: float(sympy.Rational(str(v))) for k, v in s.items()}
                                                                for s in BATCH],
@@ -327,10 +332,10 @@ class Optimizers(Problem):
             B.EqRow(B.Math("w_{t+1}", "w_(t+1)"), (B.Math(r"w_{t} - \eta v_{t+1}", "w_t - lr*v_(t+1)"),), "form A", "<-"),
             B.EqRow(B.Math("v_{t+1}", "v_(t+1)"), (B.Math(r"\rho v_{t} - \eta g_{t}", "rho*v_t - lr*g_t"),), "form B", "<-"),
             B.EqRow(B.Math("w_{t+1}", "w_(t+1)"), (B.Math(r"w_{t} + v_{t+1}", "w_t + v_(t+1)"),), "form B", "<-"))))
-        out.append(B.prose("Form A is torch.optim.SGD(momentum=rho), whose buffer starts at the first gradient "
-                           "(the same as v_0 = 0 here, without dampening); derive runs it with its own SGD program. "
-                           f"Running both forms for {FORM_STEPS} steps with the gradients as symbols "
-                           "g1, g2, g3 and a constant rate gives:"))
+        out.append(B.tex_prose("Form A is torch.optim.SGD with momentum $\\rho$, whose buffer starts at the first "
+                               "gradient (the same as $v_0 = 0$ here, without dampening). "
+                               f"Running both forms for {FORM_STEPS} steps with the gradients as symbols "
+                               "$g_1, g_2, g_3$ and a constant rate gives:"))
         f = momentum_forms()
         names = {f["w0"]: ("w_{0}", "w0"), **{g: (f"g_{{{i}}}", f"g{i}") for i, g in enumerate(f["g"], 1)},
                  **{e: (rf"\eta_{{{i}}}", f"lr{i}") for i, e in enumerate(f["etas"], 1)}}
@@ -347,9 +352,11 @@ class Optimizers(Problem):
                            B.Math(tex(const_diff[-1]), text(const_diff[-1])), ", and ",
                            B.Math(r"v^{B}_{t} = -\eta \, v^{A}_{t}", "vB_t = -lr*vA_t"),
                            " at every step: with a constant rate the forms are one algorithm whose velocities "
-                           "differ by the factor ", B.Math(r"-\eta", "-lr"), ". Since the iterates agree, so do the gradients computed at them "
-                           "(on L = a w^2/2, where each gradient depends on the iterate, the differences are again "
-                           f"{', '.join(text(d) for d in quad)}). With a rate that changes between steps "
+                           "differ by the factor ", B.Math(r"-\eta", "-lr"), ". Since the iterates agree, so do the "
+                           "gradients computed at them (on ", B.Math(r"L = \tfrac12 a w^2", "L = a w^2/2"),
+                           ", where each gradient depends on the iterate, the differences are again ",
+                           B.Math(", ".join(tex(d) for d in quad), ", ".join(text(d) for d in quad)),
+                           "). With a rate that changes between steps "
                            "(", B.Math(r"\eta_{1}, \eta_{2}, \eta_{3}", "lr1, lr2, lr3"),
                            ", as a torch scheduler does) they are different algorithms:"))
         var = [sympy.factor(a - b) for a, b in zip(f["w_A_varying"], f["w_B_varying"])]
@@ -357,7 +364,7 @@ class Optimizers(Problem):
                                           var[t], names) for t in range(FORM_STEPS))))
         out.append(B.prose("Form A applies the current rate to the whole accumulated velocity; form B applied each "
                            "gradient's rate when it arrived. They coincide exactly when the rate is constant "
-                           "(or rho = 0). torch.optim.SGD is form A; the torch documentation notes the difference "
+                           "(or when the momentum is 0). torch.optim.SGD is form A; the torch documentation notes the difference "
                            "from the form B of Sutskever et al."))
         ok = all(d == 0 for d in const_diff + scale + quad) and all(d != 0 for d in var[1:] + quad_var[1:])
         checks.append({"method": "momentum forms A and B: equal for constant lr, different for changing lr "
@@ -390,8 +397,9 @@ class Optimizers(Problem):
         torch_vs_theta = [sympy.factor(p - th) for p, th in zip(f["torch"], f["theta"])]
         torch_vs_look = [sympy.expand(p - th - RHO * v) for p, th, v in zip(f["torch"], f["theta"], f["v"])]
         published = [sympy.factor(pb - th) for pb, th in zip(f["published"], f["theta"])]
-        out.append(B.prose(f"Both run for {FORM_STEPS} steps on L = a (w - c)^2 / 2 (torch's form with derive's "
-                           "nesterov program), starting from the same point with zero velocity:"))
+        out.append(B.tex_prose(f"Both run for {FORM_STEPS} steps on $L = \\tfrac12 a (w - c)^2$ (torch's form as "
+                               "torch.optim.SGD with nesterov=True runs it), starting from the same point with zero "
+                               "velocity:"))
         rows = []
         for t in range(FORM_STEPS):
             rows.append(_row(rf"p_{{{t + 1}}} - \theta_{{{t + 1}}}", f"p_{t + 1} - theta_{t + 1}", torch_vs_theta[t], names))
@@ -403,20 +411,20 @@ class Optimizers(Problem):
                            "point ", B.Math(r"\theta + \rho v", "theta + rho*v"), ", not for ", B.Math(r"\theta", "theta"),
                            ": the two coincide at the start (", B.Math("v_{0} = 0", "v_0 = 0"), ") and differ by ",
                            B.Math(r"\rho v_{t}", "rho*v_t"), " afterwards (", B.Math(r"b = -v / \eta", "b = -v/lr"),
-                           "). On the exam network (lr 0.1, rho 0.9, engine gradients "
-                           "at the lookahead points):"))
+                           "). On the exam network (", B.Math(r"\eta = 0.1,\ \rho = 0.9", "lr 0.1, rho 0.9"),
+                           ", gradients at the lookahead points):"))
         net_rows = nesterov_on_network(net, FORM_STEPS, R(1, 10), R(9, 10))
         out.append(B.Table(("step", B.Math(r"\max |p_{t} - (\theta_{t} + \rho v_{t})|", "max|p_t - (theta_t + rho v_t)|"),
                             B.Math(r"\max |p_{t} - \theta_{t}|", "max|p_t - theta_t|")),
-                           tuple((str(t), f"{agree:.3g}", f"{apart:.6g}") for t, agree, apart in net_rows)))
+                           tuple((str(t), _sci_math(agree), _sci_math(apart)) for t, agree, apart in net_rows)))
         out.append(B.prose("The seed's first form puts the lookahead at ", B.Math(r"\theta_{t} + \eta v_{t}",
-                           "theta_t + lr*v_t"), " (eta, the learning rate, where rho belongs). Its iterates minus "
-                           "the lookahead form's:"))
+                           "theta_t + lr*v_t"), " (the learning rate ", B.Math(r"\eta", "eta"), " where the momentum ",
+                           B.Math(r"\rho", "rho"), " belongs). Its iterates minus the lookahead form's:"))
         factor = _common_factor(published[1])
         out.append(B.Equations(tuple(_row(rf"\theta^{{\mathrm{{pub}}}}_{{{t + 1}}} - \theta_{{{t + 1}}}",
                                           f"theta_pub_{t + 1} - theta_{t + 1}", published[t], names)
                                      for t in range(FORM_STEPS))))
-        out.append(B.prose("Zero at step 1 (v_0 = 0), then a multiple of ", _m(factor),
+        out.append(B.prose("Zero at step 1 (", B.Math("v_0 = 0", "v_0 = 0"), "), then a multiple of ", _m(factor),
                            ": the published form is Nesterov only when ", B.Math(r"\eta = \rho", "lr = rho"), "."))
         ok = (all(d == 0 for d in torch_vs_look) and all(d != 0 for d in torch_vs_theta)
               and published[0] == 0 and all(d != 0 for d in published[1:]))
@@ -436,14 +444,16 @@ class Optimizers(Problem):
 
     # named formulas ----------------------------------------------------
     def _named(self, formulas, out, vals):
-        out.append(B.Heading("The rules as named formulas"))
-        out.append(B.prose("derive check optimizers ANSWERS compares a hand-written rule with these, as formulas "
-                           "(exactly, and at random points): g is the gradient of the sample's loss with respect "
-                           "to the parameter, v_next the new velocity, and by the chain rule g = dL_df*grad_f, "
-                           "with f the network's output and grad_f its gradient. An answer may also write "
-                           "lr or alpha for eta, momentum or mu for rho, and w, theta or x for the parameter."))
+        out.append(B.Heading("The rules as named formulas, for checking hand answers"))
+        out.append(B.tex_prose("A hand-written rule is compared with these as a formula (exactly, and at random "
+                               "points): $g$ is the gradient of the sample's loss with respect to the parameter, "
+                               "$v_{t+1}$ the new velocity, and by the chain rule "
+                               "$g = \\frac{\\partial L}{\\partial f} \\nabla f$, with $f$ the network's output. "
+                               "An answer may also write $\\alpha$ for $\\eta$, $\\mu$ for $\\rho$, and $w$, "
+                               "$\\theta$ or $x$ for the parameter."))
         out.append(B.Table(("name", "formula", "what it is"),
-                           tuple((name, _m(f.expr, FORMULA_NAMES), f.about) for name, f in formulas.items()),
+                           tuple((name.replace("_", " "), _m(f.expr, FORMULA_NAMES), _about(f.about))
+                                 for name, f in formulas.items()),
                            align="llp{0.45\\linewidth}"))
         for name, f in formulas.items():
             vals[name] = str(f.expr)
@@ -453,8 +463,7 @@ class Optimizers(Problem):
         from ..problem import GraphProblem
 
         out.append(B.Heading("Every rule on the exam network"))
-        out.append(B.prose(f"{k} steps of each rule from the exam's initial weights on its single example, all with "
-                           f"learning rate {shown_text(lr)} and torch.optim's defaults otherwise:"))
+        at = len(out)
         runs = {}
         for rule in RULES:
             problem = GraphProblem(dict(net.data, optimizer={"rule": rule, "lr": lr}), NET, id=NET)
@@ -462,17 +471,19 @@ class Optimizers(Problem):
             final = problem.graph.forward(dict(sol.leaves, **sol.updates))[problem.graph.loss]
             runs[rule] = (sol, list(sol.trajectory.losses) + [final])
         rules = list(RULES)
+        out.insert(at, B.prose(f"{k} steps of each rule from the exam's initial weights on its single example, all "
+                               f"with learning rate {shown_text(lr)}; " + _hyper_words(runs, rules) + ":"))
         out.append(B.Table(("step",) + tuple(rules),
                            tuple((str(t),) + tuple(B.Math(shown_tex(runs[r][1][t]), shown_text(runs[r][1][t]))
                                                    for r in rules) for t in range(k + 1)),
-                           caption=f"the loss after each step (step 0: the start)"))
+                           caption="The loss after each step (step 0: the start)"))
         params = net.graph.parameters
         out.append(B.Table(("parameter", "start") + tuple(rules),
                            tuple((B.Math(net.graph.nodes[p].latex, p), B.Math(shown_tex(net.spec.values[p]),
                                                                              shown_text(net.spec.values[p])))
                                  + tuple(B.Math(shown_tex(runs[r][0].updates[p]), shown_text(runs[r][0].updates[p]))
                                          for r in rules) for p in params),
-                           caption=f"the parameters after {k} steps"))
+                           caption=f"The parameters after {k} steps"))
         logy = all(float(x) > 0 for r in rules for x in runs[r][1])
         out.append(B.Figure("plot", {"xlabel": "step", "ylabel": "loss", "logy": logy,
                                      "series": [{"label": r, "x": list(range(k + 1)),
@@ -481,10 +492,12 @@ class Optimizers(Problem):
                             caption=f"loss per step of each rule, learning rate {shown_text(lr)}",
                             label="fig:optimizers-loss"))
         rms = runs["rmsprop"][0].optimizer.hyper
-        out.append(B.prose("RMSprop's first step has no bias correction: from v_0 = 0, v_1 = (1 - alpha) g^2, so "
-                           "each parameter with a non-zero gradient moves by about lr / sqrt(1 - alpha) = "
-                           f"{shown_text(lr / sympy.sqrt(1 - rms['alpha']))} at once; Adam's bias correction makes "
-                           f"its first step about lr = {shown_text(lr)}; Adagrad's first step is also about lr."))
+        out.append(B.tex_prose("RMSprop's first step has no bias correction: from $v_0 = 0$, "
+                               "$v_1 = (1 - \\alpha) g^2$, so each parameter with a non-zero gradient moves by about "
+                               "$\\eta / \\sqrt{1 - \\alpha} = "
+                               f"{shown_tex(lr / sympy.sqrt(1 - rms['alpha']))}$ at once; Adam's bias correction makes "
+                               f"its first step about $\\eta = {shown_tex(lr)}$; Adagrad's first step is also about "
+                               "$\\eta$."))
         vals["comparison"] = {
             "lr": float(lr), "steps": k, "network": NET,
             "rules": {r: {"torch": runs[r][0].optimizer.torch_call(),
@@ -561,6 +574,39 @@ def named_formulas() -> dict:
                                      "the velocity, g the gradient at the lookahead point"),
         "nesterov_param": Formula(THETA + V_NEXT, th_names, CHAIN, "the parameter step"),
     }
+
+
+def _sci_math(x: float) -> B.Math:
+    """A small difference at 3 significant digits, a power of ten as ×10ⁿ."""
+    s = f"{x:.3g}"
+    if "e" in s:
+        mant, exp = s.split("e")
+        return B.Math(rf"{mant} \times 10^{{{int(exp)}}}", s)
+    return B.Math(s, s)
+
+
+def _about(words: str) -> B.Tex:
+    """A named formula's description with its letters typeset."""
+    out = words
+    for plain, tex_ in (("eta1, eta2", "$\\eta_1, \\eta_2$"), ("g1, g2", "$g_1, g_2$"), ("w_2", "$w_2$"),
+                        ("g_NAG", "$g_{\\mathrm{NAG}}$")):
+        out = out.replace(plain, tex_)
+    return B.Tex(out)
+
+
+def _hyper_words(runs, rules) -> str:
+    """Which hyper-parameters the runs use besides the learning rate, read off the optimizers run."""
+    set_ = []
+    for r in rules:
+        used = runs[r][0].optimizer.hyper
+        # torch's defaults are those of the class: SGD's momentum is 0
+        default = Optimizer.from_spec({"rule": "sgd" if TORCH_CLASS[r] == "SGD" else r}).hyper
+        diff = [(f"{k} on" if v is True else f"{k} {shown_text(v)} (torch's default is {shown_text(default[k])})")
+                for k, v in sorted(used.items()) if k != "lr" and k in default and v != default[k]]
+        if diff:
+            set_.append(f"{r} with " + ", ".join(diff))
+    rest = "every other hyper-parameter at torch.optim's default"
+    return "; ".join(set_ + [rest])
 
 
 def _common_factor(expr):

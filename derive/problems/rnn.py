@@ -225,9 +225,10 @@ class RNNModel(TensorModel):
     def equations(self):
         f_rule = OPS["tanh"].derivative(sympy.Symbol("z"), sympy.Symbol("y"))
         return [
-            B.EqRow(B.Math("Z_{t}", "Z_t"), (B.Math("U I_{t} + W H_{t-1}", "U I_t + W H_(t-1)"),), "t = 1 .. T"),
+            B.EqRow(B.Math("Z_{t}", "Z_t"), (B.Math("U I_{t} + W H_{t-1}", "U I_t + W H_(t-1)"),),
+                    B.Tex("$t = 1, \\ldots, T$")),
             B.EqRow(B.Math("H_{t}", "H_t"), (B.Math(r"f(Z_{t}) = \tanh(Z_{t})", "f(Z_t) = tanh(Z_t)"),),
-                    f"f'(z) = {f_rule} with y = f(z)".replace("y**2", "y^2")),
+                    B.Tex(f"$f'(z) = {sympy.latex(f_rule)}$ with $y = f(z)$")),
             B.EqRow(B.Math("O_{t}", "O_t"), (B.Math("V H_{t}", "V H_t"),)),
             B.EqRow(B.Math("E_{t}", "E_t"), (B.Math(r"\tfrac{1}{2} \lVert O_{t} - Y_{t} \rVert^{2}",
                                                     "1/2 ||O_t - Y_t||^2"),)),
@@ -300,8 +301,8 @@ class RNNModel(TensorModel):
                            float(np.max(np.abs(mf_s.gradient(p).ravel() - comp))))
         if self._asked_steps():
             checks.append({"method": "path-sum", "max_abs_err": float(f"{perr:.3g}"), "passed": bool(perr <= TOL),
-                           "note": "dE_t/dP as sums over paths of Jacobian products, against the "
-                                   "component-wise derivation of E_t alone and the matrix form"})
+                           "note": "each step's error gradient as a sum over paths of Jacobian products, against "
+                                   "the component-wise derivation of that error alone and the matrix form"})
         if self.dims["T"] > PATH_TOTAL_MAX_T:   # T(T+1)/2 paths per parameter: checked for short T only
             return checks
         # E = sum_t E_t: the totals of the path sums are the gradients of E
@@ -347,14 +348,14 @@ class RNNModel(TensorModel):
     def _general_blocks(self, sol) -> list:
         T = self.dims["T"]
         out = [B.Heading("General form: sums over the paths of the unrolled graph"),
-               B.Figure("unrolled-rnn", {"T": T}, caption=f"The RNN unrolled over T = {T} steps"),
-               B.prose("Read off the unrolled graph (pre-activations Z_t looked through, so that ",
+               B.Figure("unrolled-rnn", {"T": T}, caption=f"The RNN unrolled over {T} time steps"),
+               B.prose(B.Tex("Read off the unrolled graph (pre-activations $Z_t$ looked through, so that "),
                        B.Math(r"\frac{\partial H_{j}}{\partial H_{j-1}}", "dH_j/dH_(j-1)"), " and ",
                        B.Math(r"\frac{\partial H_{k}}{\partial W}", "dH_k/dW"),
-                       " are the Jacobians of one step, the second holding H_{k-1} fixed). Each term "
-                       "below is one path from the parameter to the error; the activation f is left "
-                       "unspecified. The index ranges are those of the paths that exist: H_0 is given, "
-                       "so no path enters the chain before k = 1.")]
+                       B.Tex(" are the Jacobians of one step, the second holding $H_{k-1}$ fixed). Each term "
+                             "below is one path from the parameter to the error; the activation $f$ is left "
+                             "unspecified. The index ranges are those of the paths that exist: $H_0$ is given, "
+                             "so no path enters the chain before $k = 1$."))]
         g = self.tg.graph
         loss = g.nodes[g.loss]
         ones = all(local_derivative(loss.expr, g.symbol(f"E_{t}"), loss.symbol) == 1 for t in range(1, T + 1))
@@ -383,8 +384,8 @@ class RNNModel(TensorModel):
     def _partial_blocks(self, sol) -> list:
         steps = self._asked_steps()
         if not steps:
-            return [B.prose(f"With T = {self.dims['T']} there is no E_2 or E_3 to differentiate.")]
-        out = [B.Heading("The errors of single steps: dE_2/d*, dE_3/d* (f = tanh, numbers)")]
+            return [B.prose(B.Tex(f"With $T = {self.dims['T']}$ there is no $E_2$ or $E_3$ to differentiate."))]
+        out = [B.Heading(B.Tex("The errors of single steps: $E_2$ and $E_3$ ($f = \\tanh$, numbers)"))]
         parts = self.partial_gradients(sol)
         rows = []
         for s in steps:
@@ -392,20 +393,21 @@ class RNNModel(TensorModel):
                 shape = self.tg.tensors[P].shape
                 rows.append(B.EqRow(B.Math(_frac(f"E_{{{s}}}", P), f"dE_{s}/d{P}"),
                                     (matrix_math(parts[f"E_{s}"][P], shape),)))
-        out.append(B.prose("Each from the component-wise derivation of E_s alone; the path sums of the "
-                           "general form and the matrix form (delta recursion started at t = s with "
-                           "only O_s - Y_s) give the same numbers (check 'path-sum')."))
+        out.append(B.prose(B.Tex("Each from the component-wise derivation of $E_s$ alone; the path sums of the "
+                                 "general form and the matrix form ($\\delta$ recursion started at $t = s$ with "
+                                 "only $O_s - Y_s$) give the same numbers.")))
         out.append(B.Equations(tuple(rows)))
         s = steps[-1]
         crow = []
         for k, path, c in sorted(self.path_contributions(sol, "W", s), key=lambda x: -(x[0] or 0)):
             tex, txt = path_tex(path, f"E_{{{s}}}")
-            crow.append((f"k = {k}", B.Math(tex, txt), matrix_math(c.ravel().tolist(), c.shape),
+            crow.append((B.Math(f"k = {k}", f"k = {k}"), B.Math(tex, txt), matrix_math(c.ravel().tolist(), c.shape),
                          f"{float(np.linalg.norm(c)):.4g}"))
-        out.append(B.Table(("entry step", "path", f"contribution to dE_{s}/dW", "Frobenius norm"),
+        out.append(B.Table(("entry step", "path", B.Tex(f"contribution to $\\partial E_{s}/\\partial W$"),
+                            "Frobenius norm"),
                            tuple(crow), align="llrr",
-                           caption=f"dE_{s}/dW path by path: the contributions of early steps carry more "
-                                   "Jacobian factors"))
+                           caption=B.Tex(f"$\\partial E_{s}/\\partial W$ path by path: the contributions of "
+                                         "early steps carry more Jacobian factors")))
         return out
 
 
@@ -655,14 +657,16 @@ class RNNProblem(TensorProblem):
 
 
 def _question(T, d, n, k) -> str:
-    return (f"A recurrent network is unrolled over T = {T} time steps: H_t = f(U I_t + W H_(t-1)), "
-            "O_t = V H_t, with inputs I_t, hidden states H_t (H_0 given), outputs O_t and targets Y_t. "
-            "The error of step t is E_t = 1/2 ||O_t - Y_t||^2 and the total error is E = sum_t E_t. "
-            "Compute (a) dE/dW, dE/dU, dE/dV; (b) dE_2/dW, dE_2/dU, dE_2/dV; (c) dE_3/dW, dE_3/dU, dE_3/dV: "
-            "first in general as sums over time of products of Jacobians (f unspecified), then with "
-            f"f = tanh and sizes d = {d} (input), n = {n} (hidden), k = {k} (output), at the values below "
-            "(a fixed rule, documented in derive.problems.rnn). Then explain, with numbers, why "
-            "gradients through many steps vanish or explode and how the LSTM's cell state helps.")
+    return B.Tex(
+        f"A recurrent network is unrolled over $T = {T}$ time steps: $H_t = f(U I_t + W H_{{t-1}})$, "
+        "$O_t = V H_t$, with inputs $I_t$, hidden states $H_t$ ($H_0$ given), outputs $O_t$ and targets $Y_t$. "
+        "The error of step $t$ is $E_t = \\tfrac12 \\lVert O_t - Y_t \\rVert^2$ and the total error is "
+        "$E = \\sum_t E_t$. Compute (a) $\\partial E/\\partial W$, $\\partial E/\\partial U$, "
+        "$\\partial E/\\partial V$; (b) the same for $E_2$; (c) the same for $E_3$: first in general as sums "
+        "over time of products of Jacobians ($f$ unspecified), then with "
+        f"$f = \\tanh$ and sizes $d = {d}$ (input), $n = {n}$ (hidden), $k = {k}$ (output), at the values "
+        "below (small numbers chosen by a fixed rule). Then explain, with numbers, why "
+        "gradients through many steps vanish or explode and how the LSTM's cell state helps.")
 
 
 PROBLEMS = [

@@ -105,11 +105,11 @@ class TransposedConv(Problem):
     title = "Transposed convolution: output size and matrix form"
     source = "seed 000, Q6 (answered in seed 001)"
     order = (0, 6)
-    question = (
+    question = B.Tex(
         "(a) A square input filled with ones goes through a transposed convolution with a square kernel "
         "of ones (given stride, no padding). How large is the result, and what is it? "
-        "(b) Write the 2-D transposed convolution of a 2 x 2 input with a 2 x 2 kernel as a matrix "
-        "multiplication.")
+        "(b) Write the 2-D transposed convolution of a $2 \\times 2$ input with a $2 \\times 2$ kernel as a "
+        "matrix multiplication.")
 
     DEFAULTS = {"input_size": 3, "kernel_size": 7, "stride": 1, "padding": 0,
                 "matrix_input_size": 2, "matrix_kernel_size": 2, "matrix_stride": 1}
@@ -182,32 +182,35 @@ class TransposedConv(Problem):
 
     def _blocks(self, n, k, stride, pad, size, ones, X, Kk, C, CT, vec_x, product, result, bs, checks):
         out = [B.Heading("(a) Output size")]
-        out.append(B.prose(
-            "Each input entry pastes a scaled copy of the k x k kernel into the output, the copies of "
-            "neighbouring entries s apart; the last copy starts at (i - 1) s and ends k - 1 further on. "
-            "Padding P crops P rows and columns from each border:"))
+        out.append(B.tex_prose(
+            "Each input entry pastes a scaled copy of the $k \\times k$ kernel into the output, the copies of "
+            "neighbouring entries $s$ apart; the last copy starts at $(i - 1) s$ and ends $k - 1$ further on. "
+            "Padding $P$ crops $P$ rows and columns from each border:"))
         subs = {i_: n, k_: k, s_: stride, P_: pad}
         shown = f"({n} - 1) \\cdot {stride} - 2 \\cdot {pad} + {k}"
         out.append(B.Equations((B.EqRow(B.Math(r"o", "o"), (
             B.Math(sympy.latex(OUT_SIZE, order="none"), sympy.sstr(OUT_SIZE, order="none")),
             B.Math(shown, f"({n} - 1)*{stride} - 2*{pad} + {k}"),
             B.Math(str(int(OUT_SIZE.subs(subs))), str(size)))),)))
-        out.append(B.prose(f"So the result is {size} x {size}. With ones everywhere, each output entry counts "
+        out.append(B.tex_prose(f"So the result is ${size} \\times {size}$. With ones everywhere, each output entry counts "
                            "the kernel copies that cover it:"))
         M = sympy.Matrix(ones)
         out.append(B.Equations((B.EqRow(B.Math(r"\text{result}", "result"),
                                         (B.Math(sympy.latex(M), _mtext(M)),)),)))
-        out.append(B.prose(f"Its entries add up to {sum(map(sum, ones))}"
-                           + (f" = {n * n} x {k * k}: every input one spreads {k * k} ones." if not pad else ".")))
+        out.append(B.tex_prose(f"Its entries add up to ${sum(map(sum, ones))}"
+                               + (f" = {n * n} \\times {k * k}$: every input one spreads {k * k} ones."
+                                  if not pad else "$.")))
 
         names = _names(X, Kk)
         out.append(B.Heading("(b) Matrix form"))
         o = out_size(X.rows, Kk.rows, bs)
-        out.append(B.prose(
-            f"Take the {X.rows} x {X.cols} input X and the {Kk.rows} x {Kk.cols} kernel K below. The ordinary "
-            f"convolution (stride {bs}) that maps a {o} x {o} map Y to a {X.rows} x {X.cols} map is "
-            "vec(conv(Y)) = C vec(Y), with vectors read row by row: row (i, j) of C holds the kernel at the "
-            "positions its window covers. The transposed convolution multiplies by the transpose of C:"))
+        out.append(B.tex_prose(
+            f"Take the ${X.rows} \\times {X.cols}$ input $X$ and the ${Kk.rows} \\times {Kk.cols}$ kernel $K$ "
+            f"below. The ordinary convolution (stride {bs}) that maps an ${o} \\times {o}$ map $Y$ to an "
+            f"${X.rows} \\times {X.cols}$ map is "
+            "$\\operatorname{vec}(\\operatorname{conv}(Y)) = C \\operatorname{vec}(Y)$, with vectors read row by "
+            "row: row $(i, j)$ of $C$ holds the kernel at the positions its window covers. The transposed "
+            "convolution multiplies by the transpose of $C$:"))
         out.append(B.Equations((
             B.EqRow(B.Math("X", "X"), (B.Math(_mtex(X, names), _mtext(X)),)),
             B.EqRow(B.Math("K", "K"), (B.Math(_mtex(Kk, names), _mtext(Kk)),)),
@@ -219,14 +222,16 @@ class TransposedConv(Problem):
                 B.Math(_mtex(CT, names) + " " + _mtex(vec_x, names), _mtext(CT) + " * " + _mtext(vec_x)),
                 B.Math(_mtex(product, names), _mtext(product)))),
         )))
-        out.append(B.prose(f"Reading the {product.rows} entries back row by row gives the {o} x {o} result:"))
+        out.append(B.tex_prose(f"Reading the {product.rows} entries back row by row gives the "
+                               f"${o} \\times {o}$ result:"))
         out.append(B.Equations((B.EqRow(B.Math(r"X \circledast^{\top} K", "convT(X, K)"),
                                         (B.Math(_mtex(result, names), _mtext(result)),)),)))
         out.append(B.prose(
-            B.Math(r"C^{\top}", "C^T"), f" is {CT.rows} x {CT.cols}: one row per output entry, one column per input entry; column "
-            "(i, j) is the kernel pasted at the output position of input entry (i, j). It is the matrix of the "
+            B.Math(r"C^{\top}", "C^T"), B.Tex(f" is ${CT.rows} \\times {CT.cols}$: one row per output entry, "
+                                             "one column per input entry; column "
+            "$(i, j)$ is the kernel pasted at the output position of input entry $(i, j)$. It is the matrix of the "
             "gradient of the convolution with respect to its input, which is why the operation is also "
-            "called the backward convolution."))
+            "called the backward convolution.")))
         out.append(B.Heading("Verification"))
         out.append(B.prose("The all-ones result by an FFT full convolution; the matrix form at random numbers "
                            "against a direct scatter loop and the FFT; and the adjoint identity with a "

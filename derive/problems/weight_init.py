@@ -15,7 +15,7 @@ import numpy as np
 import sympy
 
 from .. import blocks as B
-from ..fmt import num_text
+from ..fmt import num_tex, num_text
 from ..problem import BlocksSolution, GraphProblem, Problem
 from ._given import Given
 from ._show import num_math
@@ -114,8 +114,8 @@ class WeightInit(Problem):
     title = "Initialisation: all zeros, all ones, random"
     source = "seed 002, Q1.4"
     order = (2, 1, 4)
-    question = (
-        "A small network for binary classification (two inputs, two tanh hidden units, one sigmoid "
+    question = B.Tex(
+        "A small network for binary classification (two inputs, two $\\tanh$ hidden units, one sigmoid "
         "output, as in Q1.3, here with biases and the cross-entropy loss) is initialised with all weights "
         "zero, all weights one, or random weights. Which may do well in practice, and why? Show it with a "
         "small experiment.")
@@ -174,7 +174,7 @@ class WeightInit(Problem):
                              + (", the share of the larger class: the network predicts one class everywhere."
                                 if acc == majority else "."))
             elif label == "ones":
-                parts.append(f"From ones the two rows of W1 {'are still identical' if gap == 0 else f'differ by {_pct(gap)}'}"
+                parts.append(f"From ones the two rows of the hidden weights {'are still identical' if gap == 0 else f'differ by {_pct(gap)}'}"
                              f" after training: one feature, used twice, accuracy {_pct(acc)}.")
         rand = [(label, acc) for label, _, _, _, acc in results if label.startswith("random")]
         best = max(rand, key=lambda r: r[1])
@@ -225,8 +225,8 @@ class WeightInit(Problem):
             ", ", B.Math(r"h_i = \tanh z_i", "h_i = tanh(z_i)"), ", ",
             B.Math(r"o = \sigma(w^{2}_{11} h_1 + w^{2}_{12} h_2 + b^{2}_{1})", "o = sigmoid(w2_11 h1 + w2_12 h2 + b2_1)"),
             ", ", B.Math(r"L = -\left(y \log o + (1 - y) \log (1 - o)\right)", "L = -(y log o + (1 - y) log(1 - o))"),
-            ". The engine derives the gradient of each weight of hidden unit 1 and of its counterpart in "
-            "hidden unit 2:"))
+            ". The gradient of each weight of hidden unit 1 and of its counterpart in hidden unit 2, "
+            "derived symbolically:"))
         rows = []
         for first, second, _ in sym["pairs"]:
             for p in (first, second):
@@ -234,12 +234,13 @@ class WeightInit(Problem):
                 rows.append(B.EqRow(B.Math(rf"\frac{{\partial L}}{{\partial {g.nodes[p].latex}}}", f"dL/d{p}"),
                                     (B.Math(sympy.latex(chain, symbol_names=names_tex), sympy.sstr(chain)),)))
         out.append(B.Equations(tuple(rows)))
-        ties = ", ".join(f"{b} = {a}" for a, b in MIRROR.items())
+        ties = ", ".join(f"${g.nodes[b].latex} = {g.nodes[a].latex}$" if a in g.nodes and b in g.nodes
+                         else f"{b} = {a}" for a, b in MIRROR.items())
         verdict = "identical" if sym["all_equal"] else "NOT identical"
-        out.append(B.prose(
-            f"If the two units start equal ({ties}), then z1 = z2 and h1 = h2 for every input, and the "
+        out.append(B.tex_prose(
+            f"If the two units start equal ({ties}), then $z_1 = z_2$ and $h_1 = h_2$ for every input, and the "
             f"gradients above, expanded in the givens and with the ties substituted, are {verdict} "
-            "expressions (SymPy finds each difference to be 0). So one gradient step changes both units by "
+            "expressions (each difference simplifies to 0). So one gradient step changes both units by "
             "the same amount and they are equal again; by induction they stay equal for ever, for every "
             "example and any element-wise optimiser. The two hidden units compute the same feature: the "
             "network is no better than one with a single hidden unit. All ones is such a start."))
@@ -248,13 +249,15 @@ class WeightInit(Problem):
         for p in PARAMS:
             grow.append((B.Math(g.nodes[p].latex, p), num_math(zeros.gradients[p]), num_math(at["ones"].gradients[p])))
         out.append(B.Table(("parameter", "gradient at all zeros", "gradient at all ones"), tuple(grow),
-                           caption="Gradients by the engine at the example point "
-                                   + ", ".join(f"{k} = {num_text(v)}" for k, v in gp.spec.values.items()
-                                               if k in ("x1", "x2", "y")),
+                           caption=B.Tex("Gradients at the example point "
+                                         + ", ".join(f"${g.nodes[k].latex if k in g.nodes else k} = {num_tex(v)}$"
+                                                     for k, v in gp.spec.values.items()
+                                                     if k in ("x1", "x2", "y"))),
                            align="lrr"))
-        out.append(B.prose(
-            "All zeros is worse: h1 = h2 = tanh(0) = 0 and the output weights are 0, so every hidden-layer "
-            "gradient carries a factor w2 = 0 and every output-weight gradient a factor h = 0; only the output "
+        out.append(B.tex_prose(
+            "All zeros is worse: $h_1 = h_2 = \\tanh(0) = 0$ and the output weights are 0, so every hidden-layer "
+            "gradient carries a factor $w^2_{1j} = 0$ and every output-weight gradient a factor $h_j = 0$; only "
+            "the output "
             "bias moves. The hidden layer never leaves 0 and the network can only learn the class "
             "frequency."))
         traj = at["ones"].trajectory.params
@@ -263,18 +266,18 @@ class WeightInit(Problem):
             trows.append((str(k),) + tuple(num_math(params[p]) for p in ("w1_11", "w1_21", "w1_12", "w1_22")))
         out.append(B.Table(("step",) + tuple(B.Math(g.nodes[p].latex, p) for p in ("w1_11", "w1_21", "w1_12", "w1_22")),
                            tuple(trows),
-                           caption=f"{len(traj) - 1} steps of {at['ones'].optimizer.describe()} from all ones on the "
-                                   "example" + (": the units stay equal" if all(
-                                       q["w1_11"] == q["w1_21"] and q["w1_12"] == q["w1_22"] for q in traj) else ""),
+                           caption=B.Tex(f"{len(traj) - 1} steps of gradient descent "
+                                         f"($\\eta = {num_tex(at['ones'].optimizer.lr)}$) from all ones on the example" + (": the units stay equal" if all(
+                                       q["w1_11"] == q["w1_21"] and q["w1_12"] == q["w1_22"] for q in traj) else "")),
                            align="rrrrr"))
         out.append(B.prose("Random initialisation breaks the tie: the units start different, receive different "
                            "gradients and can learn different features (its scale matters too: too large "
                            "saturates tanh, which is what Xavier/He scaling addresses)."))
 
         out.append(B.Heading("Experiment"))
-        out.append(B.prose(
-            f"Data: {n} points uniform in [-2, 2] x [-2, 2] (numpy seed {data_seed}), class 1 inside the band "
-            f"|x1 - x2| < 1; the larger class is {num_text(sympy.Float(majority, 15))} of the points. A straight "
+        out.append(B.tex_prose(
+            f"Data: {n} points uniform in $[-2, 2] \\times [-2, 2]$ (numpy seed {data_seed}), class 1 inside the "
+            f"band $|x_1 - x_2| < 1$; the larger class is {num_text(sympy.Float(majority, 15))} of the points. A straight "
             "boundary cannot separate a band; two different hidden units can. The network above is trained "
             f"by full-batch gradient descent on the mean cross-entropy, learning rate {num_text(lr)}, "
             f"{epochs} epochs, from all zeros, all ones (biases too) and standard-normal random weights "
@@ -285,7 +288,7 @@ class WeightInit(Problem):
             rows.append((label, num_math(sympy.Float(losses[0], 15)), num_math(sympy.Float(losses[-1], 15)),
                          num_math(sympy.Float(acc, 15)), num_math(sympy.Float(gap, 15))))
         out.append(B.Table(("initialisation", "loss at start", "final loss", "training accuracy",
-                            "max |row 1 - row 2| of W1"), tuple(rows), align="lrrrr"))
+                            B.Tex("largest $|w^1_{1j} - w^1_{2j}|$")), tuple(rows), align="lrrrr"))
         every = max(1, epochs // 100)
         series = [{"label": label, "x": list(range(0, epochs, every)), "y": [float(v) for v in losses[::every]]}
                   for label, _, _, losses, _ in results]
@@ -294,8 +297,8 @@ class WeightInit(Problem):
                             caption="Training loss from each initialisation", label="fig:weight-init"))
         out.append(B.prose(self._outcome(results, majority)))
         out.append(B.Heading("Verification"))
-        out.append(B.prose("The experiment's hand-written numpy gradients against the engine's at the example "
-                           "point for every initialisation, and the engine's own checks:"))
+        out.append(B.prose("The experiment's hand-written numpy gradients against the symbolic ones at the "
+                           "example point for every initialisation, and the symbolic gradients' own checks:"))
         out.append(B.Checks(tuple(checks)))
         return out
 
