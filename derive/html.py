@@ -25,7 +25,6 @@ from markupsafe import Markup, escape
 from . import __version__
 from . import blocks as B
 from . import render
-from .fmt import DIGITS
 from .mathml import mathml
 from .outfile import check_file
 from .render import RELATIONS, _write_atomic, safe_stem, template_dir
@@ -39,12 +38,14 @@ ALIGN = {"l": "left", "c": "center", "r": "right"}
 def make_env() -> jinja2.Environment:
     """The Jinja2 environment of derive's web pages: ``templates/html/``,
     HTML autoescaping, undefined names are errors. Maths arrives as
-    :class:`~markupsafe.Markup` (MathML made by :func:`derive.mathml.mathml`).
+    :class:`~markupsafe.Markup` (MathML made by :func:`derive.mathml.mathml`);
+    the filters ``math`` (LaTeX maths) and ``markup`` (derive's own words
+    with ``$...$`` maths) are the LaTeX templates' filters of the same names.
 
     >>> make_env().from_string("{{ x }}").render(x="<b>")
     '&lt;b&gt;'
     """
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir() / "html")),
         autoescape=True,
         trim_blocks=True,
@@ -52,6 +53,19 @@ def make_env() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["math"] = lambda tex, display=False: _math(str(tex), display)
+    env.filters["markup"] = markup
+    return env
+
+
+def markup(text) -> Markup:
+    """derive's own words with ``$...$`` maths (never user text) for the page.
+
+    >>> str(markup("a < $b$"))
+    'a &lt; <math display="inline"><mrow><mi>b</mi></mrow></math>'
+    """
+    return Markup("".join(mathml(p) if k % 2 else str(escape(p))
+                          for k, p in enumerate(str(text or "").split("$"))))
 
 
 def _math(tex: str, display: bool = False) -> Markup:
@@ -68,8 +82,7 @@ def words(text) -> Markup:
     """
     tex_type = getattr(B, "Tex", None)
     if tex_type is not None and isinstance(text, tex_type):
-        return Markup("".join(mathml(p) if k % 2 else str(escape(p))
-                              for k, p in enumerate(str(text).split("$"))))
+        return markup(text)
     return escape("" if text is None else str(text))
 
 
@@ -161,12 +174,16 @@ def figure_html(figure: B.Figure) -> str:
     return make_env().get_template("partials/figure.html.j2").render(b=block_context(figure, svg))
 
 
-def problem_context(problem, solution, number: int | None = None) -> dict:
+def problem_context(problem, solution, number: int | None = None, appendix: bool = False) -> dict:
     """What the section template of one problem needs: the LaTeX key's
-    context of the problem, with the blocks as HTML."""
-    ctx = dict(render.problem_context(problem, solution, number))
+    context of the problem, with the blocks as HTML; in the key's appendix
+    the question is left out, as in the PDF (the answers restate it)."""
+    ctx = dict(render.problem_context(problem, solution, number, **({"appendix": True} if appendix else {})))
+    blocks, question = solution.blocks(), problem.question or ""
+    if appendix and question and blocks and isinstance(blocks[0], B.Prose) and blocks[0].parts == (question.strip(),):
+        blocks, question = blocks[1:], ""
     ctx["anchor"] = "problem-" + safe_stem(problem.id)
-    ctx["blocks"] = _contexts(solution.blocks(), problem.question or "")
+    ctx["blocks"] = _contexts(blocks, question)
     return ctx
 
 
@@ -181,24 +198,17 @@ def solution_document(solution, title: str | None = None) -> str:
 
 def key_document(problems: list, errata: list | None = None, *, with_errata: bool = True) -> str:
     """The answer key for ``problems`` as one self-contained web page: the
-    same parts, in the same order, as :func:`derive.key.key_document`."""
-    from .key import coverage_context, errata_findings
+    context of the LaTeX key (:func:`derive.key.key_context`), with every
+    block as HTML, through templates that mirror the LaTeX ones."""
+    from .key import key_context
 
-    contexts = [problem_context(p, p.solve(), number=k) for k, p in enumerate(problems, start=1)]
-    sections = {c["id"]: c["number"] for c in contexts}
-    anchors = {c["id"]: c["anchor"] for c in contexts}
-    if with_errata and errata is None:
-        errata = errata_findings()
-    coverage = coverage_context(sections)
-    rows = [r for seed in coverage for r in seed["rows"]]
-    for r in rows:
-        r["anchor"] = anchors.get(r["id"], "")
-    return make_env().get_template("key.html.j2").render(
-        title="Answer key", version=__version__, digits=DIGITS, problems=contexts, coverage=coverage,
-        counts={"questions": len(rows), "answered": sum(1 for r in rows if r["section"]),
-                "missing": sum(1 for r in rows if r["id"] and not r["section"]),
-                "uncovered": sum(1 for r in rows if not r["id"])},
-        errata=errata)
+    ctx = key_context(problems, errata, with_errata=with_errata, block_contexts=_contexts,
+                      problem_context=problem_context)
+    anchors = {c["id"]: c["anchor"] for c in ctx["problems"]}
+    for seed in ctx["coverage"]:
+        for row in seed["rows"]:
+            row["appendix"] = anchors.get(row["id"], "")
+    return make_env().get_template("key.html.j2").render(title="Answer key", **ctx)
 
 
 def write_key(out_dir="output", only=None) -> Path:

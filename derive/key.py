@@ -88,10 +88,10 @@ def appendix_letter(k: int) -> str:
     return chr(ord("A") + k - 1) if k <= 26 else appendix_letter((k - 1) // 26) + chr(ord("A") + (k - 1) % 26)
 
 
-def _part_context(part, errata_here: list) -> dict:
+def _part_context(part, errata_here: list, contexts=_contexts) -> dict:
     return {"seed": part.seed, "label": part.label, "anchor": part.anchor, "question": part.question,
             "answer": part.answer, "short": part.short, "accept": part.accept, "tolerance": part.tolerance,
-            "marks": part.marks, "steps": _contexts(part.steps), "verify": part.verify,
+            "marks": part.marks, "steps": contexts(part.steps), "verify": part.verify,
             "instance": part.instance, "kind": part.kind, "words": part.words,
             "errata": _grouped([e for e in errata_here if not e["accepted"]]),
             "accepted": [e for e in errata_here if e["accepted"]]}
@@ -114,6 +114,15 @@ def key_document(problems: list, errata: list | None = None, *, with_errata: boo
     """The LaTeX of the answer key for ``problems`` (solved here, once each):
     the seeds' questions answered first (:mod:`derive.keyparts`), then each
     problem's full worked solution as an appendix."""
+    return make_env().get_template("key.tex.j2").render(**key_context(problems, errata, with_errata=with_errata))
+
+
+def key_context(problems: list, errata: list | None = None, *, with_errata: bool = True,
+                block_contexts=_contexts, problem_context=problem_context) -> dict:
+    """What the key's template needs. ``block_contexts(blocks)`` and
+    ``problem_context(problem, solution, number, appendix)`` turn blocks into
+    a renderer's block contexts: LaTeX's by default, the web page's
+    (:mod:`derive.html`) for ``derive key --format html``."""
     from .keyparts import key_parts
 
     solutions = {p.id: p.solve() for p in problems}
@@ -145,14 +154,14 @@ def key_document(problems: list, errata: list | None = None, *, with_errata: boo
         e["inline"] = sum(math_width(t) for t in shown) < INLINE_ERRATUM and "matrix" not in "".join(shown)
         by_part.setdefault(tuple(e["part"]), []).append(e)
     placed = {(p.seed, p.label) for p in parts}
-    part_contexts = [_part_context(p, by_part.get((p.seed, p.label), [])) for p in parts]
+    part_contexts = [_part_context(p, by_part.get((p.seed, p.label), []), block_contexts) for p in parts]
     seeds = []
     for seed, about in SEEDS.items():
         mine = [c for c in part_contexts if c["seed"] == seed]
         if mine:
             seeds.append({"seed": seed, "about": about, "parts": mine})
     unplaced = [e for e in printed or [] if tuple(e["part"]) not in placed]
-    return make_env().get_template("key.tex.j2").render(
+    return dict(
         version=__version__,
         digits=DIGITS,
         problems=contexts,
