@@ -27,8 +27,8 @@ from sympy.core.cache import clear_cache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from derive.backprop import derive, evaluate  # noqa: E402
-from derive.graph import Graph  # noqa: E402
+from derive.engine.backprop import derive, evaluate  # noqa: E402
+from derive.engine.graph import Graph  # noqa: E402
 
 R = sympy.Rational
 

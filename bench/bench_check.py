@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from derive.answers import Batch  # noqa: E402
-from derive.check import answer_key, check, check_batch  # noqa: E402
+from derive.grading.answers import Batch  # noqa: E402
+from derive.grading.verdicts import answer_key, check, check_batch  # noqa: E402
 from derive.problems import load  # noqa: E402
 
 QUESTIONS = ["z1", "a1", "o1", "L", "dL/do1", "dL/dw5", "dL/da1", "dL/dw1", "w1", "w5"]

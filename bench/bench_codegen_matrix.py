@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from derive.codegen import generate  # noqa: E402
-from derive.mcodegen import load  # noqa: E402
-from derive.msolution import MatrixSpecProblem  # noqa: E402
+from derive.codegen.scalar import generate  # noqa: E402
+from derive.codegen.matrix import load  # noqa: E402
+from derive.problems.matrix_solution import MatrixSpecProblem  # noqa: E402
 
 B, N, K = 10_000, 64, 10
 

@@ -1,6 +1,6 @@
 """Cost of the compiled gradient against the compiled forward pass.
 
-Both functions come from ``derive codegen`` (derive/codegen.py) and are
+Both functions come from ``derive codegen`` (derive/codegen/scalar.py) and are
 evaluated on the same batch of 100,000 random parameter sets (numpy arrays,
 fixed seed).  Reverse mode's theoretical bound on gradient/forward is a small
 constant; derive aims at or under 4.  Run: ``.venv/bin/python bench/bench_gradient.py``.
@@ -13,7 +13,7 @@ import timeit
 
 import numpy as np
 
-from derive.codegen import load_module
+from derive.codegen.scalar import load_module
 from derive.problems import load
 
 PROBLEMS = ("mlp-relu-regression", "mlp-tanh-sigmoid")

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from derive.engine.reverse import reverse  # noqa: E402
-from derive.msolution import MatrixSpecProblem  # noqa: E402
-from derive.spec import read_file  # noqa: E402
+from derive.problems.matrix_solution import MatrixSpecProblem  # noqa: E402
+from derive.engine.spec import read_file  # noqa: E402
 
 
 def mlp(n: int):

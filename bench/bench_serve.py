@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from derive.check import check  # noqa: E402
+from derive.grading.verdicts import check  # noqa: E402
 from derive.problems import load  # noqa: E402
-from derive.server import close, make_server  # noqa: E402
-from derive.variants import answers_of  # noqa: E402
+from derive.serve.server import close, make_server  # noqa: E402
+from derive.document.variants import answers_of  # noqa: E402
 
 TARGET = "mlp-relu-regression"
 

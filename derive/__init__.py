@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 def load(target: str):
     """A built-in problem by id, or a spec file (.yaml, .yml, .json)."""
-    from .problems import load as _load
+    from derive.problems import load as _load
 
     return _load(target)
 
@@ -26,20 +26,18 @@ def solve(target: str, values: dict | None = None, steps: int = 1):
 
 def builtins():
     """Every built-in problem, in the seeds' order."""
-    from .problems import builtins as _builtins
+    from derive.problems import builtins as _builtins
 
     return _builtins()
 
 
-def __getattr__(name):
-    # ``derive.check`` is the module derive/check.py, made callable: calling
-    # it checks hand answers (derive.check.check_answers).  Imported on first
-    # use so ``import derive`` stays light.
-    if name == "check":
-        import importlib
+def check(target, answers, values: dict | None = None, **options):
+    """Check hand answers as ``derive check`` does; returns its records (a
+    dict a notebook shows as a table).  The options are those of
+    :func:`derive.grading.verdicts.check_answers`."""
+    from .grading.verdicts import check_answers
 
-        return importlib.import_module(".check", __name__)
-    raise AttributeError(f"module 'derive' has no attribute {name!r}")
+    return check_answers(target, answers, values, **options)
 
 
 __all__ = ["load", "solve", "builtins", "check", "__version__"]

@@ -10,7 +10,7 @@ the phase, the limit and how to raise it:
 
     judging one answer took longer than the 5 s time limit (raise it with DERIVE_ANSWER_TIME_LIMIT=SECONDS)
 
-Sizes are bounded before any time is spent (see :mod:`derive.parse` for
+Sizes are bounded before any time is spent (see :mod:`derive.engine.parse` for
 expressions); :func:`to_float` turns a SymPy number into a float without
 overflow surprises, and the maxima of the command-line counts live here so
 that the help, the docs and the checks read one number.
@@ -78,10 +78,10 @@ def seconds(default: float, env: str = ENV) -> float:
     try:
         value = float(raw)
     except ValueError:
-        from .errors import UserError
+        from derive.errors import UserError
         raise UserError(env, f"expected a number of seconds, got {raw[:40]!r}") from None
     if not (0 < value < 1e6):
-        from .errors import UserError
+        from derive.errors import UserError
         raise UserError(env, "must be a number of seconds above 0 and below 1000000")
     return value
 

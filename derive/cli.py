@@ -10,9 +10,9 @@ import argparse
 import importlib
 import sys
 
-from .budget import TimeLimitExceeded, check_environment
-from .errors import UserError, as_user_error
-from .safetext import shorten, visible
+from derive.budget import TimeLimitExceeded, check_environment
+from derive.errors import UserError, as_user_error
+from derive.safetext import shorten, visible
 
 #: command name -> module under derive.commands, in the order `--help` lists them
 COMMANDS = ["list", "solve", "key", "check", "codegen", "variants", "serve"]

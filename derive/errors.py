@@ -25,11 +25,11 @@ def in_file(path: str, exc: Exception) -> UserError:
 
 def as_user_error(exc: Exception) -> UserError | None:
     """The UserError for a known input error, else None (a real bug)."""
-    from .graph import GraphError
-    from .numeric import VerificationError
-    from .optim import OptimizerError
-    from .parse import ExprError
-    from .spec import SpecError
+    from derive.engine.graph import GraphError
+    from derive.engine.numeric import VerificationError
+    from derive.engine.optim import OptimizerError
+    from derive.engine.parse import ExprError
+    from derive.engine.spec import SpecError
 
     if isinstance(exc, UserError):
         return exc

@@ -29,7 +29,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from derive.errors import UserError
 
 #: folders of the kernel: writing there is never what a user means
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from derive import blocks as B
+from derive.typeset import blocks as B
 from derive import cli
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
@@ -74,7 +74,7 @@ def key_html(tmp_path_factory):
     out = tmp_path_factory.mktemp("key-html")
     ids = ["mlp-relu-regression", "interpolated-ap"]
     assert cli.main(["key", "--format", "html", "--out", str(out)] + [a for i in ids for a in ("--only", i)]) == 0
-    from derive.key import select
+    from derive.document.key import select
 
     figures = sum(isinstance(b, B.Figure) for p in select(ids) for b in p.solve().blocks())
     return out / "answer-key.html", figures
@@ -145,7 +145,7 @@ def _verdicts(page) -> dict:
 
 
 def test_checking_page_judges_a_right_and_a_wrong_answer(browser, server):
-    from derive.check import check
+    from derive.grading.verdicts import check
     from derive.problems import load
 
     page = browser.new_page(viewport={"width": 1100, "height": 900})

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.answers import Batch, read_answers_text, read_batch_text
-from derive.check import ACCEPTED, Policy, check, check_batch, exit_code
+from derive.grading.answers import Batch, read_answers_text, read_batch_text
+from derive.grading.verdicts import ACCEPTED, Policy, check, check_batch, exit_code
 from derive.problems import load
 
 ROOT = Path(__file__).resolve().parent.parent

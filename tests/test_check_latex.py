@@ -1,7 +1,7 @@
 """The small LaTeX reader for hand answers."""
 import pytest
 
-from derive.latexin import LatexError, latex_to_expr
+from derive.grading.latex_reader import LatexError, latex_to_expr
 
 NAMES = {"a1", "o1", "y", "w1", "w5", "x1", "z1", "w2_11", "h1", "h_prev"}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from derive.answers import read_answers
-from derive.check import check
-from derive.errata import findings
+from derive.grading.answers import read_answers
+from derive.grading.verdicts import check
+from derive.document.errata import findings
 from derive.problems import load
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derive.cli import main
-from derive.codegen import compile_gradient, generate
-from derive.graph import Graph
-from derive.numeric import numpy_backprop
-from derive.problem import GraphProblem
+from derive.codegen.scalar import compile_gradient, generate
+from derive.engine.graph import Graph
+from derive.engine.numeric import numpy_backprop
+from derive.problems.base import GraphProblem
 from derive.problems import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def test_relu_derivative_at_zero_is_zero():
 
 
 def test_generated_text_is_deterministic_across_processes(tmp_path):
-    script = ("import sys; from derive.codegen import generate; from derive.problems import load; "
+    script = ("import sys; from derive.codegen.scalar import generate; from derive.problems import load; "
               "sys.stdout.write(generate(load(sys.argv[1])))")
     for pid in MLPS:
         outs = set()
@@ -292,7 +292,7 @@ def test_random_specs(data):
     # finite differences of an independent forward pass, away from relu kinks
     fd_check = [c for c in sol.checks if c["method"] == "finite-difference"][0]
     if fd_check["passed"]:
-        from derive.numeric import finite_differences
+        from derive.engine.numeric import finite_differences
 
         leaves = {n: float(v) for n, v in sol.forward_leaves().items()}
         fd = finite_differences(problem.graph, leaves)
@@ -351,7 +351,7 @@ def test_tensor_problem_batched_call_equals_single_calls(tmp_path):
 
 
 def test_tensor_codegen_is_deterministic_across_processes():
-    script = ("import sys; from derive.codegen import generate; from derive.problems import load; "
+    script = ("import sys; from derive.codegen.scalar import generate; from derive.problems import load; "
               "sys.stdout.write(generate(load(sys.argv[1])))")
     outs = set()
     for seed in ("0", "7"):

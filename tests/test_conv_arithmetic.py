@@ -7,7 +7,7 @@ import sympy
 
 from derive.problems import load
 from derive.problems.conv_arithmetic import CONV_H, POOL_H, J, M, P, F, s, pool_size, receptive_field
-from derive.spec import SpecError
+from derive.engine.spec import SpecError
 
 
 def plain_table(layers, h, w, c, ceil=False):

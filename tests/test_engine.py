@@ -16,14 +16,14 @@ import sympy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from derive.backprop import derive, evaluate, local_derivative
+from derive.engine.backprop import derive, evaluate, local_derivative
 from derive.cli import main
-from derive.graph import Graph
-from derive.numeric import finite_differences, numpy_backprop
-from derive.ops import OPS, relu, sigmoid, step
-from derive.parse import number
+from derive.engine.graph import Graph
+from derive.engine.numeric import finite_differences, numpy_backprop
+from derive.engine.ops import OPS, relu, sigmoid, step
+from derive.engine.parse import number
 from derive.problems import load
-from derive.spec import SpecError, load_spec_text
+from derive.engine.spec import SpecError, load_spec_text
 
 X = sympy.Symbol("x", real=True)
 Y = sympy.Symbol("y", real=True)
@@ -293,7 +293,7 @@ def test_solve_json_shape(capsys):
     assert all(c["passed"] is True for c in data["checks"])
     # the expression in sympy syntax evaluates to the value it stands beside
     names = {n: sympy.Symbol(n, real=True) for n in problem.graph.nodes}
-    from derive.parse import parse_expr_safe
+    from derive.engine.parse import parse_expr_safe
 
     for p, entry in data["gradients"].items():
         expr = parse_expr_safe(entry["expr"], names)

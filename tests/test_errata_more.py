@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import sympy
 
-from derive.answers import Batch, read_answers
-from derive.check import Formula, check, check_batch
-from derive.errata import findings
-from derive.parse import parse_expr_safe
+from derive.grading.answers import Batch, read_answers
+from derive.grading.verdicts import Formula, check, check_batch
+from derive.document.errata import findings
+from derive.engine.parse import parse_expr_safe
 from derive.problems import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,7 +245,7 @@ def test_rule_on_another_ranking_is_computed_for_it():
 
 
 def test_errata_render_in_the_key():
-    from derive.key import key_document
+    from derive.document.key import key_document
 
     tex = key_document([])
     start = tex.index("Errata of the published solutions")

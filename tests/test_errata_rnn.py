@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derive.answers import Batch, read_answers
-from derive.check import check, check_batch
-from derive.errata import findings
-from derive.judges import FormulaError, read_formula, read_path_sum
+from derive.grading.answers import Batch, read_answers
+from derive.grading.verdicts import check, check_batch
+from derive.document.errata import findings
+from derive.grading.judges import FormulaError, read_formula, read_path_sum
 from derive.problems import load
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
-from derive import blocks as B
-from derive.diagrams import attention_figure
+from derive.typeset import blocks as B
+from derive.typeset.diagrams import attention_figure
 from derive.problems import load
-from derive.render import _boxes, _log_ticks, _plot, compile_pdf, render_blocks, solution_document, template_dir
+from derive.document.render import _boxes, _log_ticks, _plot, compile_pdf, render_blocks, solution_document, template_dir
 
 needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (install.sh installs it)")
 

@@ -324,7 +324,7 @@ def test_answer_reader_gives_a_verdict_in_bounded_time(text, where):
     and a table without control characters."""
     import os
 
-    from derive.check import VERDICTS, check
+    from derive.grading.verdicts import VERDICTS, check
     from derive.commands.check import bound_messages, render_text
 
     target, name = where
@@ -400,7 +400,7 @@ _SYMBOLS = {n: __import__("sympy").Symbol(n, real=True) for n in ("a1", "o1", "y
 def test_expression_parser_builds_or_refuses_with_one_reason(text):
     """The one parser behind specs and answers: any text gives an expression
     or an ExprError (never another exception), quickly."""
-    from derive.parse import ExprError, parse_expr_safe
+    from derive.engine.parse import ExprError, parse_expr_safe
 
     start = time.monotonic()
     try:

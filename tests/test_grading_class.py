@@ -19,8 +19,8 @@ import sys
 
 import numpy as np
 
-from derive.answers import Batch
-from derive.check import answer_key, check_batch
+from derive.grading.answers import Batch
+from derive.grading.verdicts import answer_key, check_batch
 from derive.problems import load
 
 QUESTIONS = ["z1", "h1", "u", "o", "L", "dL/do", "dL/du", "dL/dw2_11", "dL/dh1", "dL/dz1", "dL/dw1_11",

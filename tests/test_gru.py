@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from derive.cli import main
-from derive.codegen import compile_gradient
+from derive.codegen.scalar import compile_gradient
 from derive.problems import load
-from derive.spec import read_file
+from derive.engine.spec import read_file
 
 SPEC = Path(__file__).resolve().parents[1] / "examples" / "gru-cell.yaml"
 PARAMS = ("W_r", "b_r", "W_z", "b_z", "W_n", "b_n")

@@ -228,7 +228,7 @@ REFUSALS = {
         'optimizer.lr: the learning rate must be positive, got 0',
     'zero-to-negative-power.yaml':
         'forward.o: zero raised to a negative power',
-    # vector specs: shapes, @, indexing by time steps, unrolling (derive/vecspec.py)
+    # vector specs: shapes, @, indexing by time steps, unrolling (derive/problems/vector_spec.py)
     # (issue 13: the caps on T, entries and nodes gave way to a memory limit the user can raise)
     'vec-T-huge.yaml':
         'unroll.T: 1000000000 steps would need 7,873,535 MB of memory for the values and adjoints; '

@@ -5,7 +5,7 @@ list one answer per case (code injection, number and power towers, overflow,
 control characters, odd spellings of numbers, TeX primitives, ...) with the
 verdict ``derive check`` must give (a list where the verdict depends on a
 time limit or on notation still growing).  Every case goes through the
-answers reader and :func:`derive.check.check` in-process, with a 2 s limit
+answers reader and :func:`derive.grading.verdicts.check` in-process, with a 2 s limit
 per answer; then the whole corpus of each target goes once through the CLI
 as one class CSV, which must give the same verdicts, print no control
 character and no traceback.
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from derive.answers import read_answers_text
-from derive.check import check
+from derive.grading.answers import read_answers_text
+from derive.grading.verdicts import check
 from derive.cli import main
 from derive.commands.check import render_text
 from derive.problems import load

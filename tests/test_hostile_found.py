@@ -173,12 +173,12 @@ def test_roster_id_of_200000_characters(tmp_path, capsys):
     ["codegen", "mlp-relu-regression", "--out"],
 ], ids=["json", "pdf", "tex", "codegen"])
 def test_out_naming_an_existing_folder(argv, tmp_path, capsys, monkeypatch):
-    import derive.render
+    import derive.document.render
 
     def no_pdf(*a, **k):
         raise AssertionError("the PDF was built before the destination was checked")
 
-    monkeypatch.setattr(derive.render, "compile_pdf", no_pdf)
+    monkeypatch.setattr(derive.document.render, "compile_pdf", no_pdf)
     folder = tmp_path / "existing"
     folder.mkdir()
     elapsed = refused(capsys, argv + [folder], f"{folder}: is a folder; give a file name")
@@ -223,7 +223,7 @@ def test_key_out_naming_a_regular_file(tmp_path, capsys):
 def test_control_characters_in_name_and_question_reach_the_pdf_cleanly(tmp_path, capsys):
     import yaml
 
-    from derive.render import tex_engine
+    from derive.document.render import tex_engine
 
     data = yaml.safe_load(SPEC.read_text())
     data.pop("title", None)
@@ -282,7 +282,7 @@ def test_spec_time_out_names_the_limit_the_phase_and_how_to_raise_it(tmp_path, c
 
 
 def test_pdflatex_error_not_at_the_start_of_a_log_line():
-    from derive.render import first_error
+    from derive.document.render import first_error
 
     log = "(./doc.tex (/usr/share/texmf/tex/latex/base/article.cls! Undefined control sequence.\nl.12 \\oops\n"
     err = first_error(log, "doc")
@@ -302,7 +302,7 @@ def test_path_sum_answer_prints_a_bounded_report(tmp_path, capsys):
 
 
 def test_roster_ids_a_spreadsheet_would_run_are_written_as_text(tmp_path, capsys):
-    from derive.variants import read_roster
+    from derive.document.variants import read_roster
 
     ids = ["=cmd|' /C calc'!A0", "+1+2", "@SUM(A1:A2)", "-2+3", '=HYPERLINK("http://x")', "ann", "-5"]
     roster = tmp_path / "class.csv"

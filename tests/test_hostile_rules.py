@@ -18,9 +18,9 @@ from derive import budget
 from derive.cli import error_line
 from derive.commands.check import render_text
 from derive.errors import UserError
-from derive.latex import escape
+from derive.typeset.latex import escape
 from derive.outfile import check_file, check_folder, write
-from derive.parse import ExprError, ExprLimitError, parse_expr_safe
+from derive.engine.parse import ExprError, ExprLimitError, parse_expr_safe
 from derive.safetext import csv_cell, csv_uncell, shorten, visible
 
 CONTROLS = [chr(c) for c in list(range(0x20)) + list(range(0x7F, 0xA0))]

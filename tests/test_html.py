@@ -5,10 +5,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from derive import blocks as B
+from derive.typeset import blocks as B
 from derive import cli
-from derive.html import render_blocks
-from derive.mathml import mathml
+from derive.document.html import render_blocks
+from derive.typeset.mathml import mathml
 from derive.problems import load
 
 needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftocairo") is None,
@@ -85,7 +85,7 @@ def test_solution_page_is_self_contained_and_shows_the_computed_answers(relu_pag
 
 @needs_tex
 def test_key_page_has_every_problem_and_figure_and_is_deterministic(tmp_path, cache, monkeypatch):
-    from derive.key import select
+    from derive.document.key import select
 
     monkeypatch.setenv("DERIVE_CACHE", str(cache))
     ids = ["mlp-relu-regression", "interpolated-ap"]
@@ -118,7 +118,7 @@ def test_hostile_title_is_escaped(tmp_path, cache, monkeypatch):
 
 
 def test_preview_of_a_latex_number_shows_it_without_dollars():
-    from derive.webapi import handle
+    from derive.serve.api import handle
 
     out = handle("preview", {"target": "mlp-relu-regression", "text": r"$-\frac{7}{40}$"})
     assert out["kind"] == "number" and out["latex"] == r"-\frac{7}{40}" and "$" not in out["mathml"]

@@ -5,7 +5,7 @@ import pytest
 
 from derive.problems import load
 from derive.problems.interpolated_ap import ap11_voc_devkit
-from derive.spec import SpecError
+from derive.engine.spec import SpecError
 
 SEED_RANKING = [True, True, False, False, False, True, True, False, False, True]
 

@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 
 from derive.problems import load
-from derive.spec import SpecError
+from derive.engine.spec import SpecError
 
 
 def box_iou(a, b):

@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 
 from derive import cli
-from derive.coverage import QUESTIONS, SEEDS
+from derive.document.coverage import QUESTIONS, SEEDS
 from derive.problems import builtins
 
 needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None,
@@ -26,7 +26,7 @@ def key(tmp_path_factory):
 
 
 def _shown(value: float, exact: str | None = None) -> str | None:
-    """How the key prints a number, computed here independently of derive.fmt:
+    """How the key prints a number, computed here independently of derive.typeset.fmt:
     a terminating fraction in full, anything else to 6 significant digits;
     None for fractions shown as fractions and for exponent notation."""
     try:
@@ -131,9 +131,9 @@ def test_only_and_unknown_id(tmp_path, capsys):
 
 
 def test_without_tex_the_key_still_writes_its_tex(tmp_path, monkeypatch, capsys):
-    import derive.key
+    import derive.document.key
 
-    monkeypatch.setattr(derive.key, "tex_engine", lambda: None)
+    monkeypatch.setattr(derive.document.key, "tex_engine", lambda: None)
     assert cli.main(["key", "--out", str(tmp_path), "--only", "mlp-relu-regression"]) == 0
     assert (tmp_path / "answer-key.tex").exists() and not (tmp_path / "answer-key.pdf").exists()
     err = capsys.readouterr().err.strip().splitlines()
@@ -142,12 +142,12 @@ def test_without_tex_the_key_still_writes_its_tex(tmp_path, monkeypatch, capsys)
 
 @needs_tex
 def test_latex_failure_in_the_key_keeps_the_good_pdf(tmp_path, monkeypatch, capsys):
-    import derive.key
+    import derive.document.key
 
     good = b"%PDF-1.5 an earlier good key"
     (tmp_path / "answer-key.pdf").write_bytes(good)
-    real = derive.key.key_document
-    monkeypatch.setattr(derive.key, "key_document",
+    real = derive.document.key.key_document
+    monkeypatch.setattr(derive.document.key, "key_document",
                         lambda *a, **k: real(*a, **k).replace(r"\end{document}", r"\undefinedmacro" + "\n\\end{document}"))
     assert cli.main(["key", "--out", str(tmp_path), "--only", "mlp-relu-regression"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -158,15 +158,15 @@ def test_latex_failure_in_the_key_keeps_the_good_pdf(tmp_path, monkeypatch, caps
 
 
 def test_errata_section_without_the_module(monkeypatch):
-    import derive.key
+    import derive.document.key
 
-    monkeypatch.setattr(derive.key, "errata_findings", lambda: None)
-    tex = derive.key.key_document(builtins()[:1])
+    monkeypatch.setattr(derive.document.key, "errata_findings", lambda: None)
+    tex = derive.document.key.key_document(builtins()[:1])
     assert "Errata are not yet available" in tex
 
 
 def test_errata_rendered_literally():
-    from derive.key import key_document
+    from derive.document.key import key_document
 
     finding = {"seed": "004", "question": "Q2", "quantity": "w3", "written": ".2 + 0.5 * .175 = .2875",
                "right": "-0.2", "why": "sign of w3 lost & 50% of #1 {x}_y"}
@@ -176,10 +176,10 @@ def test_errata_rendered_literally():
 
 
 def test_errata_findings_shape():
-    from derive.key import ERRATA_FIELDS, errata_findings
+    from derive.document.key import ERRATA_FIELDS, errata_findings
 
     found = errata_findings()
-    if found is None:       # derive.errata not written yet: the key says so
+    if found is None:       # derive.document.errata not written yet: the key says so
         return
     assert all(set(f) == set(ERRATA_FIELDS) for f in found)
     assert all(isinstance(v, str) for f in found for v in f.values())

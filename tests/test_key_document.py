@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from derive import cli
-from derive.coverage import QUESTIONS
-from derive.key import key_document, select
-from derive.keyparts import COMPUTED, key_parts
+from derive.document.coverage import QUESTIONS
+from derive.document.key import key_document, select
+from derive.document.keyparts import COMPUTED, key_parts
 
 needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None,
                                reason="TeX Live / poppler not installed (install.sh installs them)")

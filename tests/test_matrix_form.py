@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from derive.cli import main
-from derive.mform import MatrixForm, matrix_blocks
+from derive.problems.matrix_form import MatrixForm, matrix_blocks
 from derive.problems import load
-from derive.spec import read_file
+from derive.engine.spec import read_file
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 F = r"\frac{\partial %s}{\partial %s}"
@@ -40,7 +40,7 @@ def test_mlp_softmax_cross_entropy_gives_p_minus_y():
 
 
 def recursion(text_blocks) -> list:
-    from derive import blocks as B
+    from derive.typeset import blocks as B
     for b in text_blocks:
         if isinstance(b, B.Equations):
             return [(r.lhs.tex, r.rhs[0].tex) for r in b.rows]
@@ -61,7 +61,7 @@ def test_rnn_delta_recursion_from_the_engine(target):
     blocks = matrix_blocks(sol.matrix_form)
     assert recursion(blocks) == RNN_RECURSION
     steps = {s.name: s for s in sol.matrix_form.steps}
-    from derive.mform import _time_sum
+    from derive.problems.matrix_form import _time_sum
     tex, text = _time_sum(sol.matrix_form.graph, steps["dE/dW"])
     assert tex == r"\sum_{t=1}^{3} " + F % ("E", "Z_{t}") + r" H_{t-1}^{\top}"
     assert text == "sum_(t=1..3) outer(dE_dZ_t, H_(t-1))"
@@ -227,7 +227,7 @@ def small_specs(draw):
 @settings(max_examples=25, deadline=None)
 @given(small_specs())
 def test_matrix_form_equals_the_component_wise_derivation(data):
-    from derive.vecspec import VectorSpecProblem
+    from derive.problems.vector_spec import VectorSpecProblem
     sol = VectorSpecProblem(data, "random.yaml").solve()
     checks = {c["method"]: c for c in sol.checks}
     assert checks["matrix-form"]["passed"] and checks["numpy-backprop"]["passed"]

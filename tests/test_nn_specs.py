@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from derive.cli import main
-from derive.mform import MatrixForm
+from derive.problems.matrix_form import MatrixForm
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -200,7 +200,7 @@ def test_a_spec_mixing_the_operations_matches_its_numpy_vjps_and_finite_differen
                                                               ("self-attention.yaml", attention_reference, "X", "Y")])
 def test_generated_code_matches_plain_numpy_per_sample_and_over_a_batch(example, reference, batched, target,
                                                                         tmp_path):
-    from derive.mcodegen import load
+    from derive.codegen.matrix import load
     out = tmp_path / "gen.py"
     assert main(["codegen", str(EXAMPLES / example), "--out", str(out)]) == 0
     m = load(out.read_text())

@@ -2,7 +2,7 @@
 
 The reference below is written from torch.optim's documented algorithms
 (torch 2.x `_single_tensor_*` code paths), in float64, sharing no code with
-derive.optim.
+derive.engine.optim.
 """
 import math
 import subprocess
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from derive.cli import main
-from derive.graph import settle
-from derive.optim import RULES, Optimizer, OptimizerError
+from derive.engine.graph import settle
+from derive.engine.optim import RULES, Optimizer, OptimizerError
 from derive.problems import load
 
 
@@ -254,7 +254,7 @@ def relu_net_grads(w):
                                      ("rmsprop", "0.01"), ("adam", "0.05")])
 def test_steps_on_exam_network(rule, lr):
     problem = load("mlp-relu-regression")
-    from derive.problem import GraphProblem
+    from derive.problems.base import GraphProblem
 
     data = dict(problem.data, optimizer={"rule": rule, "lr": lr})
     sol = GraphProblem(data, "test").solve(steps=4)
@@ -348,8 +348,8 @@ def test_zero_learning_rate_and_dampening_bounds():
 # The worked solution of a spec with a stateful rule.
 
 def test_adam_spec_shows_the_rule_then_each_step():
-    from derive import blocks as B
-    from derive.problem import GraphProblem
+    from derive.typeset import blocks as B
+    from derive.problems.base import GraphProblem
 
     data = dict(load("mlp-relu-regression").data, optimizer={"rule": "adam", "lr": "0.1"})
     sol = GraphProblem(data, "spec.yaml").solve(steps=2)
@@ -372,8 +372,8 @@ def test_adam_spec_shows_the_rule_then_each_step():
 
 
 def test_momentum_spec_shows_the_first_buffer():
-    from derive import blocks as B
-    from derive.problem import GraphProblem
+    from derive.typeset import blocks as B
+    from derive.problems.base import GraphProblem
 
     data = dict(load("mlp-relu-regression").data, optimizer={"rule": "momentum", "lr": "0.1", "dampening": 0.5})
     text = GraphProblem(data, "spec.yaml").solve().to_text()
@@ -385,13 +385,13 @@ def test_momentum_spec_shows_the_first_buffer():
 
 
 def test_trace_is_the_trajectory():
-    from derive.graph import settle
-    from derive.optim import trace
-    from derive.problem import GraphProblem
+    from derive.engine.graph import settle
+    from derive.engine.optim import trace
+    from derive.problems.base import GraphProblem
 
     data = dict(load("mlp-relu-regression").data, optimizer={"rule": "rmsprop", "centered": True, "momentum": 0.5})
     sol = GraphProblem(data, "x").solve(steps=3)
-    from derive.backprop import evaluate
+    from derive.engine.backprop import evaluate
 
     def grads(params):
         fwd = sol.graph.forward(dict(sol.leaves, **params))

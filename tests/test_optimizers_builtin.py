@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derive import blocks as B
+from derive.typeset import blocks as B
 from derive.cli import main
 from derive.problems import load
 
@@ -148,7 +148,7 @@ def test_comparison_against_reference(sol, rule):
 
 
 def _hyper(rule, lr):
-    from derive.optim import Optimizer
+    from derive.engine.optim import Optimizer
 
     return Optimizer.from_spec({"rule": rule, "lr": str(lr)}).hyper
 

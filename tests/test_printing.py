@@ -1,8 +1,8 @@
 """Exact strings for the 'with numbers' line of a worked step."""
 import sympy
 
-from derive.ops import relu
-from derive.printing import tex_with_numbers, text_with_numbers
+from derive.engine.ops import relu
+from derive.typeset.printing import tex_with_numbers, text_with_numbers
 
 x = sympy.Symbol("x", real=True)
 w = sympy.Symbol("w", real=True)

@@ -7,13 +7,13 @@ import jinja2
 import pytest
 import sympy
 
-from derive import blocks as B
+from derive.typeset import blocks as B
 from derive import cli
-from derive.latex import (DerivePrinter, bold, break_chain, escape, group_latex, latex, math_width, partial,
+from derive.typeset.latex import (DerivePrinter, bold, break_chain, escape, group_latex, latex, math_width, partial,
                           split_sum, superscript)
-from derive.network import network_figure
+from derive.typeset.network import network_figure
 from derive.problems import load
-from derive.render import (LatexError, TEXT_WIDTH, blocks_to_latex_fragment, compile_pdf, make_env,
+from derive.document.render import (LatexError, TEXT_WIDTH, blocks_to_latex_fragment, compile_pdf, make_env,
                            render_blocks, solution_document, template_dir)
 
 needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None or shutil.which("pdftotext") is None,
@@ -115,7 +115,7 @@ def test_solution_blocks_show_the_question_and_the_network():
 
 
 def test_network_figure_only_for_mlp_shaped_graphs():
-    from derive.problem import GraphProblem
+    from derive.problems.base import GraphProblem
 
     not_mlp = GraphProblem({"name": "square", "inputs": {"x": 1}, "targets": {"y": 0}, "parameters": {"w": 1},
                             "forward": {"z": "w*x*x"}, "loss": "(z - y)**2"}, "t.yaml")
@@ -213,7 +213,7 @@ def test_long_curves_are_sampled_keeping_their_ends():
 
 
 def test_long_tables_fold_then_split():
-    from derive.render import block_context
+    from derive.document.render import block_context
 
     narrow = block_context(B.Table(("a", "b", "c"), tuple((str(i), "x", "y") for i in range(60))))
     assert len(narrow["pieces"]) == 1 and len(narrow["pieces"][0]["rows"]) == 30

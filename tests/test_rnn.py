@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from derive.problems import load
-from derive.vanishing import lstm_cell_path_norms, rnn_jacobian_norms
+from derive.problems.vanishing import lstm_cell_path_norms, rnn_jacobian_norms
 
 
 def givens(sol, T, d=2, n=2, k=2):
@@ -113,7 +113,7 @@ def test_default_rule_is_documented_and_reproducible():
 
 def test_vanishing_norms_against_finite_differences():
     # independent: dH_T/dH_0 by differences of a numpy RNN with the same seeded weights
-    from derive.vanishing import HIDDEN, INPUT_SCALE, _weights
+    from derive.problems.vanishing import HIDDEN, INPUT_SCALE, _weights
 
     T, scale = 6, 0.9
     rng = np.random.default_rng(0)

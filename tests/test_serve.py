@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from derive import cli
-from derive.check import check
+from derive.grading.verdicts import check
 from derive.problems import builtins, load
-from derive.server import close, make_server
-from derive.variants import answers_of
-from derive.webapi import MAX_BODY
+from derive.serve.server import close, make_server
+from derive.document.variants import answers_of
+from derive.serve.api import MAX_BODY
 
 RELU = "mlp-relu-regression"
 
@@ -271,8 +271,8 @@ def test_a_malformed_request_line_is_json_400(server):
 
 
 def test_warm_solves_every_gradient_builtin_first():
-    from derive import webapi
-    from derive.variants import is_gradient_problem
+    from derive.serve import api as webapi
+    from derive.document.variants import is_gradient_problem
 
     webapi._SOLVED.clear()
     webapi.warm()
@@ -314,7 +314,7 @@ def test_the_checking_page_is_served_from_the_web_folder(tmp_path):
 def test_a_request_sent_a_byte_at_a_time_is_cut_off(server, monkeypatch):
     import socket
 
-    from derive import server as server_module
+    from derive.serve import server as server_module
 
     monkeypatch.setattr(server_module, "HEAD_SECONDS", 1.0)
     with socket.create_connection(server.server_address[:2], timeout=10) as sock:
@@ -337,8 +337,8 @@ def test_a_worker_that_does_not_stop_is_killed_and_replaced():
     import os
     import signal
 
-    from derive.webapi import ApiError
-    from derive.workers import GRACE, Pool, TimedOut
+    from derive.serve.api import ApiError
+    from derive.serve.workers import GRACE, Pool, TimedOut
 
     pool = Pool(workers=1, seconds=30)
     try:

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from derive.problems import load
-from derive.spec import SpecError
+from derive.engine.spec import SpecError
 
 
 def plain_softmax(a):

@@ -1,13 +1,12 @@
-"""derive.tensor: names, lowering to scalar nodes, groups in JSON, block graph, Jacobians."""
+"""derive.engine.tensor: names, lowering to scalar nodes, groups in JSON, block graph, Jacobians."""
 import numpy as np
 import pytest
 import sympy
 
-from derive.backprop import derive, evaluate
+from derive.engine.backprop import derive, evaluate
 from derive.problems import load
-from derive.spec import SpecError
-from derive.tensor import (TensorGraph, apply, block_edges, block_paths, component_latex, component_name,
-                           jacobian, stack, tensor, total)
+from derive.engine.spec import SpecError
+from derive.engine.tensor import TensorGraph, apply, block_edges, block_paths, component_latex, component_name, jacobian, stack, tensor, total
 
 
 def test_names_are_row_major_one_based_and_valid():
@@ -36,7 +35,7 @@ def test_matvec_stack_and_activation_lower_to_scalar_nodes():
 
 
 def test_shape_errors_are_graph_errors():
-    from derive.graph import GraphError
+    from derive.engine.graph import GraphError
 
     with pytest.raises(GraphError):
         tensor([[1, 2]]) @ tensor([1, 2, 3])
@@ -85,7 +84,7 @@ def test_jacobian_agrees_with_finite_differences():
     Wv = np.array([[0.3, -0.2], [0.5, 0.1]])
     xv = np.array([0.7, -0.4])
     vals = {"W_1_1": "0.3", "W_1_2": "-0.2", "W_2_1": "0.5", "W_2_2": "0.1", "x_1": "0.7", "x_2": "-0.4"}
-    from derive.parse import number
+    from derive.engine.parse import number
 
     fwd = tg.graph.forward({k: number(v) for k, v in vals.items()})
     J = np.array(jacobian(tg, fwd, "h", "x"))

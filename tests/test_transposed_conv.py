@@ -4,7 +4,7 @@ import pytest
 import sympy
 
 from derive.problems import load
-from derive.spec import SpecError
+from derive.engine.spec import SpecError
 
 
 def scatter(x, k, stride=1):

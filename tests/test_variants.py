@@ -2,7 +2,7 @@
 the roster, and derive check against each student's own variant.
 
 The rules are checked on the *exact* forward pass and gradients of the symbolic
-engine, not on the numpy pass that :mod:`derive.variants` uses to accept a draw.
+engine, not on the numpy pass that :mod:`derive.document.variants` uses to accept a draw.
 """
 import csv
 import io
@@ -17,13 +17,13 @@ import sympy
 import yaml
 
 from derive import cli
-from derive.backprop import evaluate
-from derive.ops import relu, sigmoid, softplus, step
+from derive.engine.backprop import evaluate
+from derive.engine.ops import relu, sigmoid, softplus, step
 from derive.problems import builtins, load
-from derive.render import solution_document
+from derive.document.render import solution_document
 from derive.commands.variants import Progress
-from derive.render import render_blocks
-from derive.variants import (RULES, _worked_blocks, answers_of, assign, base_of, describe, draw_variants,
+from derive.document.render import render_blocks
+from derive.document.variants import (RULES, _worked_blocks, answers_of, assign, base_of, describe, draw_variants,
                              is_gradient_problem, unit_pattern, yaml_text)
 
 GRADIENT_BUILTINS = [p.id for p in builtins() if is_gradient_problem(p)]
@@ -187,7 +187,7 @@ def _tanh_classifier():
     duck-typed problem (a graph and its given values)."""
     from types import SimpleNamespace
 
-    from derive.tensor import TensorGraph, apply, total
+    from derive.engine.tensor import TensorGraph, apply, total
 
     tg = TensorGraph("classifier")
     W = tg.parameter("W", (3, 2))
@@ -517,7 +517,7 @@ def _pdf_text(path) -> str:
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="no pdftotext (poppler-utils)")
 @pytest.mark.parametrize("pid", ["mlp-relu-regression", "rnn-bptt", "lstm-cell"])
 def test_a_question_sheet_stands_alone(pid, tmp_path, capsys):
-    from derive.sheet import answer_entries, key_rows
+    from derive.document.sheet import answer_entries, key_rows
 
     out = tmp_path / "v"
     code, _, err = run_cli(["variants", pid, "--count", 1, "--seed", 7, "--out", out, "--jobs", 1], capsys)

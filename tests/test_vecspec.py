@@ -1,4 +1,4 @@
-"""Vector specs (derive/vecspec.py): the built-ins rewritten as specs in
+"""Vector specs (derive/problems/vector_spec.py): the built-ins rewritten as specs in
 examples/ give the built-ins' results, and the syntax (shapes, @, stack,
 softmax, transpose, sum/mean, unrolling with H[t-1]) computes what an
 independent plain-numpy implementation written here computes."""
@@ -16,8 +16,8 @@ from derive.problems import load
 from derive.problems.attention import default_values as attention_values
 from derive.problems.lstm import default_values as lstm_values
 from derive.problems.rnn import default_values as rnn_values
-from derive.spec import SpecError, read_file
-from derive.vecspec import VectorSpecProblem, build_vector_spec, is_vector_spec
+from derive.engine.spec import SpecError, read_file
+from derive.problems.vector_spec import VectorSpecProblem, build_vector_spec, is_vector_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -8,7 +8,7 @@ import pytest
 
 from derive.problems import load
 from derive.problems.weight_init import graph_problem
-from derive.spec import SpecError
+from derive.engine.spec import SpecError
 
 
 def forward_loss(p, x, y):

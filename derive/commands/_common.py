@@ -4,16 +4,16 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import UserError, as_user_error, in_file
-from ..outfile import write
-from ..parse import ExprError, number
-from ..safetext import shorten
-from ..spec import MAX_INT_DIGITS, SpecError, read_file
+from derive.errors import UserError, as_user_error, in_file
+from derive.outfile import write
+from derive.engine.parse import ExprError, number
+from derive.safetext import shorten
+from derive.engine.spec import MAX_INT_DIGITS, SpecError, read_file
 
 
 def load_target(target: str):
     """A built-in or a spec file; input errors name the file."""
-    from ..problems import SPEC_ENDINGS, builtins, load
+    from derive.problems import SPEC_ENDINGS, builtins, load
 
     if not target.endswith(SPEC_ENDINGS) and target not in {p.id for p in builtins()}:
         if os.path.lexists(target):
@@ -90,8 +90,8 @@ def read_values(path: str | None, sets) -> dict:
     """The ``--values`` file merged with ``--set`` overrides."""
     values: dict = {}
     if path:
-        from ..matspec import DEFAULT_MAX_MEMORY
-        from ..msolution import LIMITS
+        from derive.engine.matspec import DEFAULT_MAX_MEMORY
+        from derive.problems.matrix_solution import LIMITS
         limit = LIMITS["max_memory"] or DEFAULT_MAX_MEMORY    # large problems take their numbers from here
         try:
             data = read_file(path, limit)     # (large problems: raise it with --max-memory MB)

@@ -7,13 +7,13 @@ import sys
 import csv
 import io
 
-from ..answers import Batch, read_answers, read_points
-from ..budget import CHECK_SECONDS, limit
-from ..check import ACCEPTED, ATOL, MIN_SIG, RTOL, Policy, check, check_batch, code_phrase, exit_code
-from ..errors import UserError, as_user_error, in_file
-from ..safetext import csv_cell, shorten, visible
-from ..spec import SpecError
-from ._common import load_target, read_values
+from derive.grading.answers import Batch, read_answers, read_points
+from derive.budget import CHECK_SECONDS, limit
+from derive.grading.verdicts import ACCEPTED, ATOL, MIN_SIG, RTOL, Policy, check, check_batch, code_phrase, exit_code
+from derive.errors import UserError, as_user_error, in_file
+from derive.safetext import csv_cell, shorten, visible
+from derive.engine.spec import SpecError
+from derive.commands._common import load_target, read_values
 
 COLOURS = {"correct": "32", "equivalent": "32", "rounding": "36", "carried-forward": "33",
            "incorrect": "31", "unknown-name": "35", "unparseable": "35"}
@@ -155,7 +155,7 @@ def _run_roster(args, problem) -> dict:
     """A class CSV against each student's own variant (``derive variants``)."""
     from pathlib import Path
 
-    from ..variants import check_class, read_roster
+    from derive.document.variants import check_class, read_roster
 
     if args.values or args.set:
         raise UserError("--roster", "each student's values come from their variant; "

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from ..budget import CODEGEN_SECONDS, limit
-from ..errors import UserError, as_user_error, in_file
-from ..outfile import check_file
-from ._common import emit, load_target
+from derive.budget import CODEGEN_SECONDS, limit
+from derive.errors import UserError, as_user_error, in_file
+from derive.outfile import check_file
+from derive.commands._common import emit, load_target
 
 
 def add_parser(sub):
@@ -17,7 +17,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..codegen import generate, gradient_graph
+    from derive.codegen.scalar import generate, gradient_graph
 
     if args.out:
         check_file(args.out)

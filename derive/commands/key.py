@@ -17,16 +17,16 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..outfile import check_folder
+    from derive.outfile import check_folder
 
     check_folder(args.out)
     if args.format == "html":
-        from ..html import write_key as write_html
+        from derive.document.html import write_key as write_html
 
         path = write_html(args.out, only=args.only)
         print(f"wrote {path}")
         return 0
-    from ..key import write_key
+    from derive.document.key import write_key
 
     result = write_key(args.out, only=args.only, pdf=not args.no_pdf)
     print(f"wrote {result.tex}" + (f" and {result.pdf}" if result.pdf else "")

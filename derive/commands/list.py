@@ -11,7 +11,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..problems import builtins
+    from derive.problems import builtins
 
     rows = [p.listing() for p in builtins()]
     if args.format == "json":

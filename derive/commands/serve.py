@@ -23,7 +23,7 @@ def add_parser(sub):
 
 
 def _positive(flag, kind=int):
-    from ..errors import UserError
+    from derive.errors import UserError
 
     def conv(text):
         try:
@@ -37,7 +37,7 @@ def _positive(flag, kind=int):
 
 
 def _port(text):
-    from ..errors import UserError
+    from derive.errors import UserError
 
     if not text.isdigit() or int(text) > 65535:
         raise UserError("--port", f"expected a port number from 0 to 65535, got {text!r}")
@@ -45,8 +45,8 @@ def _port(text):
 
 
 def run(args) -> int:
-    from ..errors import UserError
-    from ..server import make_server
+    from derive.errors import UserError
+    from derive.serve.server import make_server
 
     try:
         server = make_server(args.host, args.port, roster_path=args.roster, workers=args.workers,

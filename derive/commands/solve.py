@@ -6,10 +6,10 @@ import warnings
 
 import numpy as np
 
-from ..budget import MAX_STEPS, SPEC_SOLVE_SECONDS, limit
-from ..errors import UserError, as_user_error, in_file
-from ..outfile import check_file
-from ._common import emit, load_target, read_values, whole_number
+from derive.budget import MAX_STEPS, SPEC_SOLVE_SECONDS, limit
+from derive.errors import UserError, as_user_error, in_file
+from derive.outfile import check_file
+from derive.commands._common import emit, load_target, read_values, whole_number
 
 
 def add_parser(sub):
@@ -36,9 +36,9 @@ def set_limits(args):
     """--max-memory for the matrix engine; --time-limit as DERIVE_TIME_LIMIT (derive.budget)."""
     import os
 
-    from ..budget import ENV
+    from derive.budget import ENV
     if getattr(args, "max_memory", None) is not None:
-        from ..msolution import LIMITS          # (imported only when asked: it is the matrix engine's)
+        from derive.problems.matrix_solution import LIMITS          # (imported only when asked: it is the matrix engine's)
         if not args.max_memory > 0:
             raise UserError("--max-memory", "must be a positive number of megabytes")
         LIMITS["max_memory"] = int(args.max_memory * 1024**2)
@@ -77,11 +77,11 @@ def run(args) -> int:
         if args.format == "json":
             emit(json.dumps(solution.to_json(), indent=2), args.out)
         elif args.format == "html":
-            from ..html import write_solution as write_html
+            from derive.document.html import write_solution as write_html
 
             print(f"wrote {write_html(solution, args.out)}")
         elif args.format in ("tex", "pdf"):
-            from ..render import write_solution
+            from derive.document.render import write_solution
 
             write_solution(solution, args.format, args.out)
         else:

@@ -6,12 +6,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..budget import MAX_COUNT, MAX_JOBS
-from ._common import whole_number
+from derive.budget import MAX_COUNT, MAX_JOBS
+from derive.commands._common import whole_number
 
 
 def add_parser(sub):
-    from .check import _tol
+    from derive.commands.check import _tol
 
     p = sub.add_parser("variants", help="N randomised versions of a problem, each with its question, key and answers",
                        description="Draw N versions of a gradient problem with fresh numbers (reproducible "
@@ -72,12 +72,12 @@ class Progress:
 
 
 def run(args) -> int:
-    from ..errors import UserError
-    from ..render import safe_stem
-    from ..variants import is_gradient_problem, read_roster_ids, write_variants
-    from ._common import load_target
+    from derive.errors import UserError
+    from derive.document.render import safe_stem
+    from derive.document.variants import is_gradient_problem, read_roster_ids, write_variants
+    from derive.commands._common import load_target
 
-    from ..outfile import check_folder
+    from derive.outfile import check_folder
 
     if args.out:
         check_folder(args.out)
@@ -96,8 +96,8 @@ def run(args) -> int:
     print(f"wrote {len(result.variants)} variants of {problem.id} to {out}/: {what} each; "
           f"all-questions, all-keys and instructor-note.md" + ("; roster.csv" if ids is not None else ""))
     for fmt in dict.fromkeys(args.export):
-        from ..check import ATOL, RTOL
-        from ..export import Policy, write_export
+        from derive.grading.verdicts import ATOL, RTOL
+        from derive.export import Policy, write_export
 
         policy = Policy(RTOL if args.rtol is None else args.rtol, ATOL if args.atol is None else args.atol,
                         args.min_sig)

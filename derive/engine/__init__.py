@@ -9,7 +9,7 @@ matrix expressions and their printers, ``tgraph`` the graph of named tensors,
 import importlib
 import importlib.util
 
-from . import core_ops
+from derive.engine import core_ops
 
 # the nn operations (softmax along an axis, conv, pooling), where present
 if importlib.util.find_spec(f"{__name__}.nn_ops") is not None:

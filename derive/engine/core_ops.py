@@ -1,5 +1,5 @@
 r"""The core tensor operations: arithmetic with numpy broadcasting, ``@``,
-transpose, stack, the elementwise functions of :mod:`derive.ops`, and the
+transpose, stack, the elementwise functions of :mod:`derive.engine.ops`, and the
 sum and mean of every entry.
 
 Each record keeps its numpy forward and VJP (read by the independent check)
@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from ..ops import OPS
-from . import exprs as X
-from .tensor_op import TENSOR_OPS, ShapeError, TensorOp, register
+from derive.engine.ops import OPS
+from derive.engine import exprs as X
+from derive.engine.tensor_op import TENSOR_OPS, ShapeError, TensorOp, register
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:

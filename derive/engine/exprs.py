@@ -144,7 +144,7 @@ class TensorSymbol(MatrixSymbol):
 
 
 def _default_tex(name: str) -> str:
-    from ..graph import default_latex
+    from derive.engine.graph import default_latex
     return default_latex(name)
 
 
@@ -340,7 +340,7 @@ class Transpose_(TExpr):
         return f"{_paren(printer, self.args[0], P_ATOM)}.T"
 
 
-#: LaTeX and numpy of the elementwise functions of derive.ops
+#: LaTeX and numpy of the elementwise functions of derive.engine.ops
 FUN_TEX = {"tanh": r"\tanh", "exp": r"\exp", "log": r"\log", "sigmoid": r"\sigma",
            "relu": r"\operatorname{ReLU}", "step": r"\operatorname{step}",
            "softplus": r"\operatorname{softplus}", "sqrt": r"\sqrt"}
@@ -492,7 +492,7 @@ class Row(TExpr):
         return None if s is None else tuple(s[1:])
 
     def _latex(self, printer):
-        from ..tensor import component_latex
+        from derive.engine.tensor import component_latex
         k = int(self.args[1]) + 1
         if isinstance(self.args[0], TensorSymbol):
             return component_latex(self.args[0].tex, (k - 1,))
@@ -516,7 +516,7 @@ class Col(TExpr):
         return None if s is None else (s[0],)
 
     def _latex(self, printer):
-        from ..tensor import component_latex
+        from derive.engine.tensor import component_latex
         k = int(self.args[1])
         if isinstance(self.args[0], TensorSymbol):
             return component_latex(self.args[0].tex, (k,))

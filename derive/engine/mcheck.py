@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tgraph import Apply, Const, Ref, TGraph
-from .tensor_op import tensor_op
+from derive.engine.tgraph import Apply, Const, Ref, TGraph
+from derive.engine.tensor_op import tensor_op
 
 VJP_TOL = 1e-9
 FD_TOL = 1e-6

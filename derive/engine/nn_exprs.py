@@ -29,8 +29,8 @@ import sympy
 from sympy import Tuple
 from sympy.core.symbol import Str
 
-from . import exprs as X
-from . import nn_kernels
+from derive.engine import exprs as X
+from derive.engine import nn_kernels
 
 _NONE = Str("none")
 
@@ -415,7 +415,7 @@ for _key in ("conv2d_dx", "conv1d_dx"):
     FORMS[_key]["precedence"] = lambda e: "Mul" if e.params[1] == 0 else "Func"
 
 
-# --- batch forms: the same numpy with leading batch axes (derive.mcodegen) ----
+# --- batch forms: the same numpy with leading batch axes (derive.codegen.matrix) ----
 
 def _k(x) -> int:
     return len(tshape(x))

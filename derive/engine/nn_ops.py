@@ -29,10 +29,10 @@ import math
 import numpy as np
 import sympy
 
-from . import exprs as X
-from . import nn_kernels
-from .nn_exprs import NNExpr, tshape
-from .tensor_op import TENSOR_OPS, ShapeError, TensorOp, register
+from derive.engine import exprs as X
+from derive.engine import nn_kernels
+from derive.engine.nn_exprs import NNExpr, tshape
+from derive.engine.tensor_op import TENSOR_OPS, ShapeError, TensorOp, register
 
 MAX_AXES = 4
 

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from . import exprs as X
-from .tgraph import Apply, Const, Ref, TGraph, refs
-from .tensor_op import tensor_op
+from derive.engine import exprs as X
+from derive.engine.tgraph import Apply, Const, Ref, TGraph, refs
+from derive.engine.tensor_op import tensor_op
 
 #: an adjoint with no adjoint in it is written in place when its spec text is this short
 INLINE_CHARS = 24

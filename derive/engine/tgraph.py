@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from . import exprs as X
-from .tensor_op import ShapeError, tensor_op
+from derive.engine import exprs as X
+from derive.engine.tensor_op import ShapeError, tensor_op
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ writes the variants as usual and then one more file into their folder
 variant its givens, its statement and worked key (the blocks the question
 sheet and the key show) and its asked quantities, each a number with the
 tolerance the grading policy sets (:class:`Policy`): ``max(rtol * |value|,
-atol)``, the bound ``derive check`` accepts (``derive.check.RTOL`` and
+atol)``, the bound ``derive check`` accepts (``derive.grading.verdicts.RTOL`` and
 ``ATOL`` unless the instructor gives ``--rtol``/``--atol``), widened with
 ``--min-sig K`` to accept answers rounded to K significant figures. The numbers are those of each
 variant's ``answers.yaml``: the key solved from its ``values.yaml`` read back.
 
 >>> from derive.problems import load
->>> from derive.variants import draw_variants
+>>> from derive.document.variants import draw_variants
 >>> p = load("mlp-relu-regression")
 >>> [item] = collect(p, draw_variants(p, 1, seed=3), seed=3, policy=Policy(1e-3, 1e-6))
 >>> q = item.quantities[0]
@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import blocks as B
+from derive.typeset import blocks as B
 
 #: export name -> the file it writes into the variants folder
 FILES = {"moodle": "variants-moodle.xml", "qti": "variants-qti.zip", "csv": "variants-answers.csv"}
@@ -105,7 +105,7 @@ def _entries(value, prefix=()):
 
 def asked(solution) -> list:
     """``(name, LaTeX label, value)`` of every quantity a variant asks for:
-    the question sheet's own list (:func:`derive.sheet.answer_entries`), in
+    the question sheet's own list (:func:`derive.document.sheet.answer_entries`), in
     the answers file's names and order (a vector or matrix whole, its value
     a nested list).
 
@@ -113,7 +113,7 @@ def asked(solution) -> list:
     >>> [(n, v) for n, _, v in asked(load("mlp-relu-regression").solve())][:2]
     [('z1', 0.3), ('a1', 0.3)]
     """
-    from ..sheet import answer_entries
+    from derive.document.sheet import answer_entries
 
     return [(e.name, e.label.tex, e.plain()) for e in answer_entries(solution)]
 
@@ -136,9 +136,9 @@ def quantities(solution, policy: Policy) -> list:
 def collect(problem, variants: list, seed: int, policy: Policy) -> list:
     """One :class:`VariantItem` per variant; each key solved from the
     variant's ``values.yaml`` text read back, as ``derive variants`` does."""
-    from ..sheet import statement_blocks
-    from ..spec import read_data
-    from ..variants import base_of, values_text
+    from derive.document.sheet import statement_blocks
+    from derive.engine.spec import read_data
+    from derive.document.variants import base_of, values_text
 
     graph = base_of(problem)[0]
     items = []
@@ -152,21 +152,21 @@ def collect(problem, variants: list, seed: int, policy: Policy) -> list:
 def write_export(fmt: str, problem, variants: list, seed: int, out_dir, policy: Policy,
                  roster_ids: list | None = None) -> Path:
     """Write ``out_dir/FILES[fmt]`` and return its path."""
-    from ..render import _write_atomic
+    from derive.document.render import _write_atomic
 
     items = collect(problem, variants, seed, policy)
     path = Path(out_dir) / FILES[fmt]
     if fmt == "moodle":
-        from .moodle import moodle_xml
+        from derive.export.moodle import moodle_xml
 
         _write_atomic(path, moodle_xml(problem, items, policy))
     elif fmt == "qti":
-        from .qti import qti_zip
+        from derive.export.qti import qti_zip
 
         _write_atomic(path, qti_zip(problem, items, seed, policy))
     elif fmt == "csv":
-        from ..variants import assign
-        from .answers_csv import answers_csv
+        from derive.document.variants import assign
+        from derive.export.answers_csv import answers_csv
 
         students = None
         if roster_ids is not None:

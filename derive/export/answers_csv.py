@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 
-from ..safetext import csv_cell
+from derive.safetext import csv_cell
 
 
 def cell(value) -> str:

@@ -8,7 +8,7 @@ Prose is plain text and is escaped: HTML special characters, braces (so
 that no prose can open a Moodle Cloze field ``{1:NUMERICAL:...}``) and
 maths delimiters (so a dollar sign in a question is not typeset).
 
->>> from derive import blocks as B
+>>> from derive.typeset import blocks as B
 >>> print(blocks_html([B.prose("If ", B.Math("x_{1}", "x1"), " < 2 {1:NM:=3}")]))
 <p>If \(x_{1}\) &lt; 2 &#123;1:NM:=3&#125;</p>
 >>> print(blocks_html([B.Equations((B.EqRow(B.Math("z", "z"), (B.Math("a", "a"), B.Math("0.3", "0.3"))),))]))
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import html
 
-from .. import blocks as B
-from ..render import RELATIONS, _mathjax_text
+from derive.typeset import blocks as B
+from derive.document.render import RELATIONS, _mathjax_text
 
 
 def mathjax(tex: str, display: bool = False) -> str:

@@ -10,7 +10,7 @@ Moodle reads it) and the worked key as ``<generalfeedback>``, which Moodle
 shows after the attempt.
 
 >>> from derive.problems import load
->>> from derive.variants import draw_variants
+>>> from derive.document.variants import draw_variants
 >>> from derive.export import Policy, collect
 >>> p = load("mlp-relu-regression")
 >>> items = collect(p, draw_variants(p, 1, seed=3), seed=3, policy=Policy(1e-3, 1e-9))
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from .html import blocks_html, mathjax, text
+from derive.export.html import blocks_html, mathjax, text
 
 #: Moodle's default penalty for a wrong try in adaptive mode (a third)
 PENALTY = "0.3333333"

@@ -19,7 +19,7 @@ would turn 0.621467 +- 6e-7 into [0.6215, 0.6215] and mark the right answer
 wrong; its maths needs a Canvas server's equation-image address or Pandoc.
 
 >>> from derive.problems import load
->>> from derive.variants import draw_variants
+>>> from derive.document.variants import draw_variants
 >>> from derive.export import Policy, collect
 >>> p = load("mlp-relu-regression")
 >>> items = collect(p, draw_variants(p, 2, seed=3), seed=3, policy=Policy(1e-3, 1e-9))
@@ -35,7 +35,7 @@ import zipfile
 
 from lxml import etree
 
-from .html import blocks_html, mathjax, text
+from derive.export.html import blocks_html, mathjax, text
 
 QTI_NS = "http://www.imsglobal.org/xsd/ims_qtiasiv1p2"
 QTI_XSD = "http://www.imsglobal.org/xsd/ims_qtiasiv1p2p1.xsd"

@@ -1,7 +1,7 @@
 """Built-in problems and the loader for user specs.
 
 Every module in this package that defines ``PROBLEMS`` (a list of
-:class:`~derive.problem.Problem`) contributes built-ins; they are listed in
+:class:`~derive.problems.base.Problem`) contributes built-ins; they are listed in
 the seeds' order.
 
 >>> ids = [p.id for p in builtins()]
@@ -15,8 +15,8 @@ import pkgutil
 from functools import lru_cache
 from pathlib import Path
 
-from ..problem import GraphProblem, Problem
-from ..spec import SpecError, read_file
+from derive.problems.base import GraphProblem, Problem
+from derive.engine.spec import SpecError, read_file
 
 SPEC_ENDINGS = (".yaml", ".yml", ".json")
 
@@ -49,10 +49,10 @@ def tensor_only(data: dict) -> bool:
     """
     import ast
 
-    from ..engine.tensor_op import TENSOR_OPS
-    from ..ops import OPS
-    from ..parse import ExprError, parse_tree
-    from ..vecspec import FUNCTIONS
+    from derive.engine.tensor_op import TENSOR_OPS
+    from derive.engine.ops import OPS
+    from derive.engine.parse import ExprError, parse_tree
+    from derive.problems.vector_spec import FUNCTIONS
     for section in ("inputs", "targets", "parameters"):
         block = data.get(section)
         for raw in (block.values() if isinstance(block, dict) else ()):
@@ -93,11 +93,11 @@ def load(target: str) -> Problem:
         if not target.endswith(SPEC_ENDINGS):
             raise SpecError("", "a spec file must end in .yaml, .yml or .json")
         data = read_file(target)
-        from ..vecspec import VectorSpecProblem, is_vector_spec   # specs with shapes or time steps
+        from derive.problems.vector_spec import VectorSpecProblem, is_vector_spec   # specs with shapes or time steps
 
         kind = GraphProblem
         if is_vector_spec(data):
-            from ..msolution import MatrixSpecProblem, is_small   # large ones: the matrix engine only
+            from derive.problems.matrix_solution import MatrixSpecProblem, is_small   # large ones: the matrix engine only
             kind = VectorSpecProblem if is_small(data) and not tensor_only(data) else MatrixSpecProblem
         return kind(data, target, id=Path(target).stem, source=target, user=True)
     raise SpecError("", f"unknown problem {target!r}; `derive list` shows the built-ins, "
@@ -107,7 +107,7 @@ def load(target: str) -> Problem:
 def package_spec(name: str, **kwargs) -> GraphProblem:
     """A built-in defined by a YAML spec shipped in ``specs/``: the same
     machinery a user's spec goes through."""
-    from ..blocks import Tex
+    from derive.typeset.blocks import Tex
 
     path = Path(__file__).parent / "specs" / f"{name}.yaml"
     problem = GraphProblem(read_file(path), str(path), id=name, **kwargs)

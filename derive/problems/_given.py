@@ -2,7 +2,7 @@
 
 Values arrive from a YAML/JSON file (numbers, lists) or from ``--set``
 (numbers as strings, lists as JSON); every refusal is a
-:class:`~derive.spec.SpecError` naming the value.
+:class:`~derive.engine.spec.SpecError` naming the value.
 
 >>> given = Given({"n": "3"}, {"n": 5, "xs": [1, 2]})
 >>> given.integer("n", lo=1), given.numbers("xs", length=2)
@@ -10,14 +10,14 @@ Values arrive from a YAML/JSON file (numbers, lists) or from ``--set``
 >>> Given({"m": 1}, {"n": 5})
 Traceback (most recent call last):
 ...
-derive.spec.SpecError: values.m: unknown name; known: n
+derive.engine.spec.SpecError: values.m: unknown name; known: n
 """
 from __future__ import annotations
 
 import sympy
 
-from ..parse import ExprError, number
-from ..spec import SpecError
+from derive.engine.parse import ExprError, number
+from derive.engine.spec import SpecError
 
 
 class Given:

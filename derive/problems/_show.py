@@ -1,4 +1,4 @@
-"""Numbers as :class:`~derive.blocks.Math` cells, shared by the non-gradient problems.
+"""Numbers as :class:`~derive.typeset.blocks.Math` cells, shared by the non-gradient problems.
 
 >>> import sympy
 >>> approx_math(sympy.Rational(4, 7)).text, approx_math(sympy.Rational(1, 4)).text
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sympy
 
-from .. import blocks as B
-from ..fmt import approx_text, exact_string, num_tex, num_text
+from derive.typeset import blocks as B
+from derive.typeset.fmt import approx_text, exact_string, num_tex, num_text
 
 
 def num_math(v) -> B.Math:

@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .. import blocks as B
-from ..diagrams import attention_figure
-from ..tensor import (Dim, Tensor, TensorGraph, TensorModel, TensorProblem, apply, dot, jacobian,
-                      matrix_math, total)
+from derive.typeset import blocks as B
+from derive.typeset.diagrams import attention_figure
+from derive.engine.tensor import Tensor, TensorGraph, apply, dot, jacobian, total
+from derive.problems.tensor_problem import Dim, TensorModel, TensorProblem, matrix_math
 
 R = sympy.Rational
 TOL = 1e-9

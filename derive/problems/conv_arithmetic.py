@@ -20,10 +20,10 @@ import numpy as np
 import sympy
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import blocks as B
-from ..problem import BlocksSolution, Problem
-from ..spec import SpecError
-from ._given import Given
+from derive.typeset import blocks as B
+from derive.problems.base import BlocksSolution, Problem
+from derive.engine.spec import SpecError
+from derive.problems._given import Given
 
 # Sizes are whole numbers; P may be 0.  (Integer symbols are real.)
 J, K, M, N, s, F = sympy.symbols("J K M N s F", integer=True, positive=True)

@@ -20,12 +20,12 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
-from .. import blocks as B
-from ..fmt import exact_string, num_tex, num_text
-from ..problem import BlocksSolution, Problem
-from ..spec import SpecError
-from ._given import Given
-from ._show import approx_math, num_math
+from derive.typeset import blocks as B
+from derive.typeset.fmt import exact_string, num_tex, num_text
+from derive.problems.base import BlocksSolution, Problem
+from derive.engine.spec import SpecError
+from derive.problems._given import Given
+from derive.problems._show import approx_math, num_math
 
 #: longest ranking accepted (the worked solution tabulates every rank)
 MAX_RANKING = 5000

@@ -13,11 +13,11 @@ from math import lcm
 import numpy as np
 import sympy
 
-from .. import blocks as B
-from ..problem import BlocksSolution, Problem
-from ..spec import SpecError
-from ._given import Given
-from ._show import approx_math, num_math
+from derive.typeset import blocks as B
+from derive.problems.base import BlocksSolution, Problem
+from derive.engine.spec import SpecError
+from derive.problems._given import Given
+from derive.problems._show import approx_math, num_math
 
 
 def corners(box) -> tuple:

@@ -24,9 +24,10 @@ import re
 import numpy as np
 import sympy
 
-from .. import blocks as B
-from ..judges import TensorFormula
-from ..tensor import Dim, TensorGraph, TensorModel, TensorProblem, apply, matrix_math, shape_math, stack, total
+from derive.typeset import blocks as B
+from derive.grading.judges import TensorFormula
+from derive.engine.tensor import TensorGraph, apply, stack, total
+from derive.problems.tensor_problem import Dim, TensorModel, TensorProblem, matrix_math, shape_math
 
 R = sympy.Rational
 TOL = 1e-9

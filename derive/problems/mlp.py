@@ -1,5 +1,5 @@
 """The two MLP built-ins, defined by spec files like any user's network."""
-from . import package_spec
+from derive.problems import package_spec
 
 PROBLEMS = [
     package_spec("mlp-tanh-sigmoid", source="seed 002, Q1.3", order=(2, 1, 3)),

@@ -1,5 +1,5 @@
 r"""Seed 004 Q1: the update rules of SGD, batch GD, momentum and Nesterov, and
-every rule of :mod:`derive.optim` side by side on the exam's network.
+every rule of :mod:`derive.engine.optim` side by side on the exam's network.
 
 Every formula shown is printed from the rule derive runs, every claim about
 two forms of a rule is an identity (or a non-identity) SymPy establishes
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import sympy
 
-from .. import blocks as B
-from ..backprop import evaluate
-from ..batch import batch_step
-from ..optim import RULES, TORCH_CLASS, Optimizer, general_notation, rule_rows, shown_tex, shown_text
-from ..latex import person_order
-from ..printing import tex, text
-from ..problem import BlocksSolution, Problem
-from ._given import Given
+from derive.typeset import blocks as B
+from derive.engine.backprop import evaluate
+from derive.engine.batch import batch_step
+from derive.engine.optim import RULES, TORCH_CLASS, Optimizer, general_notation, rule_rows, shown_tex, shown_text
+from derive.typeset.latex import person_order
+from derive.typeset.printing import tex, text
+from derive.problems.base import BlocksSolution, Problem
+from derive.problems._given import Given
 
 NET = "mlp-relu-regression"
 #: steps of the side-by-side comparison (``--steps K`` with K > 1 changes it)
@@ -225,7 +225,7 @@ class Optimizers(Problem):
     DEFAULTS = {"lr": "0.1"}
 
     def solve(self, values=None, steps: int = 1) -> BlocksSolution:
-        from . import load
+        from derive.problems import load
 
         given = Given(values, self.DEFAULTS)
         lr = given.number("lr", lo=0, hi=10, strict_lo=True)
@@ -460,7 +460,7 @@ class Optimizers(Problem):
 
     # comparison ---------------------------------------------------------
     def _compare(self, net, lr, k, out, vals, checks):
-        from ..problem import GraphProblem
+        from derive.problems.base import GraphProblem
 
         out.append(B.Heading("Every rule on the exam network"))
         at = len(out)
@@ -530,7 +530,7 @@ def _answer_names(param) -> dict:
 
 
 def named_formulas() -> dict:
-    """The rules of (a), (c) and (d) as :class:`~derive.check.Formula`
+    """The rules of (a), (c) and (d) as :class:`~derive.grading.verdicts.Formula`
     quantities, each printed from the rule derive runs: torch's programs for
     SGD and form A, the step functions of form B and of the lookahead form
     (whose agreement with torch the solution establishes), and form A minus
@@ -542,7 +542,7 @@ def named_formulas() -> dict:
     >>> f["momentum_velocity_a"].judge("rho*v + grad_f")[1].split(": ")[1]
     'equal to g + rho*v (g = dL_df*grad_f) only when dL_df = 1 (or grad_f = 0); answer minus right form'
     """
-    from ..check import Formula
+    from derive.grading.verdicts import Formula
 
     def program(rule, state, ref=None):
         opt = Optimizer.from_spec({"rule": rule})

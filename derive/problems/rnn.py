@@ -26,13 +26,13 @@ import re
 import numpy as np
 import sympy
 
-from .. import blocks as B
-from ..backprop import derive, evaluate, local_derivative
-from ..judges import FormulaError, judge_paths, looks_like_path_sum, read_formula
-from ..ops import OPS
-from ..tensor import (Dim, TensorGraph, TensorModel, TensorProblem, apply, block_edges, block_paths,
-                      jacobian, matrix_math, total)
-from ..vanishing import derivative_sup, vanishing_blocks
+from derive.typeset import blocks as B
+from derive.engine.backprop import derive, evaluate, local_derivative
+from derive.grading.judges import FormulaError, judge_paths, looks_like_path_sum, read_formula
+from derive.engine.ops import OPS
+from derive.engine.tensor import TensorGraph, apply, block_edges, block_paths, jacobian, total
+from derive.problems.tensor_problem import Dim, TensorModel, TensorProblem, matrix_math
+from derive.problems.vanishing import derivative_sup, vanishing_blocks
 
 R = sympy.Rational
 #: tolerance of the matrix-form and path-sum checks (floats against 30-digit values)
@@ -251,8 +251,8 @@ class RNNModel(TensorModel):
     def single_step_form(self, sol, s: int):
         """The matrix-form derivation of E_s alone (the matrix engine, at the
         solution's point)."""
-        from ..matspec import build_matrix_spec
-        from ..mform import MatrixForm
+        from derive.engine.matspec import build_matrix_spec
+        from derive.problems.matrix_form import MatrixForm
         D = self.dims
         given = {name: arr for name, arr in sol.matrix_form.leaves.items()}
         return MatrixForm(build_matrix_spec(rnn_spec(D["T"], D["d"], D["n"], D["k"], loss_step=s), given))
@@ -329,7 +329,7 @@ class RNNModel(TensorModel):
         return out
 
     def extra_json(self, sol):
-        from ..graph import nest
+        from derive.engine.graph import nest
 
         parts = self.partial_gradients(sol)
         return {"partial_gradients": {
@@ -453,8 +453,8 @@ class _Context:
         """The problem's solution and FORMULA_OTHER_POINTS others (same sizes,
         every given drawn as a multiple of 1/10 in [-0.9, 0.9])."""
         if self._points is None:
-            from ..graph import nest
-            from ..tensor import of_kind
+            from derive.engine.graph import nest
+            from derive.engine.tensor import of_kind
 
             rng = np.random.default_rng(FORMULA_SEED)
             pts = [self.sol]
@@ -515,7 +515,7 @@ class StepGradient:
 
     @property
     def expected(self):
-        from ..graph import nest
+        from derive.engine.graph import nest
 
         v = self.ctx.gradient(self.ctx.sol, self.s, self.P)
         return nest([float(x) for x in v.ravel()], v.shape)
@@ -527,7 +527,7 @@ class StepGradient:
         if looks_like_path_sum(text):
             return self._paths(text)
         if isinstance(text, list):
-            from ..check import RTOL, ATOL, _judge_value
+            from derive.grading.verdicts import RTOL, ATOL, _judge_value
 
             values = {name: self.ctx.gradient(self.ctx.sol, s, P).tolist()
                       for name, s, P in self.ctx.candidates(self.ctx.model.tg.tensors[self.P].shape)}
@@ -558,7 +558,7 @@ class StepGradient:
 
     # -- a vector formula ----------------------------------------------
     def _formula(self, text):
-        from ..check import RTOL, ATOL
+        from derive.grading.verdicts import RTOL, ATOL
 
         shape = self.ctx.model.tg.tensors[self.P].shape
         name = _gname(self.s, self.P)
@@ -604,7 +604,7 @@ def _mtext(a: np.ndarray) -> str:
 class DerivativeMax:
     """Judges a number given for the largest derivative of an activation
     (sigmoid_derivative_max, tanh_derivative_max), computed from the
-    operation table's derivative rule (:func:`derive.vanishing.derivative_sup`)."""
+    operation table's derivative rule (:func:`derive.problems.vanishing.derivative_sup`)."""
 
     def __init__(self, name: str, op: str):
         self.name, self.op = name, op
@@ -618,7 +618,7 @@ class DerivativeMax:
         return str(derivative_sup(self.op)["sup"])
 
     def judge(self, text):
-        from ..check import RTOL, ATOL, _judge_value
+        from derive.grading.verdicts import RTOL, ATOL, _judge_value
 
         related = {n: float(derivative_sup(op)["sup"]) for n, op in DERIVATIVE_MAX.items()}
         item = _judge_value(self.name, text, self.expected, related, RTOL, ATOL)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .. import blocks as B
-from ..fmt import exact_string
-from ..problem import BlocksSolution, Problem
-from ._given import Given
-from ._show import approx_math, num_math
+from derive.typeset import blocks as B
+from derive.typeset.fmt import exact_string
+from derive.problems.base import BlocksSolution, Problem
+from derive.problems._given import Given
+from derive.problems._show import approx_math, num_math
 
 K_SYMBOLIC = 4
 

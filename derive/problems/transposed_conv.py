@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .. import blocks as B
-from ..problem import BlocksSolution, Problem
-from ..spec import SpecError
-from ._given import Given
+from derive.typeset import blocks as B
+from derive.problems.base import BlocksSolution, Problem
+from derive.engine.spec import SpecError
+from derive.problems._given import Given
 
 i_, k_, s_, P_ = sympy.symbols("i k s P", integer=True, positive=True)
 #: output side of a transposed convolution: input side i, kernel k, stride s, padding P

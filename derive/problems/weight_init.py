@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .. import blocks as B
-from ..fmt import num_tex, num_text
-from ..problem import BlocksSolution, GraphProblem, Problem
-from ._given import Given
-from ._show import num_math
+from derive.typeset import blocks as B
+from derive.typeset.fmt import num_tex, num_text
+from derive.problems.base import BlocksSolution, GraphProblem, Problem
+from derive.problems._given import Given
+from derive.problems._show import num_math
 
 SPEC = {
     "title": "2-2-1 tanh/sigmoid binary classifier",

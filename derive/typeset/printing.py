@@ -1,0 +1,77 @@
+r"""SymPy printers set up once for derive's notation.
+
+Symbols print with the names a worked solution uses (``w^{1}_{12}``,
+``\frac{\partial L}{\partial z_{1}}``); the "with numbers" line of a step is
+the same expression printed with each symbol replaced by its value, so what
+is shown is exactly what was computed.
+
+>>> import sympy
+>>> x, w = sympy.symbols("x w", real=True)
+>>> tex(w * x, {w: "w_{1}", x: "x_{1}"})
+'w_{1} x_{1}'
+>>> tex_with_numbers(w * x, {w: sympy.Rational(-1, 10), x: 1})
+'\\left(-0.1\\right) \\cdot 1'
+>>> text_with_numbers(w * x, {w: sympy.Rational(-1, 10), x: 1})
+'(-0.1)*1'
+"""
+from __future__ import annotations
+
+import re
+
+import sympy
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
+
+from derive.typeset.fmt import num_tex, num_text
+
+
+class _NamedStr(StrPrinter):
+    def __init__(self, names: dict, **settings):
+        super().__init__(settings)
+        self._names = names
+
+    def _print_Symbol(self, expr):
+        return self._names.get(expr, expr.name)
+
+
+class _NumberLatex(LatexPrinter):
+    """Prints symbols as given numbers, keeping every multiplication visible."""
+
+    def __init__(self, numbers: dict):
+        super().__init__({"mul_symbol": "dot"})
+        self._numbers = numbers
+
+    def _print_Symbol(self, expr, style="plain"):
+        if expr in self._numbers:
+            v = self._numbers[expr]
+            s = num_tex(sympy.sympify(v))
+            return rf"\left({s}\right)" if s.startswith("-") else s
+        return super()._print_Symbol(expr, style)
+
+
+def tex(expr, names: dict | None = None) -> str:
+    """LaTeX of ``expr`` with our symbol names."""
+    return sympy.latex(expr, symbol_names=names or {})
+
+
+def text(expr, names: dict | None = None) -> str:
+    """Plain text (SymPy syntax) of ``expr``, symbols renamed by ``names``."""
+    return _NamedStr(names or {}).doprint(expr)
+
+
+_DOUBLE_TEX = re.compile(r"\\left\(\\left\((-[^()]*?)\\right\) ?\\right\)")
+_DOUBLE_TXT = re.compile(r"\(\((-[^()]*)\)\)")
+
+
+def tex_with_numbers(expr, numbers: dict) -> str:
+    """LaTeX of ``expr`` with each symbol shown as its number, unevaluated."""
+    return _DOUBLE_TEX.sub(r"\\left(\1\\right)", _NumberLatex(numbers).doprint(expr))
+
+
+def text_with_numbers(expr, numbers: dict) -> str:
+    """Plain text of ``expr`` with each symbol shown as its number."""
+    shown = {}
+    for s, v in numbers.items():
+        t = num_text(sympy.sympify(v))
+        shown[s] = f"({t})" if t.startswith("-") else t
+    return _DOUBLE_TXT.sub(r"(\1)", _NamedStr(shown).doprint(expr))
