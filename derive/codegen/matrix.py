@@ -61,19 +61,26 @@ def _outer(a, b):
     return a[..., :, None] * b[..., None, :]
 
 
-def _outer_sum(a, b):
-    """sum over the batch of outer(a, b): one matrix product."""
-    if a.ndim == 1 and b.ndim == 1:
+def _outer_sum(a, b, batch=()):
+    """sum over the batch (shape ``batch``) of outer(a, b): one matrix product.
+    A factor without batch axes is the same for every sample and counts once
+    per sample."""
+    batch = numpy.broadcast_shapes(a.shape[:-1], b.shape[:-1], tuple(batch))
+    if not batch:
         return numpy.outer(a, b)
-    a = numpy.broadcast_to(a, numpy.broadcast_shapes(a.shape[:-1], b.shape[:-1]) + a.shape[-1:])
-    b = numpy.broadcast_to(b, a.shape[:-1] + b.shape[-1:])
+    a = numpy.broadcast_to(a, batch + a.shape[-1:])
+    b = numpy.broadcast_to(b, batch + b.shape[-1:])
     return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
 
 
-def _bsum(x, k):
-    """x summed over its batch axes (all but the last k)."""
+def _bsum(x, k, batch=()):
+    """x summed over the batch (shape ``batch``; x's own axes are the last k).
+    A term without batch axes is the same for every sample and counts once
+    per sample."""
     x = numpy.asarray(x, dtype=float)
-    return x.sum(axis=tuple(range(x.ndim - k))) if x.ndim > k else x
+    lead = numpy.broadcast_shapes(x.shape[:x.ndim - k], tuple(batch))
+    x = numpy.broadcast_to(x, lead + x.shape[x.ndim - k:])
+    return x.sum(axis=tuple(range(len(lead)))) if lead else x
 
 
 def _ssum(x, k):
@@ -259,9 +266,9 @@ def _batch_sum(printer: BatchPrinter, expr, k: int) -> str:
         if isinstance(t, X.Neg):
             sign, t = "-", t.args[0]
         if isinstance(t, X.Outer):
-            out.append(f"{sign}_outer_sum({printer._print(t.args[0])}, {printer._print(t.args[1])})")
+            out.append(f"{sign}_outer_sum({printer._print(t.args[0])}, {printer._print(t.args[1])}, _B)")
         else:
-            out.append(f"{sign}_bsum({printer._print(t)}, {k})")
+            out.append(f"{sign}_bsum({printer._print(t)}, {k}, _B)")
     return " + ".join(out).replace("+ -", "- ")
 
 
@@ -325,6 +332,8 @@ def generate(mf, command: str | None = None, title: str = "") -> str:
         L.append(f"    _f = _forward({args})")
         for node in g.computed():
             L.append(f"    {node.name} = _f[{node.name!r}]")
+        if summed:   # the batch's shape: that of the per-sample loss
+            L.append(f"    _B = numpy.shape({g.loss})")
         last = {}
         for s in mf.steps:
             if s.target in params:
