@@ -172,7 +172,7 @@ def _run_roster(args, problem) -> dict:
         raise UserError(args.answers, "--roster checks a class CSV (an id column, one row per student)")
     try:
         return check_class(problem, answers, roster, roster_path.parent, args.rtol, args.atol,
-                           target=args.target)
+                           target=args.target, policy=policy_of(args))
     except SpecError as exc:
         raise in_file(args.answers, exc) from None
 

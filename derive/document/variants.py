@@ -586,11 +586,13 @@ def variant_dir(out_dir, number: int) -> Path:
     return Path(out_dir) / f"variant-{number:02d}"
 
 
-def check_class(problem, batch, roster: dict, variants_dir, rtol, atol, target=None) -> dict:
+def check_class(problem, batch, roster: dict, variants_dir, rtol, atol, target=None, policy=None) -> dict:
     """Check a class CSV with each student's own variant: the values of
     variant k are read from ``variants_dir/variant-NN/values.yaml``. The
     result is :func:`derive.grading.verdicts.check_batch`'s, each row also naming its
-    ``variant``."""
+    ``variant``.  ``policy`` (a :class:`derive.grading.verdicts.Policy`) is the
+    grader's acceptance policy, as for a class checked against one set of
+    values."""
     from derive.grading.verdicts import check_rows, question_summary, summary_of
     from derive.errors import as_user_error, in_file
     from derive.engine.spec import read_file
@@ -616,13 +618,14 @@ def check_class(problem, batch, roster: dict, variants_dir, rtol, atol, target=N
                 raise
             raise in_file(str(path), exc) from None
         rows = [batch.rows[k] for k in by_variant[number]]
-        for k, items in zip(by_variant[number], check_rows(solution, rows, rtol, atol)):
+        for k, items in zip(by_variant[number], check_rows(solution, rows, rtol, atol, policy=policy)):
             results[k] = items
     rows = [{"id": sid, "variant": roster[sid], "items": items, "summary": summary_of(items)}
             for sid, items in zip(batch.ids, results)]
     return {"target": target or problem.id, "rows": rows,
             "summary": summary_of([it for items in results for it in items]),
-            "questions": question_summary(batch.columns, results)}
+            "questions": question_summary(batch.columns, results, policy),
+            **({"policy": policy.describe()} if policy is not None else {})}
 
 
 # ---------------------------------------------------------------------------
