@@ -223,3 +223,31 @@ def test_a_student_of_the_roster_checks_their_own_variant(browser, tmp_path):
         assert shown["w1"][0] == "correct" and shown["dL/dw1"][0] == "incorrect"
         _shot(page, "check-roster-variant.png")
         page.close()
+
+
+def test_a_variant_is_picked_by_its_number(browser, tmp_path):
+    import yaml
+
+    roster = tmp_path / "class.csv"
+    roster.write_text("id\nann\nbob\n", encoding="utf-8")
+    out = tmp_path / "v"
+    assert cli.main(["variants", "mlp-relu-regression", "--count", "2", "--seed", "5", "--out", str(out),
+                     "--no-pdf", "--jobs", "1", "--roster", str(roster)]) == 0
+    values = yaml.safe_load((out / "variant-02" / "values.yaml").read_text())
+    key = yaml.safe_load((out / "variant-02" / "answers.yaml").read_text())
+    with _serve("--roster", str(out / "roster.csv")) as url:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(url + "check.html")
+        page.select_option("#problem", "mlp-relu-regression")
+        page.wait_for_selector('#rows input[data-name="w1"]')
+        page.fill("#variant", "2")
+        page.click("#load")
+        page.locator("#source", has_text="Variant 2.").wait_for()
+        statement = page.locator("#statement").text_content().replace("\u2212", "-")
+        assert str(values["w1"]) in statement           # variant 2's own numbers
+        page.fill('#rows input[data-name="w1"]', str(key["w1"]))
+        page.click("#check")
+        page.locator("#rows .verdict .badge").first.wait_for()
+        assert _verdicts(page)["w1"][0] == "correct"
+        _shot(page, "check-variant-number.png")
+        page.close()

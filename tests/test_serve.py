@@ -357,3 +357,37 @@ def test_a_worker_that_does_not_stop_is_killed_and_replaced():
             assert "took longer than 0.5 s" in str(exc)
     finally:
         pool.close()
+
+
+def test_a_variant_is_picked_by_its_number(tmp_path):
+    roster = tmp_path / "class.csv"
+    roster.write_text("id\nann\nbob\n")
+    out = tmp_path / "v"
+    assert cli.main(["variants", RELU, "--count", "2", "--seed", "9", "--out", str(out), "--no-pdf",
+                     "--jobs", "1", "--roster", str(roster)]) == 0
+    s = start(workers=1, seconds=10, roster_path=out / "roster.csv")
+    try:
+        for number in (1, 2):
+            answers = yaml.safe_load((out / f"variant-{number:02d}" / "answers.yaml").read_text())
+            status, data = post_check(s, {"target": RELU, "variant": number, "answers": answers})
+            assert status == 200 and data["variant"] == number
+            assert data["summary"]["correct"] == data["summary"]["total"] == len(answers)
+            other = yaml.safe_load((out / f"variant-{3 - number:02d}" / "answers.yaml").read_text())
+            status, data = post_check(s, {"target": RELU, "variant": number, "answers": {"w1": other["w1"]}})
+            assert status == 200 and data["items"][0]["verdict"] != "correct"     # another variant's number
+            status, data = request(s, "GET", f"/api/problem/{RELU}?variant={number}")
+            assert status == 200 and data["variant"] == number
+        for bad, message in ((3, "variant: there are variants 1 to 2"), ("x", "variant: give a variant's number (1, 2, ...)"),
+                             (True, "variant: give a variant's number (1, 2, ...)")):
+            status, data = post_check(s, {"target": RELU, "variant": bad, "answers": {"w1": 1}})
+            assert (status, data["error"]) == (400, message)
+        status, data = post_check(s, {"target": RELU, "variant": 1, "student": "ann", "answers": {"w1": 1}})
+        assert status == 400 and data["error"].startswith("variant: give a variant, a student or values")
+    finally:
+        close(s)
+    s = start(workers=1, seconds=10)
+    try:
+        status, data = post_check(s, {"target": RELU, "variant": 1, "answers": {"w1": 1}})
+        assert status == 400 and data["error"].startswith("variant: this server has no variants")
+    finally:
+        close(s)

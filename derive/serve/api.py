@@ -35,7 +35,7 @@ from derive.engine.spec import MAX_FILE_BYTES, SpecError
 #: the largest request body (the CLI's limit on a values or spec file)
 MAX_BODY = MAX_FILE_BYTES
 #: keys a check request may have (the contract's three, and the roster's and tolerances)
-CHECK_KEYS = {"target", "answers", "values", "student", "rtol", "atol"}
+CHECK_KEYS = {"target", "answers", "values", "student", "variant", "rtol", "atol"}
 #: solved problems a worker keeps (by target and values)
 SOLUTIONS = 32
 
@@ -147,6 +147,14 @@ def _answers(req: dict) -> dict:
 def _values(req: dict, roster=None) -> dict | None:
     student = req.get("student")
     values = req.get("values")
+    number = req.get("variant")
+    if number is not None:
+        if roster is None:
+            raise ApiError("variant", "this server has no variants (start it with --roster FILE)")
+        if student is not None or values is not None:
+            raise ApiError("variant", "give a variant, a student or values, not two of them")
+        roster.check_target(req.get("target"), "variant")
+        return roster.values_of_variant(roster.number(number))
     if student is not None:
         if roster is None:
             raise ApiError("student", "this server has no roster (start it with --roster FILE)")
@@ -247,6 +255,8 @@ def check_request(req: dict, roster=None) -> dict:
         raise ApiError(_within("answers", err.where), err.what) from None
     if req.get("student") is not None:
         result["variant"] = roster.variant_of(req["student"])
+    elif req.get("variant") is not None:
+        result["variant"] = roster.number(req["variant"])
     return result
 
 
@@ -270,7 +280,7 @@ def _shape(value) -> list:
     return shape
 
 
-def problem_request(target: str, student=None, roster=None) -> dict:
+def problem_request(target: str, student=None, roster=None, variant=None) -> dict:
     """``GET /api/problem/ID``: the question as the checking page shows it."""
     from derive.export.html import blocks_html
     from derive.document.html import figure_html
@@ -279,7 +289,9 @@ def problem_request(target: str, student=None, roster=None) -> dict:
     from derive.document.variants import is_gradient_problem
 
     target = _target({"target": target})
-    values = _values({"student": student, "target": target}, roster) if student is not None else None
+    ask = {"target": target, **({"student": student} if student is not None else {}),
+           **({"variant": variant} if variant is not None else {})}
+    values = _values(ask, roster) if student is not None or variant is not None else None
     solution = solved(target, values)
     problem = solution.problem
     if is_gradient_problem(problem):
@@ -291,6 +303,8 @@ def problem_request(target: str, student=None, roster=None) -> dict:
            "quantities": _quantities(solution, mathml)}
     if student is not None:
         out["student"], out["variant"] = student, roster.variant_of(student)
+    elif variant is not None:
+        out["variant"] = roster.number(variant)
     return out
 
 
@@ -331,7 +345,7 @@ def handle(op: str, payload, roster=None) -> dict:
     if op == "check":
         return check_request(payload, roster)
     if op == "problem":
-        return problem_request(payload["target"], payload.get("student"), roster)
+        return problem_request(payload["target"], payload.get("student"), roster, payload.get("variant"))
     if op == "preview":
         return preview_request(payload)
     raise ValueError(f"unknown operation {op!r}")
@@ -371,9 +385,20 @@ class Roster:
                 self._target = ""
         return self._target or None
 
-    def check_target(self, target: str) -> None:
+    def check_target(self, target: str, where: str = "student") -> None:
         if self.target is not None and target != self.target:
-            raise ApiError("student", f"the roster's variants are of {self.target}, not {target}")
+            raise ApiError(where, f"the roster's variants are of {self.target}, not {target}")
+
+    def number(self, raw) -> int:
+        """A variant's number as a request gives it (1, "3", "#3"), checked
+        against the variants the roster deals out."""
+        text = str(raw).strip().lstrip("#") if isinstance(raw, (int, str)) and not isinstance(raw, bool) else ""
+        if not text.isdigit() or len(text) > 6:
+            raise ApiError("variant", "give a variant's number (1, 2, ...)")
+        n, top = int(text), max(self.ids.values())
+        if not 1 <= n <= top:
+            raise ApiError("variant", f"there are variants 1 to {top}")
+        return n
 
     def variant_of(self, student) -> int:
         if not isinstance(student, str) or student.strip() not in self.ids:
@@ -384,7 +409,12 @@ class Roster:
         from derive.engine.spec import read_file
         from derive.document.variants import variant_dir
 
-        number = self.variant_of(student)
+        return self.values_of_variant(self.variant_of(student))
+
+    def values_of_variant(self, number: int) -> dict:
+        from derive.engine.spec import read_file
+        from derive.document.variants import variant_dir
+
         path = variant_dir(self.path.parent, number) / "values.yaml"
         try:
             values = read_file(path)

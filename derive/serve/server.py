@@ -10,10 +10,10 @@ Routes:
 
 * ``GET /api/problems``: ``{"problems": [{"id", "title", "source"}], "roster": bool,
   "roster_target": the problem the roster's variants are of, or null}``;
-* ``GET /api/problem/ID[?student=SID]``: the question (``statement_html``,
+* ``GET /api/problem/ID[?student=SID|?variant=N]``: the question (``statement_html``,
   maths as MathML), the asked quantities with their LaTeX and MathML;
 * ``GET /api/student/SID``: ``{"id", "variant"}`` (with ``--roster``);
-* ``POST /api/check``: ``{"target", "answers", "values"?, "student"?}`` ->
+* ``POST /api/check``: ``{"target", "answers", "values"?, "student"?, "variant"?}`` ->
   the JSON of ``derive check --format json``;
 * ``POST /api/preview``: ``{"target", "text"}`` -> how derive reads one answer;
 * ``GET /`` and ``GET /NAME``: the checking page's files from ``derive/web/``.
@@ -197,7 +197,8 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/api/problem/"):
             target = path[len("/api/problem/"):]
             student = (query.get("student") or [None])[0]
-            return self._call("problem", {"target": target, "student": student})
+            variant = (query.get("variant") or [None])[0]
+            return self._call("problem", {"target": target, "student": student, "variant": variant})
         if path.startswith("/api/student/"):
             try:
                 if self.app.roster is None:

@@ -86,6 +86,33 @@ def _space(mo: Element, previous: Element | None) -> None:
         mo.tag = "mi"
 
 
+_ENV = re.compile(r"\\(begin|end)\{[a-z*]+\}|\\\\|&")
+
+
+def _aligned(tex: str) -> str:
+    r"""Rows aligned at ``&`` (``aligned``, or bare as in LaTeX's ``align*``),
+    which the converter does not know, as a two-column array.
+
+    >>> _aligned(r"z &= a \\ h &= b"), _aligned(r"\begin{bmatrix} 1 & 2 \end{bmatrix}")
+    ('\\begin{array}{rl}z &= a \\\\ h &= b\\end{array}', '\\begin{bmatrix} 1 & 2 \\end{bmatrix}')
+    """
+    for env, cols in (("aligned", "rl"), ("align*", "rl"), ("gathered", "c")):
+        tex = tex.replace(rf"\begin{{{env}}}", rf"\begin{{array}}{{{cols}}}").replace(rf"\end{{{env}}}", r"\end{array}")
+    depth, top = 0, set()
+    for m in _ENV.finditer(tex):
+        if m.group(1) == "begin":
+            depth += 1
+        elif m.group(1) == "end":
+            depth -= 1
+        elif depth == 0:
+            top.add(m.group(0))
+    if "&" in top:
+        return r"\begin{array}{rl}" + tex + r"\end{array}"
+    if top:
+        return r"\begin{array}{l}" + tex + r"\end{array}"
+    return tex
+
+
 @lru_cache(maxsize=4096)
 def mathml(tex: str, display: bool = False) -> str:
     r"""The MathML of ``tex`` (inline, or ``display`` for a block), as a string.
@@ -100,7 +127,7 @@ def mathml(tex: str, display: bool = False) -> str:
     """
     tex = tex[:MAX_TEX]
     try:
-        root = convert_to_element(tex, display="block" if display else "inline")
+        root = convert_to_element(_aligned(tex), display="block" if display else "inline")
         _clean(root)
     except Exception:  # noqa: BLE001 - any LaTeX the converter does not know still shows
         root = Element("math", {"display": "block" if display else "inline"})

@@ -11,7 +11,7 @@ const ACCEPTED = new Set(["correct", "equivalent", "rounding"]);
 const PREVIEW_DELAY_MS = 200;
 
 const $ = (id) => document.getElementById(id);
-const state = { target: null, student: null, roster: false, seq: 0 };
+const state = { target: null, student: null, variant: null, roster: false, seq: 0 };
 
 const BUSY_RETRIES = 20;
 const BUSY_WAIT_MS = 1500;
@@ -88,8 +88,10 @@ async function loadProblem() {
   $("answers").hidden = true;
   if (!id) return;
   const student = state.roster ? $("student").value.trim() : "";
+  const variant = state.roster && !student ? $("variant").value.trim() : "";
   let path = `/api/problem/${encodeURIComponent(id)}`;
   if (student) path += `?student=${encodeURIComponent(student)}`;
+  else if (variant) path += `?variant=${encodeURIComponent(variant)}`;
   status("loading\u2026");
   let p;
   try {
@@ -100,10 +102,11 @@ async function loadProblem() {
   }
   state.target = p.id;
   state.student = student || null;
+  state.variant = student ? null : (p.variant || null);
   history.replaceState(null, "", `#${encodeURIComponent(p.id)}`);
   $("title").textContent = p.title || p.id;
   $("source").textContent = [p.source ? `From ${p.source}.` : "",
-    p.variant ? `Your variant: number ${p.variant}.` : ""].join(" ").trim();
+    p.variant ? (student ? `Your variant: number ${p.variant}.` : `Variant ${p.variant}.`) : ""].join(" ").trim();
   setMath($("statement"), p.statement_html, p.question);
   buildRows(p.quantities || []);
   $("question").hidden = false;
@@ -188,6 +191,7 @@ async function check(event) {
   }
   const body = { target: state.target, answers };
   if (state.student) body.student = state.student;
+  else if (state.variant) body.variant = state.variant;
   const button = $("check");
   button.disabled = true;
   status("checking\u2026");
