@@ -33,6 +33,23 @@ from derive.budget import SPEC_BUILD_SECONDS, SPEC_SOLVE_SECONDS
 from derive.engine.spec import Spec, SpecError, build_spec, time_limit
 
 
+
+def memo_json(method):
+    """A solution's JSON is computed once (a solution does not change once
+    built); callers get their own copy, free to change."""
+    import copy
+    import functools
+
+    key = f"_json_memo_{method.__qualname__}"
+
+    @functools.wraps(method)
+    def wrapper(self):
+        cached = self.__dict__.get(key)
+        if cached is None:
+            cached = self.__dict__[key] = method(self)
+        return copy.deepcopy(cached)
+    return wrapper
+
 class Problem:
     """Base of every problem: an id, a title, where it comes from, a question."""
 
@@ -258,6 +275,7 @@ class GraphSolution(Solution):
                 out[n] = float(v)
         return out
 
+    @memo_json
     def to_json(self) -> dict:
         names_text = self._names_text()
         grads = {}

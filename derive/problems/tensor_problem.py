@@ -19,7 +19,7 @@ from derive.typeset.fmt import num_tex, num_text
 from derive.engine.numeric import VerificationError
 from derive.engine.optim import Optimizer, OptimizerError
 from derive.engine.parse import ExprError, number
-from derive.problems.base import GraphSolution, Problem
+from derive.problems.base import GraphSolution, Problem, memo_json
 from derive.engine.spec import SpecError
 
 #: graphs with at most this many derivation steps are also shown component by component
@@ -386,6 +386,7 @@ class TensorSolution(GraphSolution):
         return len(self.derivation.steps) <= COMPONENT_STEPS_LIMIT
 
     # -- JSON -------------------------------------------------------------
+    @memo_json
     def to_json(self) -> dict:
         out = super().to_json()
         out["dims"] = dict(self.dims)
