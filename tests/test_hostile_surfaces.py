@@ -105,6 +105,10 @@ def test_case(surface, case, tmp_path):
         assert len(err) <= 1100
     assert code == case["exit"], (code, err)
     if code == 2:
-        assert err == f"derive: error: {case['error']}\n"
+        # a case whose refusal may come in one of several phases (a time limit
+        # of 1 ms runs out while building or while solving, by machine speed)
+        # lists every acceptable line under ``errors``
+        accepted = case.get("errors") or [case["error"]]
+        assert err in [f"derive: error: {e}\n" for e in accepted]
     for name in case.get("unchanged") or []:
         assert (tmp_path / name).read_text() == "KEEP"
