@@ -160,7 +160,7 @@ def test_latex_failure_in_the_key_keeps_the_good_pdf(tmp_path, monkeypatch, caps
 def test_errata_section_without_the_module(monkeypatch):
     import derive.document.key
 
-    monkeypatch.setattr(derive.document.key, "errata_findings", lambda: None)
+    monkeypatch.setattr(derive.document.key, "errata_findings", lambda solved=None: None)
     tex = derive.document.key.key_document(builtins()[:1])
     assert "Errata are not yet available" in tex
 

@@ -42,9 +42,11 @@ def entries() -> list:
     return [dict(e, path=str(d / e["file"])) for e in read_file(d / "index.yaml")]
 
 
-def check_entry(entry: dict) -> dict | None:
+def check_entry(entry: dict, solved: dict | None = None) -> dict | None:
     """The check result of one transcribed answers file (None if its
-    problem is not built in yet)."""
+    problem is not built in yet).  ``solved`` (id -> the solution at the
+    problem's own values), where the caller has it, is used instead of
+    solving again."""
     from derive.problems import load
 
     try:
@@ -52,15 +54,27 @@ def check_entry(entry: dict) -> dict | None:
     except Exception:  # noqa: BLE001 - a built-in still being written
         return None
     values = read_file(Path(entry["path"]).parent / entry["values"]) if entry.get("values") else None
-    solution = problem.solve(values)
+    solution = (solved or {}).get(entry["target"]) if values is None else None
+    solution = solution or problem.solve(values)
     return check(solution, read_answers(entry["path"]), target=entry["target"]), solution
 
 
 @lru_cache(maxsize=1)
 def _findings() -> tuple:
+    return _collect()
+
+
+#: the last collection made with a caller's solutions (the key asks twice:
+#: for the summary and for the boxes beside the questions)
+_LAST: list = [None, ()]
+
+
+def _collect(solved: dict | None = None) -> tuple:
+    if solved is not None and _LAST[0] is solved:
+        return _LAST[1]
     out = []
     for entry in entries():
-        got = check_entry(entry)
+        got = check_entry(entry, solved)
         if got is None:
             continue
         result, solution = got
@@ -73,13 +87,17 @@ def _findings() -> tuple:
                         "quantity": item["name"], "written": item["given"],
                         "right": _right(solution, item), "why": _why(item["message"]),
                         "verdict": item["verdict"], "message": item["message"]})
+    if solved is not None:
+        _LAST[:] = [solved, tuple(out)]
     return tuple(out)
 
 
-def findings() -> list:
+def findings(solved: dict | None = None) -> list:
     """Every mistake found in the seeds' transcribed answers, in index order:
-    dicts with seed, question, target, quantity, written, right, why, verdict."""
-    return [dict(f) for f in _findings()]
+    dicts with seed, question, target, quantity, written, right, why, verdict.
+    ``solved`` (id -> solution at the problem's own values) saves solving the
+    problems a caller has already solved."""
+    return [dict(f) for f in (_collect(solved) if solved else _findings())]
 
 
 def _is_erratum(item) -> bool:
@@ -268,7 +286,7 @@ def key_errata(solutions: dict) -> list:
     from derive.document.keyparts import mat, n, rows, section
 
     out = []
-    for f in _findings():
+    for f in (_collect(solutions) if solutions else _findings()):
         key = (f["seed"], f["quantity"])
         if f["quantity"] == "dE_3/dU" and "\\sum" not in f["written"]:
             key = (f["seed"], "dE_3/dU as V")

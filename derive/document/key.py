@@ -41,9 +41,10 @@ def select(only=None) -> list:
     return [p for p in problems if p.id in wanted]
 
 
-def errata_findings() -> list | None:
+def errata_findings(solved: dict | None = None) -> list | None:
     """The errata found in the seeds' published solutions, or None while
-    :mod:`derive.document.errata` does not exist yet."""
+    :mod:`derive.document.errata` does not exist yet (``solved``: the
+    solutions the key already has, by id)."""
     try:
         module = importlib.import_module("derive.document.errata")
     except ModuleNotFoundError as exc:
@@ -51,7 +52,7 @@ def errata_findings() -> list | None:
             return None
         raise
     return [{k: str(f.get(k, "") if f.get(k) is not None else "") for k in ERRATA_FIELDS}
-            for f in module.findings()]
+            for f in module.findings(solved)]
 
 
 def coverage_context(sections: dict, anchors: dict | None = None) -> list:
@@ -133,7 +134,7 @@ def key_context(problems: list, errata: list | None = None, *, with_errata: bool
         c["letter"] = letters[c["id"]]
     printed = None
     if with_errata and errata is None:
-        found = errata_findings()
+        found = errata_findings(solutions)
         errata = found
         if found is not None:
             from derive.document.errata import key_errata
