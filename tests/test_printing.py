@@ -22,3 +22,13 @@ def test_negative_factor_keeps_its_parentheses_and_the_product_sign():
 
 def test_exact_fraction_shown_as_fraction():
     assert tex_with_numbers(2 * x, {x: sympy.Rational(1, 3)}) == r"2 \cdot \frac{1}{3}"
+
+
+def test_sums_are_written_as_a_person_writes_them():
+    import sympy
+
+    from derive.typeset.latex import latex
+    o, y, w, g = sympy.symbols("o1 y w g", real=True)
+    assert latex((y - o) ** 2 / 2) == r"\frac{\left(y - o_{1}\right)^{2}}{2}"      # not (-o_1 + y)^2 / 2
+    assert latex(w - g) == "- g + w".replace("- g + w", "w - g")
+    assert latex(-o - y) == "- o_{1} - y"                                          # nothing positive to lead
