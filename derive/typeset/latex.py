@@ -26,6 +26,7 @@ import sympy
 from pylatex.utils import escape_latex
 
 from derive.safetext import visible
+from derive.typeset.printing import PersonOrder
 from sympy.printing.latex import LatexPrinter
 
 
@@ -76,7 +77,7 @@ def superscript(base: str, sup: str) -> str:
     return f"{{{base}}}^{{{sup}}}" if "^" in base else f"{base}^{{{sup}}}"
 
 
-class DerivePrinter(LatexPrinter):
+class DerivePrinter(PersonOrder, LatexPrinter):
     r"""SymPy's LaTeX printer with derive's names and notation.
 
     ``names`` maps symbols (or MatrixSymbols) to their LaTeX; unnamed symbols
@@ -121,15 +122,6 @@ class DerivePrinter(LatexPrinter):
 
     def _print_HadamardProduct(self, expr):
         return r" \odot ".join(self.parenthesize(a, 50) for a in expr.args)
-
-    def _as_ordered_terms(self, expr, order=None):
-        # a sum as a person writes it: y - o_1, not -o_1 + y (a sum that
-        # starts with a plus term keeps SymPy's order)
-        terms = list(super()._as_ordered_terms(expr, order=order))
-        if terms and terms[0].could_extract_minus_sign():
-            plus = [t for t in terms if not t.could_extract_minus_sign()]
-            terms = plus + [t for t in terms if t.could_extract_minus_sign()]
-        return terms
 
 
 def latex(expr, names: dict | None = None) -> str:

@@ -34,7 +34,24 @@ class _NamedStr(StrPrinter):
         return self._names.get(expr, expr.name)
 
 
-class _NumberLatex(LatexPrinter):
+class PersonOrder:
+    """Printer mixin: a sum as a person writes it, a positive term first
+    (y - o_1, not -o_1 + y); a sum that already starts with one keeps
+    SymPy's order."""
+
+    def _as_ordered_terms(self, expr, order=None):
+        terms = list(super()._as_ordered_terms(expr, order=order))
+        if terms and terms[0].could_extract_minus_sign():
+            plus = [t for t in terms if not t.could_extract_minus_sign()]
+            terms = plus + [t for t in terms if t.could_extract_minus_sign()]
+        return terms
+
+
+class _Latex(PersonOrder, LatexPrinter):
+    pass
+
+
+class _NumberLatex(PersonOrder, LatexPrinter):
     """Prints symbols as given numbers, keeping every multiplication visible."""
 
     def __init__(self, numbers: dict):
@@ -51,7 +68,7 @@ class _NumberLatex(LatexPrinter):
 
 def tex(expr, names: dict | None = None) -> str:
     """LaTeX of ``expr`` with our symbol names."""
-    return sympy.latex(expr, symbol_names=names or {})
+    return _Latex({"symbol_names": names or {}}).doprint(expr)
 
 
 def text(expr, names: dict | None = None) -> str:
