@@ -178,7 +178,7 @@ class _Walker:
             v = _number_of(a)
             if v is None and self.b.t is not None:     # a step index: col(h, t-1)
                 try:
-                    v = _index(a, self.b.t, self.b.T, f"{fname}()")
+                    v = time_index(a, self.b.t, self.b.T, f"{fname}()")
                 except ExprError:
                     v = None
             if v is None:
@@ -285,7 +285,7 @@ class _MBuild:
         return ref
 
     def index(self, name, node, text):
-        k = _index(node, self.t, self.T, text)
+        k = time_index(node, self.t, self.T, text)
         at = f" at t = {self.t}" if self.t is not None else ""
         if name in self.seq_leaf:
             if not 1 <= k <= self.T:
@@ -429,7 +429,9 @@ def _T(unroll):
     return T
 
 
-def _index(node, t, T, text) -> int:
+def time_index(node, t, T, text) -> int:
+    """The step an index names (t, T, whole numbers, + and - of them), as the
+    scalar and matrix front ends both read it."""
     def value(n):
         if isinstance(n, ast.Constant) and isinstance(n.value, int) and not isinstance(n.value, bool):
             if abs(n.value) > 10**9:

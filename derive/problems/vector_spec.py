@@ -32,6 +32,7 @@ from derive.typeset.fmt import num_tex
 from derive.engine.graph import GraphError, default_latex
 from derive.engine.ops import OPS
 from derive.engine.optim import Optimizer, OptimizerError
+from derive.engine.matspec import time_index as index_of
 from derive.engine.parse import (_OPERATOR_NAMES, ExprError, _Builder, arithmetic, called_function, check_name, number, parse_tree,
                     too_large)
 from derive.engine.spec import KNOWN_KEYS, SpecError, _reaches_parameter, time_limit, title_and_question
@@ -308,27 +309,9 @@ def _scalar_op(symbol, x, y):
 
 
 def _index(node, scope: Scope, text: str) -> int:
-    """The step an index names: t, T, whole numbers, + and - of them."""
-    def value(n):
-        if isinstance(n, ast.Constant) and isinstance(n.value, int) and not isinstance(n.value, bool):
-            if abs(n.value) > 10**6:
-                raise ExprError(f"{text}: index is too large")
-            return n.value
-        if isinstance(n, ast.Name) and n.id == "t":
-            if scope.t is None:
-                raise ExprError(f"{text}: t is the step of the unroll; outside it write a number "
-                                "such as 1 or T")
-            return scope.t
-        if isinstance(n, ast.Name) and n.id == "T":
-            return scope.T
-        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub)):
-            a, b = value(n.left), value(n.right)
-            return a + b if isinstance(n.op, ast.Add) else a - b
-        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
-            return -value(n.operand)
-        raise ExprError(f"{text}: an index is t, T, a whole number, or + and - of them (t-1)")
-
-    return value(node)
+    """The step an index names: t, T, whole numbers, + and - of them (the
+    matrix front end's reading, with this unroll's t and T)."""
+    return index_of(node, scope.t, scope.T, text)
 
 
 # ---------------------------------------------------------------------------
