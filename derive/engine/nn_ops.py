@@ -509,10 +509,9 @@ for _name, _fwd, _grad, _what, _deriv in (
 
 # the kernels by the names the printed numpy calls them (matrix steps are
 # evaluated by running that code: derive.engine.exprs.evaluate)
-_NN_HELPERS = {"nn_" + _n: _f for _n, _f in vars(nn_kernels).items()
-               if callable(_f) and not _n.startswith("_") and getattr(_f, "__module__", "") == nn_kernels.__name__}
-X.HELPERS.update(_NN_HELPERS)
-X._EVAL_GLOBALS.update(_NN_HELPERS)     # evaluate's globals, built from HELPERS when exprs was imported
+for _n, _f in vars(nn_kernels).items():
+    if callable(_f) and not _n.startswith("_") and getattr(_f, "__module__", "") == nn_kernels.__name__:
+        X.register_numpy("nn_" + _n, _f)
 
 
 #: rules a worked solution states without a derivation (the reference has them)
