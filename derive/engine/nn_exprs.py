@@ -130,6 +130,12 @@ class NNExpr(X.TExpr):
         counted from the end, operands aligned on their sample axes."""
         return FORMS[self.key].get("batch", FORMS[self.key]["numpy"])(printer, self)
 
+    def _batchsumcode(self, printer):
+        """numpy for this gradient summed over the batch without forming it per
+        sample, or None where the batch form is simply summed."""
+        form = FORMS[self.key].get("batch_sum")
+        return form(printer, self) if form else None
+
 
 # --- printing helpers ------------------------------------------------------
 
@@ -456,12 +462,14 @@ def _b_two(numpy_fmt):
     return form
 
 
-def _b_per_sample(kernel, n_params):
-    """Convolutions: the kernel on each sample (its layouts say nothing of a batch)."""
+def _b_conv(kernel, summed=False):
+    """Convolutions on a whole batch: the batched kernel told each operand's own
+    number of axes; ``summed``: the kernel gradient summed over the batch ``_B``
+    (derive.codegen.matrix's name for the batch's shape)."""
     def form(pr, e):
-        ks = tuple(_k(x) for x in e.operands) + (None,) * n_params
-        args = [pr._print(x) for x in e.operands] + [_num(p) for p in e.params[:n_params]]
-        return f"nn_per_sample(nn_{kernel}, {ks!r}, {', '.join(args)})"
+        args = [pr._print(x) for x in e.operands] + [str(_k(x)) for x in e.operands] \
+            + [_num(p) for p in e.params[:2]] + (["_B"] if summed else [])
+        return f"nn_{kernel}({', '.join(args)})"
     return form
 
 
@@ -479,10 +487,11 @@ FORMS["min_share"]["batch"] = _b_two("(1 - {np}.sign({d}))/2")
 FORMS["reshape"]["batch"] = lambda pr, e: (f"nn_reshape_tail({pr._print(e.operands[0])}, "
                                            f"{_k(e.operands[0])}, {tuple(e.tshape)!r})")
 FORMS["flatten"]["batch"] = FORMS["reshape"]["batch"]
-for _key, _kernel in (("conv2d", "conv2d_any"), ("conv2d_dk", "conv2d_any_grad_kernel"),
-                      ("conv2d_dx", "conv2d_any_grad_input"), ("conv1d", "conv1d_any"),
-                      ("conv1d_dk", "conv1d_any_grad_kernel"), ("conv1d_dx", "conv1d_any_grad_input")):
-    FORMS[_key]["batch"] = _b_per_sample(_kernel, 2)
+for _d in ("1d", "2d"):
+    FORMS[f"conv{_d}"]["batch"] = _b_conv(f"conv{_d}_batched")
+    FORMS[f"conv{_d}_dk"]["batch"] = _b_conv(f"conv{_d}_batched_grad_kernel")
+    FORMS[f"conv{_d}_dk"]["batch_sum"] = _b_conv(f"conv{_d}_batched_grad_kernel", summed=True)
+    FORMS[f"conv{_d}_dx"]["batch"] = _b_conv(f"conv{_d}_batched_grad_input")
 
 
 # --- kernels for generated code ---------------------------------------------
@@ -492,9 +501,9 @@ def _helper_sources() -> dict:
     out = {}
     kernels = [n for n, fn in inspect.getmembers(nn_kernels, inspect.isfunction)
                if fn.__module__ == nn_kernels.__name__ and not n.startswith("_")]
-    calls = re.compile(r"(?<![\w.])(" + "|".join(kernels) + r")\(")
-    for name in kernels:    # def erf( -> def nn_erf(, and a call erf( -> nn_erf(
-        src = calls.sub(r"nn_\1(", inspect.getsource(getattr(nn_kernels, name)))
+    calls = re.compile(r"(?<![\w.])(" + "|".join(kernels) + r")(?=[(,)])")
+    for name in kernels:    # def erf( -> def nn_erf(, a call erf( -> nn_erf(, passed per_sample(erf, -> (nn_erf,
+        src = calls.sub(r"nn_\1", inspect.getsource(getattr(nn_kernels, name)))
         out["nn_" + name] = re.sub(r"\bnp\.", "numpy.", src)
     return out
 

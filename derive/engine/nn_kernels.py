@@ -156,18 +156,28 @@ def conv2d(X, K, stride, padding):
     kh, kw = K.shape[2], K.shape[3]
     Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     win = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-    return np.einsum("ncijab,ocab->noij", win, K, optimize=True)
+    # one matrix product over (channel, kernel row, kernel column): im2col
+    return np.tensordot(win, K, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
 
 
-def conv2d_grad_kernel(X, G, kshape, stride, padding):
-    """dL/dK: the cross-correlation of the (padded) input with the upstream G."""
+def conv2d_grad_kernel(X, G, kshape, stride, padding, per_image=False):
+    """dL/dK: the cross-correlation of the (padded) input with the upstream G
+    (summed over the images; ``per_image``: one kernel gradient per image)."""
     sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
     ph, pw = (padding, padding) if np.ndim(padding) == 0 else padding
     kh, kw = kshape[2], kshape[3]
     Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    win = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
-    win = win[:, :, ::sh, ::sw][:, :, :G.shape[2], :G.shape[3]]
-    return np.einsum("ncijab,noij->ocab", win, G, optimize=True)
+    oh, ow = G.shape[2], G.shape[3]
+    if per_image:
+        win = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
+        win = win[:, :, ::sh, ::sw][:, :, :oh, :ow]
+        return np.einsum("ncijab,noij->nocab", win, G, optimize=True)
+    dK = np.empty((G.shape[1], X.shape[1], kh, kw))
+    for a in range(kh):         # one product over (image, row, column) per kernel entry
+        for b in range(kw):
+            dK[:, :, a, b] = np.tensordot(G, Xp[:, :, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw],
+                                          axes=([0, 2, 3], [0, 2, 3]))
+    return dK
 
 
 def conv2d_grad_input(G, K, xshape, stride, padding):
@@ -182,7 +192,7 @@ def conv2d_grad_input(G, K, xshape, stride, padding):
     for a in range(kh):
         for b in range(kw):
             dXp[:, :, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw] += \
-                np.einsum("noij,oc->ncij", G, K[:, :, a, b])
+                np.tensordot(G, K[:, :, a, b], axes=([1], [0])).transpose(0, 3, 1, 2)
     return dXp[:, :, ph:ph + h, pw:pw + w]
 
 
@@ -236,33 +246,147 @@ def conv1d_any_grad_input(G, k, x, stride, padding):
     return conv2d_any_grad_input(rows(G), rows(k), rows(x), (1, stride), (0, padding)).reshape(x.shape)
 
 
+# Generated code (derive.codegen.matrix) gives every value leading batch axes:
+# the *_batched kernels take each operand's own number of axes (kx, kg, kk),
+# merge the batch into the kernels' N axis and make one call for the whole
+# batch, so a conv layer costs a few array operations whatever the batch size.
+
+def as_images(A, k):
+    """The last k axes of A (k = 2, 3, 4: H x W, C x H x W, N x C x H x W) as
+    (N, C, H, W) images, the leading batch axes merged into N; and the batch."""
+    batch, own = A.shape[:A.ndim - k], A.shape[A.ndim - k:]
+    full = (1,) * (4 - k) + own
+    return A.reshape((-1,) + full[1:]), batch
+
+
+def batch_broadcast(arrays, ks, extra=()):
+    """The arrays broadcast to one batch shape in front of their own axes."""
+    batch = tuple(extra)
+    for a, k in zip(arrays, ks):
+        batch = np.broadcast_shapes(batch, a.shape[:a.ndim - k])
+    return [np.broadcast_to(a, batch + a.shape[a.ndim - k:]) for a, k in zip(arrays, ks)], batch
+
+
+def conv2d_batched(X, K, kx, kk, stride, padding):
+    """conv2d_any on values with leading batch axes (X's own axes are its last
+    kx, K's its last kk): the batch goes into the images' axis, one call."""
+    X, K = np.asarray(X, dtype=float), np.asarray(K, dtype=float)
+    if K.ndim > kk:     # a kernel that differs by sample: one sample at a time
+        return per_sample(conv2d_any, (kx, kk, None, None), X, K, stride, padding)
+    x4, batch = as_images(X, kx)
+    Y = conv2d(x4, K.reshape((1,) * (4 - kk) + K.shape), stride, padding)
+    own = ((1,) * (4 - kx) + X.shape[X.ndim - kx:])[0:1] + Y.shape[1:]
+    return Y.reshape(batch + own[4 - kx:])
+
+
+def conv2d_batched_grad_kernel(X, G, K, kx, kg, kk, stride, padding, summed=None):
+    """dL/dK of conv2d_batched: one kernel gradient per sample, or (``summed``
+    the batch's shape) their sum over the batch, a sample without batch axes
+    counting once per sample."""
+    X, G = np.asarray(X, dtype=float), np.asarray(G, dtype=float)
+    kown = K.shape[K.ndim - kk:]
+    (X, G), batch = batch_broadcast((X, G), (kx, kg), () if summed is None else summed)
+    x4, _ = as_images(X, kx)
+    g4, _ = as_images(G, kg)
+    k4 = (1,) * (4 - kk) + kown
+    if summed is not None or not batch:
+        return conv2d_grad_kernel(x4, g4, k4, stride, padding).reshape(kown)
+    per = conv2d_grad_kernel(x4, g4, k4, stride, padding, per_image=True)
+    per = per.reshape((int(np.prod(batch)), -1) + per.shape[1:]).sum(axis=1)   # a sample's own images summed
+    return per.reshape(batch + kown)
+
+
+def conv2d_batched_grad_input(G, K, X, kg, kk, kx, stride, padding):
+    """dL/dX of conv2d_batched (X gives the input's shape)."""
+    G, K = np.asarray(G, dtype=float), np.asarray(K, dtype=float)
+    X = np.asarray(X)
+    if K.ndim > kk:
+        return per_sample(conv2d_any_grad_input, (kg, kk, kx, None, None), G, K, X, stride, padding)
+    xown = X.shape[X.ndim - kx:]
+    batch = np.broadcast_shapes(G.shape[:G.ndim - kg], X.shape[:X.ndim - kx])
+    g4, _ = as_images(np.broadcast_to(G, batch + G.shape[G.ndim - kg:]), kg)
+    x4 = (1,) * (4 - kx) + xown
+    dX = conv2d_grad_input(g4, K.reshape((1,) * (4 - kk) + K.shape), (g4.shape[0] * x4[0],) + x4[1:],
+                           stride, padding)
+    return dX.reshape(batch + xown)
+
+
+def as_rows(A):
+    """A height-1 axis before the last: a 1-D signal as a 1-row image."""
+    return A.reshape(A.shape[:-1] + (1, A.shape[-1]))
+
+
+def conv1d_batched(x, k, kx, kk, stride, padding):
+    """conv1d_any on values with leading batch axes."""
+    x, k = np.asarray(x, dtype=float), np.asarray(k, dtype=float)
+    Y = conv2d_batched(as_rows(x), as_rows(k), kx + 1, kk + 1, (1, stride), (0, padding))
+    return Y.reshape(Y.shape[:-2] + Y.shape[-1:])
+
+
+def conv1d_batched_grad_kernel(x, G, k, kx, kg, kk, stride, padding, summed=None):
+    """dL/dk of conv1d_batched (per sample, or summed over the batch)."""
+    x, G, k = np.asarray(x, dtype=float), np.asarray(G, dtype=float), np.asarray(k)
+    dk = conv2d_batched_grad_kernel(as_rows(x), as_rows(G), as_rows(k), kx + 1, kg + 1, kk + 1,
+                                    (1, stride), (0, padding), summed)
+    return dk.reshape(dk.shape[:-2] + dk.shape[-1:])
+
+
+def conv1d_batched_grad_input(G, k, x, kg, kk, kx, stride, padding):
+    """dL/dx of conv1d_batched."""
+    G, k, x = np.asarray(G, dtype=float), np.asarray(k, dtype=float), np.asarray(x)
+    dx = conv2d_batched_grad_input(as_rows(G), as_rows(k), as_rows(x), kg + 1, kk + 1, kx + 1, (1, stride), (0, padding))
+    return dx.reshape(dx.shape[:-2] + dx.shape[-1:])
+
+
+def pool_window(A, a, b, size, stride, oh, ow):
+    """The entries at offset (a, b) of every pooling window of A's last two
+    axes, as an oh x ow view (a view: adding to it adds to A)."""
+    return A[..., a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride]
+
+
+def pool_size(X, size, stride):
+    """The floor-mode output size (oh, ow) of pooling X's last two axes."""
+    return (X.shape[-2] - size) // stride + 1, (X.shape[-1] - size) // stride + 1
+
+
 def maxpool2d(X, size, stride):
-    """Max over size x size windows of the last two axes, floor mode."""
-    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
-    return win[..., ::stride, ::stride, :, :].max(axis=(-2, -1))
+    """Max over size x size windows of the last two axes, floor mode: the
+    maximum of the size^2 strided views, one array operation each."""
+    X = np.asarray(X, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    out = pool_window(X, 0, 0, size, stride, oh, ow).copy()
+    for k in range(1, size * size):
+        np.maximum(out, pool_window(X, k // size, k % size, size, stride, oh, ow), out=out)
+    return out
 
 
 def maxpool2d_grad(X, G, size, stride):
-    """Route each window's upstream entry to its first maximal entry (row-major)."""
-    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
-    win = win[..., ::stride, ::stride, :, :]
-    oh, ow = win.shape[-4], win.shape[-3]
-    lead = X.shape[:-2]
-    first = win.reshape(lead + (oh, ow, size * size)).argmax(axis=-1)
-    rows = np.arange(oh)[:, None] * stride + first // size
-    cols = np.arange(ow)[None, :] * stride + first % size
-    hw = X.shape[-2] * X.shape[-1]
-    flat = (rows * X.shape[-1] + cols).reshape(-1, oh * ow)
-    flat = flat + np.arange(flat.shape[0])[:, None] * hw    # each map its own block of entries
-    # one bincount for every map: overlapping windows add up at a shared maximum
-    dX = np.bincount(flat.ravel(), weights=np.asarray(G, float).ravel(), minlength=flat.shape[0] * hw)
-    return dX.reshape(X.shape)
+    """Route each window's upstream entry to its first maximal entry
+    (row-major), as torch; overlapping windows add up at a shared maximum.
+    The window entries are visited in row-major order: an entry equal to
+    the window's maximum takes G unless an earlier one already has."""
+    X, G = np.asarray(X, dtype=float), np.asarray(G, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    M = maxpool2d(X, size, stride)
+    taken = np.zeros(M.shape, dtype=bool)
+    dX = np.zeros(np.broadcast_shapes(X.shape[:-2], G.shape[:-2]) + X.shape[-2:])   # G may carry a batch X has not
+    for k in range(size * size):
+        hit = pool_window(X, k // size, k % size, size, stride, oh, ow) == M
+        hit &= ~taken
+        taken |= hit
+        view = pool_window(dX, k // size, k % size, size, stride, oh, ow)
+        view += G * hit
+    return dX
 
 
 def avgpool2d(X, size, stride):
     """Mean over size x size windows of the last two axes, floor mode."""
-    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
-    return win[..., ::stride, ::stride, :, :].mean(axis=(-2, -1))
+    X = np.asarray(X, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    out = pool_window(X, 0, 0, size, stride, oh, ow).copy()
+    for k in range(1, size * size):
+        out += pool_window(X, k // size, k % size, size, stride, oh, ow)
+    return out / (size * size)
 
 
 def avgpool2d_grad(X, G, size, stride):
