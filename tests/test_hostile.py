@@ -260,9 +260,10 @@ REFUSALS = {
     'vec-index-no-initial.yaml':
         'unroll.equations.h: h[t - 1] at t = 1 needs the initial state h[0]: give it as unroll.initial.h',
     'vec-index-no-unroll.yaml':
-        "forward.h: x[t]: only sequences can be indexed (inputs and targets declared with shape [T, ...], and the unroll's equations)",
+        "forward.h: x[t]: only sequences are indexed by the step (inputs and targets declared with shape [T, ...], "
+        "and the unroll's equations); other quantities take numpy's whole-number indices and slices, as x[0] or x[0:2]",
     'vec-index-not-sequence.yaml':
-        "forward.h: W[1]: only sequences can be indexed (inputs and targets declared with shape [T, ...], and the unroll's equations)",
+        'forward.h: W[2]: axis 0 has 2 entries: an index is a whole number from -2 to 1, got 2',
     'vec-index-out-of-range.yaml':
         'loss: h[3] is step 3, outside 0..2',
     'vec-index-t-outside.yaml':
@@ -315,7 +316,30 @@ REFUSALS = {
     'vec-shape-text.yaml':
         'parameters.W.shape: sizes must be whole numbers from 1 to 256, got __import__("os")',
     'vec-slice.yaml':
-        'unroll.equations.h: h[0:1]: an index is t, T, a whole number, or + and - of them (t-1)',
+        'unroll.equations.h: h[0:1]: h is a sequence: index it by the step (h[t], h[t-1]), then slice that step (h[t][0:2])',
+    # numpy's slicing: whole-number bounds within the axis, step 1, the user's text echoed
+    'vec-slice-bound-call.yaml':
+        "forward.h: a[0:len(a)]: an index or a slice's bound is a whole number (counted from 0, a negative one "
+        "from the end, as numpy), as x[0], x[0:2], X[:, -1]",
+    'vec-slice-bound-float.yaml':
+        "forward.h: a[0:1.5]: an index or a slice's bound is a whole number (counted from 0, a negative one "
+        "from the end, as numpy), as x[0], x[0:2], X[:, -1]",
+    'vec-slice-bound-huge.yaml':
+        "forward.h: a[0:10**400]: an index or a slice's bound is a whole number (counted from 0, a negative one "
+        "from the end, as numpy), as x[0], x[0:2], X[:, -1]",
+    'vec-slice-bound-name.yaml':
+        "forward.h: a[0:n]: an index or a slice's bound is a whole number (counted from 0, a negative one "
+        "from the end, as numpy), as x[0], x[0:2], X[:, -1]",
+    'vec-slice-empty.yaml':
+        'forward.h: a[3:1]: axis 0: the slice 3:1 selects nothing',
+    'vec-slice-index-out-of-range.yaml':
+        'forward.h: G[-4, 0]: axis 0 has 2 entries: an index is a whole number from -2 to 1, got -4',
+    'vec-slice-out-of-range.yaml':
+        "forward.h: G[:, 0:5]: axis 1 has 2 entries: a slice's bounds are whole numbers from -2 to 2, got 5",
+    'vec-slice-step.yaml':
+        "forward.h: a[0:4:2]: a slice's step must be 1 (start:stop)",
+    'vec-slice-too-many.yaml':
+        'forward.h: a[0, 1]: 2 indices for a quantity of shape 4',
     'vec-softmax-matrix.yaml':
         'forward.h: softmax() needs a vector, got 2 x 2',
     'vec-softmax-overflow.yaml':

@@ -156,7 +156,8 @@ def test_sum_over_broadcast_axes_is_labelled_by_its_axes_not_as_a_batch():
     assert d.step_of("b").latex == dz + r"^{\top} \mathbf{1}"           # the column sums
     assert d.step_of("c").latex == dz + r" \mathbf{1}"                  # the row sums
     assert d.step_of("e").latex == r"\mathbf{1}^{\top} " + dz
-    assert d.step_of("f").latex == (r"\textstyle\sum_{\text{axes } 1, 2} \left(\left(m + m\right) \odot "
+    assert d.step_of("m").spec == "2 * m"           # the two contributions of m * m counted once
+    assert d.step_of("f").latex == (r"\textstyle\sum_{\text{axes } 1, 2} \left(\frac{\partial L}{\partial m} \odot "
                                     r"\left(1 - m \odot m\right)\right)")
     assert "batch" not in "".join(s.latex for s in d.steps)
     assert all(c["passed"] for c in checks(g, leaves, d))

@@ -558,7 +558,7 @@ def test_pi_is_the_constant():
     ("softmax", [(2, 3)], {}, "softmax: a 2 x 3 input needs an axis (0 or 1)"),
     ("sum", [(2, 3)], {"axis": 2}, "sum: axis 2 does not exist for a 2 x 3 input"),
     ("reshape", [(2, 3)], {"rows": 4, "cols": 2}, "reshape: 2 x 3 has 6 entries, 4 x 2 needs 8"),
-    ("reshape", [(2, 3)], {"rows": 3}, "reshape: needs the sizes"),
+    ("reshape", [(2, 3)], {"rows": 4}, "reshape: 2 x 3 has 6 entries, 4 needs 4"),
     ("maximum", [(2, 3), (4,)], {}, "maximum: shapes 2 x 3 and 4 do not broadcast"),
     ("flatten", [(2, 2, 2, 2, 2)], {}, "flatten: an input of shape 2 x 2 x 2 x 2 x 2 has more than 4 axes"),
 ])

@@ -198,11 +198,12 @@ def test_every_conv_and_pool_step_reads_back_as_spec_syntax_to_its_value():
     assert seen == {"xcorr2d", "conv_transpose2d", "xcorr1d", "conv_transpose1d", "maxunpool2d", "avgunpool2d"}
     step = {s.name: s.spec for s in mixed.steps}
     # the remainders of a floor-mode stride: the rows conv_transpose gives back (output_padding)
-    assert step["dL/dx"] == "conv_transpose1d(y + y, k, 2, 1, 1)"
-    assert step["dL/dk"] == "xcorr1d(x, y + y, 2, 1, 3)"
-    assert step["dL/dM"] == "conv_transpose2d(dL_dZ, K, 2, 1, 1, 0) + maxunpool2d(Q + Q, M, 2)"
+    assert step["dL/dy"] == "2 * y"            # the two contributions of y * y counted once
+    assert step["dL/dx"] == "conv_transpose1d(dL_dy, k, 2, 1, 1)"
+    assert step["dL/dk"] == "xcorr1d(x, dL_dy, 2, 1, 3)"
+    assert step["dL/dM"] == "conv_transpose2d(dL_dZ, K, 2, 1, 1, 0) + maxunpool2d(dL_dQ, M, 2)"
     assert step["dL/dK"] == "xcorr2d(M, dL_dZ, 2, 1, 3)"
-    assert step["dL/dA"] == "avgunpool2d(P + P, A, 2, 1)"
+    assert step["dL/dA"] == "avgunpool2d(dL_dP, A, 2, 1)"
 
 
 def test_attention_matrix_steps_show_row_wise_softmax_and_layer_norm():

@@ -109,19 +109,11 @@ def _stack(*parts):
     return numpy.concatenate([numpy.broadcast_to(p, batch + p.shape[-1:]) for p in parts], axis=-1)
 
 
-def _place_row(g, index, rows, k):
+def _pad(g, k, shape, widths):
+    """g (sample ndim k, reshaped to ``shape``: the axes a slice's index dropped put back) among zeros."""
     g = numpy.asarray(g, dtype=float)
     batch = g.shape[:g.ndim - k]
-    out = numpy.zeros(batch + (rows,) + g.shape[g.ndim - k:])
-    out[(Ellipsis, index) + (slice(None),) * k] = g
-    return out
-
-
-def _place_col(g, index, cols):
-    g = numpy.asarray(g, dtype=float)
-    out = numpy.zeros(g.shape + (cols,))
-    out[..., index] = g
-    return out
+    return numpy.pad(g.reshape(batch + tuple(shape)), ((0, 0),) * len(batch) + tuple(widths))
 
 
 def _sigmoid(x):
@@ -257,11 +249,13 @@ class BatchPrinter(X.NumpyPrinter):
     def _print_Col(self, e):
         return f"{self._print(e.args[0])}[..., :, {int(e.args[1])}]"
 
-    def _print_PlaceRow(self, e):
-        return f"_place_row({self._print(e.args[0])}, {int(e.args[1])}, {int(e.args[2])}, {_k(e.args[0])})"
+    def _print_Index(self, e):
+        parts = [str(r) if isinstance(r, int) else (":" if r == (0, n) else f"{r[0]}:{r[1]}")
+                 for r, n in zip(e.index, e.in_shape)]
+        return f"({self._print(e.args[0])})[..., {', '.join(parts)}]"
 
-    def _print_PlaceCol(self, e):
-        return f"_place_col({self._print(e.args[0])}, {int(e.args[1])}, {int(e.args[2])})"
+    def _print_Pad(self, e):
+        return f"_pad({self._print(e.args[0])}, {_k(e.args[0])}, {e.inner_shape!r}, {e.widths!r})"
 
     def _print_Call(self, e):
         return f"_{e.fname}({', '.join(self._print(a) for a in e.args[1:])})"

@@ -262,7 +262,7 @@ register(TensorOp(
     forward=lambda xs, p: np.asarray(xs[0])[p["index"]],
     vjp=lambda i, G, xs, out, p: _row_vjp(G, xs[0], p["index"]),
     symbolic=lambda s, p: X.row_(s[0], p["index"]),
-    rule=lambda i, G, s, out, p: X.place_row(G, p["index"], (X._np_shape_of(s[0]) or (0,))[0]),
+    rule=lambda i, G, s, out, p: _place(G, (p["index"],), X._np_shape_of(s[0])),
     doc="step t of a sequence declared [T, ...]: row index (0-based)"))
 
 
@@ -284,7 +284,7 @@ register(TensorOp(
     forward=lambda xs, p: np.asarray(xs[0])[:, p["index"]],
     vjp=lambda i, G, xs, out, p: _col_vjp(G, xs[0], p["index"]),
     symbolic=lambda s, p: X.col_(s[0], p["index"]),
-    rule=lambda i, G, s, out, p: X.place_col(G, p["index"], (X._np_shape_of(s[0]) or (0, 0))[1]),
+    rule=lambda i, G, s, out, p: _place(G, ((0, X._np_shape_of(s[0])[0]), p["index"]), X._np_shape_of(s[0])),
     doc="column index (0-based) of a matrix: col(h, t-1) is h_t"))
 
 
@@ -292,6 +292,108 @@ def _row_vjp(G, x, index):
     g = np.zeros(np.shape(x))
     g[index] = G
     return g
+
+
+# -- numpy's slicing: X[0:4], G[:, 0:1], H[:, 2] and its adjoint, pad ----------------
+
+def full_index(index, shape) -> tuple:
+    """``index`` (per axis ``(start, stop)`` or a whole number, numpy's
+    negative numbers allowed, trailing axes left out) checked against
+    ``shape`` and normalised: 0 <= start < stop <= n, 0 <= i < n.  Bounds out
+    of the axis are refused (numpy would clip them silently).
+
+    >>> full_index(((0, 1),), (3, 2)), full_index(((-2, None), 1), (4, 3))
+    (((0, 1), (0, 2)), ((2, 4), 1))
+    """
+    index = tuple(index)
+    if len(index) > len(shape):
+        raise ShapeError(f"{len(index)} indices for a quantity of shape {_words(shape)}")
+    out = []
+    for k, (r, n) in enumerate(zip(index + ((None, None),) * (len(shape) - len(index)), shape)):
+        if isinstance(r, tuple):
+            a, b = r
+            a = 0 if a is None else a
+            b = n if b is None else b
+            for v in (a, b):
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not -n <= v <= n:
+                    raise ShapeError(f"axis {k} has {n} entries: a slice's bounds are whole numbers "
+                                     f"from {-n} to {n}, got {v}")
+            a, b = int(a) % n if a < 0 else int(a), int(b) + n if b < 0 else int(b)
+            if a >= b:
+                raise ShapeError(f"axis {k}: the slice {r[0] if r[0] is not None else ''}:"
+                                 f"{r[1] if r[1] is not None else ''} selects nothing")
+            out.append((a, b))
+        else:
+            if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not -n <= r < n:
+                raise ShapeError(f"axis {k} has {n} entries: an index is a whole number from {-n} to {n - 1}, "
+                                 f"got {r}")
+            out.append(int(r) % n)
+    return tuple(out)
+
+
+def _np_index(index) -> tuple:
+    return tuple(r if isinstance(r, int) else slice(*r) for r in index)
+
+
+def _index_shape(shapes, p):
+    return tuple(r[1] - r[0] for r in full_index(p["index"], shapes[0]) if not isinstance(r, int))
+
+
+def _index_vjp(i, G, xs, out, p):
+    g = np.zeros(np.shape(xs[0]))
+    g[_np_index(full_index(p["index"], np.shape(xs[0])))] = G
+    return g
+
+
+def _place(G, index, shape):
+    """The adjoint of ``X[index]``: G put back among zeros of X's shape."""
+    index = full_index(index, shape)
+    widths = [(r, n - r - 1) if isinstance(r, int) else (r[0], n - r[1]) for r, n in zip(index, shape)]
+    return X.pad(G, widths, tuple(k for k, r in enumerate(index) if isinstance(r, int)))
+
+
+register(TensorOp(
+    name="index", inputs=1, params=(("index", ()),), shape=_index_shape,
+    forward=lambda xs, p: np.asarray(xs[0])[_np_index(full_index(p["index"], np.shape(xs[0])))],
+    vjp=_index_vjp,
+    symbolic=lambda s, p: X.index_(s[0], full_index(p["index"], X._np_shape_of(s[0])), X._np_shape_of(s[0])),
+    rule=lambda i, G, s, out, p: _place(G, p["index"], X._np_shape_of(s[0])),
+    doc="numpy's slicing X[0:4], G[:, 0:1], H[:, 2] (written as a subscript): start:stop per axis, "
+        "an index drops its axis; its adjoint is the upstream among zeros, pad(...)"))
+
+_PAD_PARAMS = tuple((f"w{k}", None) for k in range(8))
+
+
+def _widths(p) -> tuple:
+    given = [p[f"w{k}"] for k in range(8) if p.get(f"w{k}") is not None]
+    return tuple(zip(given[0::2], given[1::2]))
+
+
+def _pad_shape(shapes, p):
+    (s,) = shapes
+    given = [p[f"w{k}"] for k in range(8) if p.get(f"w{k}") is not None]
+    if not s or len(given) != 2 * len(s):
+        raise ShapeError(f"pad(X, before, after, ...) takes two numbers per axis of X (zeros before and after), "
+                         f"{2 * len(s)} for a {_words(s)} quantity, got {len(given)}")
+    for v in given:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= 10**6:
+            raise ShapeError(f"pad: the numbers of zeros are whole numbers from 0 to 1000000, got {v}")
+    return tuple(n + a + b for n, (a, b) in zip(s, _widths(p)))
+
+
+def _pad_vjp(i, G, xs, out, p):
+    shape = np.shape(xs[0])
+    return np.asarray(G)[tuple(slice(a, a + n) for n, (a, _) in zip(shape, _widths(p)))]
+
+
+register(TensorOp(
+    name="pad", inputs=1, params=_PAD_PARAMS, shape=_pad_shape,
+    forward=lambda xs, p: np.pad(np.asarray(xs[0], dtype=float), _widths(p)),
+    vjp=_pad_vjp,
+    symbolic=lambda s, p: X.pad(s[0], _widths(p)),
+    rule=lambda i, G, s, out, p: X.index_(G, tuple((a, a + n) for n, (a, _) in zip(X._np_shape_of(s[0]), _widths(p))),
+                                          tuple(n + a + b for n, (a, b) in zip(X._np_shape_of(s[0]), _widths(p)))),
+    doc="pad(X, before0, after0, before1, after1, ...): X among zeros, numpy's pad; the adjoint of a slice"))
 
 
 # -- elementwise functions of the scalar table ------------------------------------

@@ -148,17 +148,25 @@ def _default_tex(name: str) -> str:
     return default_latex(name)
 
 
+def _prec_of(child, printer) -> int:
+    """How tightly ``child`` binds as ``printer`` writes it."""
+    own = getattr(child, "prec_for", None)
+    if own is not None:
+        return own(printer)
+    cp = getattr(child, "prec", None)
+    if cp is not None:
+        return cp
+    if isinstance(child, Basic) and child.is_Number and child < 0:
+        return P_NEG
+    if isinstance(child, Basic) and child.is_Rational and not child.is_Integer:
+        return P_MUL
+    return P_ATOM
+
+
 def _paren(printer, child, prec: int, strict: bool = False) -> str:
     """``child`` printed, parenthesised when it binds looser than ``prec``."""
     text = printer._print(child)
-    cp = getattr(child, "prec", None)
-    if cp is None:
-        if isinstance(child, Basic) and child.is_Number and child < 0:
-            cp = P_NEG
-        elif isinstance(child, Basic) and child.is_Rational and not child.is_Integer:
-            cp = P_MUL
-        else:
-            cp = P_ATOM
+    cp = _prec_of(child, printer)
     if cp < prec or (strict and cp == prec):
         if isinstance(printer, LatexPrinter):
             return rf"\left({text}\right)"
@@ -184,6 +192,8 @@ class Add_(TExpr):
         for a in self.args[1:]:
             if isinstance(a, Neg):
                 out += f" - {_paren(printer, a.args[0], P_ADD, strict=True)}"
+            elif isinstance(a, Had) and _is_num(a.args[0]) and a.args[0] < 0:
+                out += f" - {_paren(printer, had(-a.args[0], *a.args[1:]), P_ADD, strict=True)}"
             elif isinstance(a, Basic) and a.is_Number and a < 0:
                 out += f" - {printer._print(-a)}"
             else:
@@ -236,7 +246,24 @@ class Had(TExpr):
             r" \odot ".join(_paren(printer, a, P_MUL + 1) for a in args)
 
     def _spec(self, printer):
-        return " * ".join(self._parts(printer))
+        """``-Y / 3``, ``2 * y``, ``y / 2``: a rational coefficient as a person
+        writes it (numerator in front, denominator after the product)."""
+        args = list(self.args)
+        if not (args and _is_num(args[0]) and args[0].is_Rational):
+            return " * ".join(self._parts(printer))
+        c, rest = args.pop(0), args
+        body = " * ".join(_paren(printer, a, P_MUL + 1) for a in rest)
+        p, q = abs(c.p), c.q
+        text = body if p == 1 else f"{p} * {body}"
+        if q != 1:
+            text = f"{text} / {q}"
+        return ("-" if c < 0 else "") + text
+
+    def prec_for(self, printer):
+        """A leading minus binds as a negation in spec text (``-Y / 3``)."""
+        if isinstance(printer, SpecPrinter) and _is_num(self.args[0]) and self.args[0] < 0:
+            return P_NEG
+        return P_MUL
 
     def _numpycode(self, printer):
         return " * ".join(self._parts(printer))
@@ -456,6 +483,9 @@ class SumTo(TExpr):
         return rf"\textstyle\sum_{{{where}}} \left({printer._print(x)}\right)"
 
     def _spec(self, printer):
+        axes, src = self.summed_axes(), _np_shape_of(self.args[0])
+        if axes is not None and len(axes) == 1 and len(src) == len(self.np_shape):
+            return f"sum({printer._print(self.args[0])}, {axes[0]})"     # numpy's keepdims, as the spec's sum
         return f"sum_to({printer._print(self.args[0])}, {', '.join(str(n) for n in self.np_shape)})"
 
     def _numpycode(self, printer):
@@ -554,55 +584,165 @@ class Col(TExpr):
         return f"{_paren(printer, self.args[0], P_ATOM)}[:, {int(self.args[1])}]"
 
 
-class PlaceCol(TExpr):
-    r"""``G`` as column ``index`` of zeros: ``G \mathbf{e}_{j}^{\top}``."""
-
-    @property
-    def np_shape(self):
-        s = _np_shape_of(self.args[0])
-        return None if s is None else tuple(s) + (int(self.args[2]),)
-
-    def _latex(self, printer):
-        return rf"{_paren(printer, self.args[0], P_ATOM)} \mathbf{{e}}_{{{int(self.args[1]) + 1}}}^{{\top}}"
-
-    def _spec(self, printer):
-        return f"place_col({printer._print(self.args[0])}, {int(self.args[1])}, {int(self.args[2])})"
-
-    def _numpycode(self, printer):
-        return f"numpy.outer({printer._print(self.args[0])}, numpy.eye({int(self.args[2])})[{int(self.args[1])}])"
-
-
 def col_(x, index: int):
     return Col(x, Integer(index))
 
 
-def place_col(g, index: int, cols: int):
-    return PlaceCol(g, Integer(index), Integer(cols))
+def _ranges(index) -> tuple:
+    """``((start, stop) or i, ...)`` as plain ints from SymPy's tuples."""
+    return tuple(int(r) if not isinstance(r, Tuple) else (int(r[0]), int(r[1])) for r in index)
 
 
-class PlaceRow(TExpr):
-    r"""``G`` placed as row ``index`` of zeros with ``rows`` rows:
-    ``\mathbf{e}_{t} G^{\top}``, the adjoint of one step of a sequence."""
+def index_text(index, shape) -> str:
+    """numpy's subscript of a slice, as an engineer writes it: ``:`` for a
+    whole axis, ``0:4``, ``4:`` (to the end), ``2`` (an index drops the axis);
+    trailing whole axes left out.
+
+    >>> index_text(((0, 3), (0, 1)), (3, 2)), index_text(((4, 8),), (8,)), index_text(((1, 5), 2), (5, 4))
+    (':, 0:1', '4:', '1:, 2')
+    >>> index_text(((0, 4),), (8,))
+    '0:4'
+
+    """
+    parts = []
+    for r, n in zip(index, shape):
+        if isinstance(r, int):
+            parts.append(str(r))
+        elif r == (0, n):
+            parts.append(":")
+        else:
+            parts.append(f"{r[0]}:{r[1] if r[1] != n else ''}")
+    while len(parts) > 1 and parts[-1] == ":":
+        parts.pop()
+    return ", ".join(parts)
+
+
+def _index_tex(index, shape) -> str:
+    """The same selection 1-based and inclusive, as a textbook writes it:
+    ``a_{1:4}``, ``G_{:,1}``, ``X_{2:5,:}``."""
+    parts = []
+    for r, n in zip(index, shape):
+        if isinstance(r, int):
+            parts.append(str(r + 1))
+        elif r == (0, n):
+            parts.append(":")
+        elif r[1] - r[0] == 1:
+            parts.append(str(r[0] + 1))
+        else:
+            parts.append(f"{r[0] + 1}:{r[1]}")
+    return ",".join(parts)
+
+
+class Index(TExpr):
+    """numpy's basic slicing ``X[0:4]``, ``G[:, 0:1]``, ``H[:, 2]``: per axis
+    a range ``(start, stop)`` (0-based, stop excluded) or an index, which
+    drops the axis (args: operand, the ranges, the operand's shape)."""
+
+    @property
+    def index(self):
+        return _ranges(self.args[1])
+
+    @property
+    def in_shape(self):
+        return tuple(int(n) for n in self.args[2])
 
     @property
     def np_shape(self):
-        s = _np_shape_of(self.args[0])
-        return None if s is None else (int(self.args[2]),) + tuple(s)
+        return tuple(r[1] - r[0] for r in self.index if not isinstance(r, int))
 
     def _latex(self, printer):
-        k = int(self.args[1]) + 1
-        g = _paren(printer, self.args[0], P_ATOM)
-        return rf"\mathbf{{e}}_{{{k}}} {g}^{{\top}}" if _np_shape_of(self.args[0]) else rf"\mathbf{{e}}_{{{k}}} {g}"
+        x, sub = self.args[0], _index_tex(self.index, self.in_shape)
+        if isinstance(x, TensorSymbol) and "_" not in x.tex and "^" not in x.tex:
+            return f"{x.tex}_{{{sub}}}"
+        return rf"\left[{printer._print(x)}\right]_{{{sub}}}"
 
     def _spec(self, printer):
-        return f"place_row({printer._print(self.args[0])}, {int(self.args[1])}, {int(self.args[2])})"
+        return f"{_paren(printer, self.args[0], P_ATOM)}[{index_text(self.index, self.in_shape)}]"
 
     def _numpycode(self, printer):
-        return f"_place_row({printer._print(self.args[0])}, {int(self.args[1])}, {int(self.args[2])})"
+        return f"{_paren(printer, self.args[0], P_ATOM)}[{index_text(self.index, self.in_shape)}]"
 
 
-def place_row(g, index: int, rows: int):
-    return PlaceRow(g, Integer(index), Integer(rows))
+def index_(x, index, in_shape):
+    """``x[index]`` (see :class:`Index`); the whole of x is x itself."""
+    index = tuple(index)
+    if all(not isinstance(r, int) and tuple(r) == (0, n) for r, n in zip(index, in_shape)):
+        return x
+    return Index(x, Tuple(*[Integer(r) if isinstance(r, int) else Tuple(Integer(r[0]), Integer(r[1]))
+                            for r in index]), Tuple(*[Integer(n) for n in in_shape]))
+
+
+class Pad(TExpr):
+    r"""``G`` among zeros: ``(before, after)`` zeros on each axis (numpy's
+    ``pad``), after a size-1 axis is put in at each of ``inserted`` (the
+    adjoint of a slice: ``G`` placed back where the slice took it from).
+    LaTeX is the block matrix a textbook writes, ``[ar{Y}\; \mathbf{0}]``."""
+
+    @property
+    def widths(self):
+        return tuple((int(a), int(b)) for a, b in self.args[1])
+
+    @property
+    def inserted(self):
+        return tuple(int(k) for k in self.args[2])
+
+    @property
+    def inner_shape(self):
+        """G's shape with the inserted axes."""
+        s = list(_np_shape_of(self.args[0]) or ())
+        for k in self.inserted:
+            s.insert(k, 1)
+        return tuple(s)
+
+    @property
+    def np_shape(self):
+        return tuple(n + a + b for n, (a, b) in zip(self.inner_shape, self.widths))
+
+    def _reshaped(self, printer):
+        g = printer._print(self.args[0])
+        if not self.inserted:
+            return g
+        return f"reshape({g}, {', '.join(map(str, self.inner_shape))})"
+
+    def _latex(self, printer):
+        shape, widths = self.np_shape, self.widths
+        g = printer._print(self.args[0])
+        if len(shape) == 2 and self.inserted == (0,):     # a row placed in a matrix: g as a row
+            g = rf"{_paren(printer, self.args[0], P_ATOM)}^{{\top}}" if _np_shape_of(self.args[0]) else g
+        if len(shape) > 2:
+            pads = ",".join(f"{a},{b}" for a, b in widths)
+            return rf"\operatorname{{pad}}_{{{pads}}}\left({g}\right)"
+        zero = r"\mathbf{0}"
+        (r0, r1), (c0, c1) = widths[0], (widths[1] if len(shape) == 2 else (0, 0))
+        cols = [c for c, w in ((zero, c0), (g, 1), (zero, c1)) if w]
+        rows = [r for r, w in ((None, r0), (cols, 1), (None, r1)) if w]
+        body = r" \\ ".join(" & ".join(cols) if r is cols else " & ".join([zero] * len(cols)) for r in rows)
+        return rf"\begin{{bmatrix}} {body} \end{{bmatrix}}"
+
+    def _spec(self, printer):
+        return f"pad({self._reshaped(printer)}, {', '.join(f'{a}, {b}' for a, b in self.widths)})"
+
+    def _numpycode(self, printer):
+        g = printer._print(self.args[0])
+        if self.inserted:
+            g = f"numpy.reshape({g}, {self.inner_shape!r})"
+        return f"numpy.pad({g}, {self.widths!r})"
+
+
+def pad(g, widths, inserted=()):
+    """``g`` among zeros (see :class:`Pad`); no zeros and no axes: g itself."""
+    widths = tuple((int(a), int(b)) for a, b in widths)
+    while inserted and getattr(g, "key", None) == "reshape":     # reshape(reshape(G, 3), 3, 1): G itself
+        inner, want = g.operands[0], list(_np_shape_of(g) or ())
+        for k in inserted:
+            want.insert(k, 1)
+        if tuple(want) != tuple(_np_shape_of(inner) or ()):
+            break
+        g, inserted = inner, ()
+    if not inserted and all(w == (0, 0) for w in widths):
+        return g
+    return Pad(g, Tuple(*[Tuple(Integer(a), Integer(b)) for a, b in widths]),
+               Tuple(*[Integer(k) for k in inserted]))
 
 
 class Call(TExpr):
@@ -659,7 +799,20 @@ def add(*terms):
         return Integer(0)
     if all(_is_num(t) for t in flat):
         return sympy.Add(*flat)
+    shape = broadcast_shapes(*[_np_shape_of(t) for t in flat])
+    if shape is not None and any(_np_shape_of(t) == shape and _ones_coeff(t) is None for t in flat):
+        # y + (1/15) ones: the constant broadcasts as a number does
+        flat = [t if _ones_coeff(t) is None else _ones_coeff(t) for t in flat]
     return flat[0] if len(flat) == 1 else Add_(*flat)
+
+
+def _ones_coeff(x):
+    """c where ``x`` is ones times a number c, else None."""
+    if isinstance(x, Ones):
+        return Integer(1)
+    if isinstance(x, Had) and len(x.args) == 2 and _is_num(x.args[0]) and isinstance(x.args[1], Ones):
+        return x.args[0]
+    return None
 
 
 def neg(x):
@@ -880,13 +1033,6 @@ def _log_softmax(x):
     return x - m - np.log(np.sum(np.exp(x - m)))
 
 
-def _place_row(g, index, rows):
-    g = np.asarray(g, dtype=float)
-    out = np.zeros((rows,) + g.shape)
-    out[index] = g
-    return out
-
-
 #: the helpers the numpy code of a step calls besides numpy (codegen writes batched ones)
 HELPERS = {
     "_sigmoid": _sigmoid,
@@ -895,7 +1041,6 @@ HELPERS = {
     "_softplus": lambda x: np.logaddexp(0.0, x),
     "_sum_to": _sum_to,
     "_softmax": _softmax,
-    "_place_row": _place_row,
     "_log_softmax": _log_softmax,
 }
 

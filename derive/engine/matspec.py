@@ -6,7 +6,8 @@ The same spec format as :mod:`derive.problems.vector_spec` (``{shape, value}`` l
 values, so the cost of building does not depend on the sizes.  Expressions
 are walked from their checked ``ast`` (:func:`derive.engine.parse.parse_tree`, no
 eval): numbers, names, ``+ - * / **`` (elementwise, broadcasting as numpy),
-``@``, indexing a sequence by the time step (``H[t-1]``), and calls of any
+``@``, indexing a sequence by the time step (``H[t-1]``), numpy's slicing of
+any other quantity (``a[0:4]``, ``G[:, 0:1]``, ``H[:, 2]``), and calls of any
 registered tensor operation (:data:`~derive.engine.tensor_op.TENSOR_OPS`),
 ``op(tensor, ..., number, ...)``: its tensor arguments, then its numeric
 parameters in order (``softmax(S, 1)``, ``leaky_relu(x, 0.1)``).
@@ -62,6 +63,7 @@ class MatrixSpec:
     leaves: dict                 # name -> numpy array
     T: int | None = None
     data: dict = field(default_factory=dict)
+    sequences: frozenset = frozenset()     # leaves declared [T, ...]: indexed by the step (I[t])
 
     def forward(self, leaves: dict | None = None) -> dict:
         return self.graph.forward(self.leaves if leaves is None else leaves)
@@ -80,8 +82,8 @@ class MatrixSpec:
 class _Walker:
     """The allow-list walk of one expression into graph expressions."""
 
-    def __init__(self, build: "_MBuild", where: str):
-        self.b, self.where = build, where
+    def __init__(self, build: "_MBuild", where: str, text: str = ""):
+        self.b, self.where, self.text = build, where, text.strip()
 
     def visit(self, node):
         method = getattr(self, "visit_" + type(node).__name__, None)
@@ -104,9 +106,49 @@ class _Walker:
         return self.b.lookup(node.id)
 
     def visit_Subscript(self, node):
-        if not isinstance(node.value, ast.Name):
-            raise ExprError("only a sequence's name may be indexed, as H[t-1]")
-        return self.b.index(node.value.id, node.slice, f"{node.value.id}[{ast.unparse(node.slice)}]")
+        """A sequence's step (``H[t-1]``, ``I[t]``, ``E[2]``: one index, counted
+        from 1) or numpy's slicing of any other quantity (``a[0:4]``,
+        ``G[:, 0:1]``, ``H[:, 2]``: counted from 0)."""
+        text = self.source(node)
+        sl, value = node.slice, node.value
+        name = value.id if isinstance(value, ast.Name) else None
+        if name is not None and self.b.is_sequence(name):
+            if isinstance(sl, (ast.Slice, ast.Tuple)):
+                raise ExprError(f"{text}: {name} is a sequence: index it by the step ({name}[t], {name}[t-1]), "
+                                f"then slice that step ({name}[t][0:2])")
+            return self.b.index(name, sl, text)
+        x = self.visit(value)
+        if isinstance(x, Const):
+            raise ExprError(f"{text}: only a quantity can be indexed, not a number")
+        index = []
+        for part in (sl.elts if isinstance(sl, ast.Tuple) else [sl]):
+            if isinstance(part, ast.Slice):
+                if part.step is not None and _number_of(part.step) != 1:
+                    raise ExprError(f"{text}: a slice's step must be 1 (start:stop)")
+                index.append(tuple(None if b is None else self.bound(b, text) for b in (part.lower, part.upper)))
+            else:
+                index.append(self.bound(part, text))
+        try:
+            return self.b.apply("index", x, index=tuple(index))
+        except ExprError as exc:
+            raise ExprError(f"{text}: {exc}") from None
+
+    def bound(self, node, text) -> int:
+        """A slice's bound or an index: a whole number, as numpy takes it."""
+        v = _number_of(node)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        if any(isinstance(n, ast.Name) and n.id in ("t", "T") for n in ast.walk(node)):
+            raise ExprError(f"{text}: only sequences are indexed by the step (inputs and targets declared with "
+                            "shape [T, ...], and the unroll's equations); other quantities take numpy's "
+                            "whole-number indices and slices, as x[0] or x[0:2]")
+        raise ExprError(f"{text}: an index or a slice's bound is a whole number (counted from 0, a negative "
+                        "one from the end, as numpy), as x[0], x[0:2], X[:, -1]")
+
+    def source(self, node) -> str:
+        """The user's text of ``node`` as written (for messages)."""
+        seg = ast.get_source_segment(self.text, node) if self.text else None
+        return seg if seg is not None else ast.unparse(node)
 
     def visit_UnaryOp(self, node):
         x = self.visit(node.operand)
@@ -150,7 +192,7 @@ class _Walker:
         if "__" in fname:
             raise ExprError(f"name {fname!r} is not allowed (dunder names are refused)")
         op = TENSOR_OPS.get(fname)
-        if op is None or fname in ("row", "neg", "add", "sub", "mul", "div", "pow", "matmul"):
+        if op is None or fname in HIDDEN:
             raise ExprError(f"unknown function {fname!r}; known: {', '.join(spec_functions())}")
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             raise ExprError(f"{fname}() takes positional arguments only")
@@ -205,9 +247,12 @@ def _number_of(node):
     return None
 
 
+#: operations a spec writes as operators or subscripts, never by name
+HIDDEN = frozenset({"row", "index", "neg", "add", "sub", "mul", "div", "pow", "matmul"})
+
+
 def spec_functions() -> list:
-    hidden = {"row", "neg", "add", "sub", "mul", "div", "pow", "matmul"}
-    return sorted(n for n in TENSOR_OPS if n not in hidden)
+    return sorted(n for n in TENSOR_OPS if n not in HIDDEN)
 
 
 class _MBuild:
@@ -258,13 +303,17 @@ class _MBuild:
             return self.names[name]
         if name in self.seq_steps and self.t is None:
             return self.stacked(name)
-        if name in TENSOR_OPS and TENSOR_OPS[name].inputs == 0:     # a constant (pi)
+        if name in TENSOR_OPS and TENSOR_OPS[name].inputs == 0 and not TENSOR_OPS[name].params:   # pi
             return Const(TENSOR_OPS[name].symbolic((), {}))
         if name in TENSOR_OPS:
             raise ExprError(f"{name!r} is a function and must be called, as {name}(...)")
         err = ExprError(f"unknown name {name!r}")
         err.unknown_name = name
         raise err
+
+    def is_sequence(self, name) -> bool:
+        """A leaf declared [T, ...] or an equation of the unroll: indexed by the step."""
+        return name in self.seq_leaf or name in self.seq_steps
 
     def whole_sequence(self, name) -> bool:
         return self.t is None and name in self.seq_steps
@@ -310,7 +359,7 @@ class _MBuild:
         try:
             if isinstance(text, (int, float)) and not isinstance(text, bool):
                 return Const(sympy.sympify(text))
-            return _Walker(self, where).visit(parse_tree(text))
+            return _Walker(self, where, text).visit(parse_tree(text))
         except ExprError as exc:
             name = getattr(exc, "unknown_name", None)
             if name is not None and name in self.later:
@@ -369,7 +418,7 @@ class _MBuild:
         for name in data.get("input_gradients") or []:
             if name in self.g.nodes and self.g.nodes[name].kind == "input":
                 self.g.wanted_inputs.append(name)
-        return MatrixSpec(self.g, self.leaves, self.T, data)
+        return MatrixSpec(self.g, self.leaves, self.T, data, frozenset(self.seq_leaf))
 
     def _name(self, where, name):
         try:

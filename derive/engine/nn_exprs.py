@@ -116,6 +116,15 @@ class NNExpr(X.TExpr):
         rank = FORMS[self.key].get("precedence", "Func")
         return _PREC[rank(self) if callable(rank) else rank]
 
+    def prec_for(self, printer) -> int:
+        """How tightly the form ``printer`` writes binds: the LaTeX of a sum
+        along an axis is a product (X 1), its spec and numpy text a call."""
+        if isinstance(printer, X.LatexPrinter):
+            return self.prec
+        rank = FORMS[self.key].get("text_precedence", "Func")
+        rank = rank(self, printer) if callable(rank) else rank
+        return rank if isinstance(rank, int) else _PREC[rank]
+
     def _latex(self, printer):
         return FORMS[self.key]["latex"](printer, self)
 
@@ -135,6 +144,16 @@ class NNExpr(X.TExpr):
         sample, or None where the batch form is simply summed."""
         form = FORMS[self.key].get("batch_sum")
         return form(printer, self) if form else None
+
+
+def bcast(G, shape, axis, n=None):
+    """A reduced adjoint spread back along its axis (divided by ``n``, the
+    length of the axis, for a mean); a constant stays a constant times ones,
+    so that ``-mean(sum(Y * P, 1))`` gives ``-Y / 3``, not ones times Y."""
+    c = G if isinstance(G, sympy.Basic) and G.is_Number else X._ones_coeff(G)
+    if c is not None:
+        return X.had(c / (n or 1), X.ones(shape))
+    return NNExpr("bcast", (G,), shape, (axis,) if n is None else (axis, n))
 
 
 # --- printing helpers ------------------------------------------------------
@@ -455,6 +474,12 @@ for _d in ("2d", "1d"):
         "latex": _lat_conv_dx, "spec": _spec_trimmed(f"conv_transpose{_d}", lambda e: (0,) * (len(e.params) - 2)),
         "numpy": lambda pr, e, _d=_d: _call(f"nn_conv_transpose{_d}_any", pr, e),
         "precedence": lambda e: "Mul" if e.params[1] == 0 else "Func"}
+
+# how tightly the spec and numpy text binds where it is not a call
+for _key in ("max_share", "min_share", "erf_grad"):
+    FORMS[_key]["text_precedence"] = "Mul"
+FORMS["bcast"]["text_precedence"] = lambda e, pr: (
+    X.P_MUL if len(e.params) > 1 or not isinstance(pr, X.SpecPrinter) else X._prec_of(e.operands[0], pr))
 
 # how tightly each compound LaTeX form binds (default: a function call)
 for _key, _rank in {"max_share": "Mul", "min_share": "Mul", "gelu_grad": "Add", "erf_grad": "Mul"}.items():

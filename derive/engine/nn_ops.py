@@ -31,7 +31,7 @@ import sympy
 
 from derive.engine import exprs as X
 from derive.engine import nn_kernels
-from derive.engine.nn_exprs import NNExpr, tshape
+from derive.engine.nn_exprs import NNExpr, bcast, tshape
 from derive.engine.tensor_op import TENSOR_OPS, ShapeError, TensorOp, register
 
 MAX_AXES = 4
@@ -97,7 +97,7 @@ def _softmax_vjp(i, G, xs, out, p):
 def _softmax_rule(i, G, xs, out, p):
     shape, ax = tshape(xs[0]), p["axis"]
     inner = NNExpr("sum_axis", (X.had(out, G),), _reduced(shape, ax), (ax,))
-    return X.had(out, X.sub(G, NNExpr("bcast", (inner,), shape, (ax,))))
+    return X.had(out, X.sub(G, bcast(inner, shape, ax)))
 
 
 def _log_softmax_vjp(i, G, xs, out, p):
@@ -107,7 +107,7 @@ def _log_softmax_vjp(i, G, xs, out, p):
 
 def _log_softmax_rule(i, G, xs, out, p):
     shape, ax = tshape(xs[0]), p["axis"]
-    total = NNExpr("bcast", (NNExpr("sum_axis", (G,), _reduced(shape, ax), (ax,)),), shape, (ax,))
+    total = bcast(NNExpr("sum_axis", (G,), _reduced(shape, ax), (ax,)), shape, ax)
     return X.sub(G, X.had(NNExpr("softmax", (xs[0],), shape, (ax,)), total))
 
 
@@ -155,7 +155,7 @@ def _count(shape, ax):
 
 
 def _bcast_rule(G, A, ax):
-    return NNExpr("bcast", (G,), tshape(A), (ax,))
+    return bcast(G, tshape(A), ax)
 
 
 register(TensorOp(
@@ -181,7 +181,7 @@ register(TensorOp(
                             NNExpr("mean_axis", xs, _reduced(tshape(xs[0]), p["axis"]), (p["axis"],))),
     rule=lambda i, G, xs, out, p: (
         X.had(sympy.Rational(1, _count(tshape(xs[0]), None)), G) if p["axis"] is None
-        else NNExpr("bcast", (G,), tshape(xs[0]), (p["axis"], _count(tshape(xs[0]), p["axis"])))),
+        else bcast(G, tshape(xs[0]), p["axis"], _count(tshape(xs[0]), p["axis"]))),
     doc="mean(X, axis): the mean along the axis keeping it with size 1; mean(X): of every entry",
     extra={"derivation": (r"\bar{X} = \frac{1}{n}\,\bar{m}\,\mathbf{1}^{\top} \text{ for } m = \frac{1}{n} X\mathbf{1}",)}))
 
@@ -353,14 +353,28 @@ def _sizes(p) -> tuple:
 def _reshape_shape(shapes, p):
     (s,) = shapes
     _check_rank("reshape", s)
-    if p.get("rows") is None or p.get("cols") is None:
-        raise ShapeError("reshape: needs the sizes, reshape(X, rows, cols) (up to four)")
+    if p.get("rows") is None:
+        raise ShapeError("reshape: needs the sizes, reshape(X, n) or reshape(X, rows, cols) (up to four)")
     sizes = tuple(_whole("reshape", "a size", n, 1) for n in _sizes(p))
     if int(np.prod(sizes)) != int(np.prod(s)):
         raise ShapeError(f"reshape: {_dims(s)} has {int(np.prod(s))} entries, "
                          f"{_dims(sizes)} needs {int(np.prod(sizes))}")
     return sizes
 
+
+def _ones_shape(shapes, p):
+    if p.get("rows") is None:
+        raise ShapeError("ones: needs the sizes, ones(n) or ones(rows, cols) (up to four)")
+    return tuple(_whole("ones", "a size", n, 1) for n in _sizes(p))
+
+
+register(TensorOp(
+    name="ones", inputs=0, params=_RESHAPE_PARAMS, shape=_ones_shape,
+    forward=lambda xs, p: np.ones(_sizes(p)),
+    vjp=lambda i, G, xs, out, p: None,
+    symbolic=lambda xs, p: X.ones(_sizes(p)),
+    doc="ones(rows, cols): a tensor of ones (numpy's ones); c * ones(...) is the adjoint of a mean "
+        "that nothing else shapes"))
 
 register(TensorOp(
     name="reshape", inputs=1, params=_RESHAPE_PARAMS,

@@ -251,6 +251,9 @@ def _factor_common(terms: list):
     G n' + G h_prev -> G (h_prev - n); positive terms first."""
     if len(terms) < 2:
         return X.add(*terms)
+    terms = _like_terms(terms)
+    if len(terms) < 2:
+        return X.add(*terms)
     if all(isinstance(t, X.Slice) for t in terms) and len({t.args[1:] for t in terms}) == 1:
         return X.Slice(X.add(*[t.args[0] for t in terms]), *terms[0].args[1:])   # [a]_k + [b]_k = [a + b]_k
     split = [_factors(t) for t in terms]
@@ -269,6 +272,25 @@ def _factor_common(terms: list):
         rests.append(r if sign > 0 else X.neg(r))
     rests.sort(key=lambda r: isinstance(r, X.Neg) or (isinstance(r, sympy.Basic) and r.is_Number and r < 0))
     return X.had(*common, X.add(*rests))
+
+
+def _like_terms(terms: list) -> list:
+    """Equal terms counted once with their coefficients added:
+    y/2 + y/2 -> y, y + y -> 2 * y (the contributions of y * y)."""
+    order, coeff = [], {}
+    for t in terms:
+        sign, fs = _factors(t)
+        c = sympy.Integer(sign)
+        if fs and isinstance(fs[0], sympy.Basic) and fs[0].is_Number:
+            c, fs = c * fs[0], fs[1:]
+        body = X.had(*fs) if fs else sympy.Integer(1)
+        if body not in coeff:
+            order.append(body)
+            coeff[body] = sympy.Integer(0)
+        coeff[body] += c
+    kept = [X.had(coeff[b], b) for b in order if coeff[b] != 0]
+    # nothing merged, or everything cancelled (a - a: left as written, the rules below need a shape)
+    return terms if len(order) == len(terms) or not kept else kept
 
 
 def _fit(r, shape: tuple):
@@ -291,6 +313,8 @@ def _closed(expr, adjoints: set) -> bool:
         if isinstance(a, X.Row):
             return ok(a.args[0])
         if isinstance(a, (sympy.Number, X.Ones)):
+            return True
+        if isinstance(a, X.Had) and X._ones_coeff(a) is not None:     # a constant: (1/2) ones
             return True
         return isinstance(a, (X.Add_, X.Neg)) and all(ok(b) for b in a.args)
 

@@ -41,11 +41,16 @@ def builtins() -> list:
 def tensor_only(data: dict) -> bool:
     """Whether a vector spec uses what only the matrix engine reads: a leaf of
     more than two axes (after a leading T), an operation of the tensor table
-    that the component-wise front end lacks (``conv2d``, ``gelu``, ``pi``), or
-    an axis (``softmax(S, 1)``, ``sum(X, 0)``).
+    that the component-wise front end lacks (``conv2d``, ``gelu``, ``pi``),
+    an axis (``softmax(S, 1)``, ``sum(X, 0)``), or numpy's slicing (``a[0:4]``;
+    a sequence's step ``H[t-1]`` both front ends read).
 
     >>> tensor_only({"forward": {"A": "softmax(S, 1)"}}), tensor_only({"forward": {"h": "tanh(W @ x)"}})
     (True, False)
+    >>> tensor_only({"forward": {"h": "a[0:4] * sigmoid(a[4:8])"}})
+    True
+    >>> tensor_only({"inputs": {"I": {"shape": ["T", 2]}}, "unroll": {"T": 2, "equations": {"h": "tanh(I[t])"}}})
+    False
     """
     import ast
 
@@ -69,12 +74,23 @@ def tensor_only(data: dict) -> bool:
         elif isinstance(item, list):
             todo.extend(item)
     component_wise = set(FUNCTIONS) | set(OPS)
+    sequences = set((data.get("unroll") or {}).get("equations") or {}) if isinstance(data.get("unroll"), dict) else set()
+    for section in ("inputs", "targets", "parameters"):
+        block = data.get(section)
+        for name, raw in (block.items() if isinstance(block, dict) else ()):
+            if isinstance(raw, dict) and isinstance(raw.get("shape"), list) and raw["shape"][:1] == ["T"]:
+                sequences.add(name)
     for text in texts:
         try:
             tree = parse_tree(text)      # the checked parser; a bad expression is the front end's to report
         except ExprError:
             continue
         for node in ast.walk(tree):
+            # numpy's slicing (a[0:4], G[:, 0], (W @ x)[1]): anything but a sequence's step H[t-1]
+            if isinstance(node, ast.Subscript) and (
+                    isinstance(node.slice, (ast.Slice, ast.Tuple)) or not isinstance(node.value, ast.Name)
+                    or node.value.id not in sequences):
+                return True
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in TENSOR_OPS:
                 name = node.func.id
                 if name not in component_wise or (name != "stack" and len(node.args) > 1):
