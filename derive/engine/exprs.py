@@ -469,13 +469,14 @@ class SumTo(TExpr):
         row sums G 1; otherwise a sum labelled with the axes."""
         x, axes = self.args[0], self.summed_axes()
         one = r"\mathbf{1}"
+        strict = isinstance(x, (Had, Div))      # (G ⊙ E) 1, not G ⊙ E 1
         if axes is not None and len(_np_shape_of(x)) == 2 and axes:
             if axes == (0,):
-                return (rf"{one}^{{\top}} {_paren(printer, x, P_MUL)}" if len(self.np_shape) == 2
+                return (rf"{one}^{{\top}} {_paren(printer, x, P_MUL, strict)}" if len(self.np_shape) == 2
                         else rf"{_paren(printer, x, P_ATOM)}^{{\top}} {one}")
             if axes == (1,):
-                return rf"{_paren(printer, x, P_MUL)} {one}"
-            return rf"{one}^{{\top}} {_paren(printer, x, P_MUL)} {one}"
+                return rf"{_paren(printer, x, P_MUL, strict)} {one}"
+            return rf"{one}^{{\top}} {_paren(printer, x, P_MUL, strict)} {one}"
         if not axes:
             where = r"\text{broadcast axes}"
         else:
@@ -595,11 +596,12 @@ def _ranges(index) -> tuple:
 
 def index_text(index, shape) -> str:
     """numpy's subscript of a slice, as an engineer writes it: ``:`` for a
-    whole axis, ``0:4``, ``4:`` (to the end), ``2`` (an index drops the axis);
-    trailing whole axes left out.
+    whole axis, ``0:4`` (both bounds, counted from 0, whatever negative
+    numbers the spec used), ``2`` (an index drops the axis); trailing whole
+    axes left out.
 
     >>> index_text(((0, 3), (0, 1)), (3, 2)), index_text(((4, 8),), (8,)), index_text(((1, 5), 2), (5, 4))
-    (':, 0:1', '4:', '1:, 2')
+    (':, 0:1', '4:8', '1:5, 2')
     >>> index_text(((0, 4),), (8,))
     '0:4'
 
@@ -611,7 +613,7 @@ def index_text(index, shape) -> str:
         elif r == (0, n):
             parts.append(":")
         else:
-            parts.append(f"{r[0]}:{r[1] if r[1] != n else ''}")
+            parts.append(f"{r[0]}:{r[1]}")
     while len(parts) > 1 and parts[-1] == ":":
         parts.pop()
     return ", ".join(parts)

@@ -113,10 +113,11 @@ class _Walker:
         sl, value = node.slice, node.value
         name = value.id if isinstance(value, ast.Name) else None
         if name is not None and self.b.is_sequence(name):
-            if isinstance(sl, (ast.Slice, ast.Tuple)):
+            if not isinstance(sl, (ast.Slice, ast.Tuple)):
+                return self.b.index(name, sl, text)
+            if not self.b.this_step(name):      # inside the unroll, a bare name is this step's value
                 raise ExprError(f"{text}: {name} is a sequence: index it by the step ({name}[t], {name}[t-1]), "
                                 f"then slice that step ({name}[t][0:2])")
-            return self.b.index(name, sl, text)
         x = self.visit(value)
         if isinstance(x, Const):
             raise ExprError(f"{text}: only a quantity can be indexed, not a number")
@@ -314,6 +315,10 @@ class _MBuild:
     def is_sequence(self, name) -> bool:
         """A leaf declared [T, ...] or an equation of the unroll: indexed by the step."""
         return name in self.seq_leaf or name in self.seq_steps
+
+    def this_step(self, name) -> bool:
+        """Whether ``name`` is a sequence already computed in the current step t."""
+        return self.t is not None and self.t in self.seq_steps.get(name, {}) and name not in self.pending
 
     def whole_sequence(self, name) -> bool:
         return self.t is None and name in self.seq_steps

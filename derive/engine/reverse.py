@@ -254,6 +254,9 @@ def _factor_common(terms: list):
     terms = _like_terms(terms)
     if len(terms) < 2:
         return X.add(*terms)
+    blocks = _blocks(terms)
+    if blocks is not None:
+        return blocks
     if all(isinstance(t, X.Slice) for t in terms) and len({t.args[1:] for t in terms}) == 1:
         return X.Slice(X.add(*[t.args[0] for t in terms]), *terms[0].args[1:])   # [a]_k + [b]_k = [a + b]_k
     split = [_factors(t) for t in terms]
@@ -291,6 +294,21 @@ def _like_terms(terms: list) -> list:
     kept = [X.had(coeff[b], b) for b in order if coeff[b] != 0]
     # nothing merged, or everything cancelled (a - a: left as written, the rules below need a shape)
     return terms if len(order) == len(terms) or not kept else kept
+
+
+def _blocks(terms: list):
+    """Vectors padded into disjoint blocks that tile the whole (the adjoints of
+    a[0:4] and a[4:8]) are the blocks one above the other: stack(g, h)."""
+    if not all(isinstance(t, X.Pad) and not t.inserted and len(t.widths) == 1 for t in terms):
+        return None
+    spans = sorted(((t.widths[0][0], t.np_shape[0] - t.widths[0][1], t.args[0]) for t in terms),
+                   key=lambda s: s[0])
+    at = 0
+    for start, stop, _ in spans:
+        if start != at:
+            return None
+        at = stop
+    return X.stack_(*[g for _, _, g in spans]) if at == terms[0].np_shape[0] else None
 
 
 def _fit(r, shape: tuple):
