@@ -338,6 +338,10 @@ REFUSALS = {
         "forward.h: G[:, 0:5]: axis 1 has 2 entries: a slice's bounds are whole numbers from -2 to 2, got 5",
     'vec-slice-step.yaml':
         "forward.h: a[0:4:2]: a slice's step must be 1 (start:stop)",
+    'vec-pad-bomb.yaml':
+        'forward.h: the values and adjoints need more than 2,048 MB of memory (raise it with --max-memory MB)',
+    'vec-ones-bomb.yaml':
+        'forward.h: the values and adjoints need more than 2,048 MB of memory (raise it with --max-memory MB)',
     'vec-slice-too-many.yaml':
         'forward.h: a[0, 1]: 2 indices for a quantity of shape 4',
     'vec-softmax-matrix.yaml':

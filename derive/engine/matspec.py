@@ -277,7 +277,7 @@ class _MBuild:
             e = self.g.apply(name, *args, **params)
         except ShapeError as exc:
             raise ExprError(str(exc)) from None
-        self._spend(int(np.prod(e.shape)) if e.shape else 1)
+        self._spend(int(np.prod(e.shape, dtype=object)) if e.shape else 1)   # object: no int64 wrap-around
         return e
 
     def _spend(self, entries: int):
