@@ -27,6 +27,7 @@ import sympy
 from derive.typeset import blocks as B
 from derive.typeset.fmt import num_tex
 from derive.document.render import check_words
+from derive.problems.lstm import ARGS_TEX
 
 #: what a part is: computed by derive, a checked choice, or an outline
 COMPUTED, CHOICE, OUTLINE = "computed", "choice", "outline"
@@ -516,7 +517,8 @@ def _seed003(sol, app) -> list:
                   "$W_\\ast$, $b_\\ast$",
             accept="the seed's notation $w_i [h_{t-1}, x_t]$; separate input and recurrent matrices",
             tolerance="equations and roles; numbers relative $10^{-3}$", marks="10",
-            steps=tables[:1] + [B.tex_prose("Gradients of $L = \\tfrac12 \\lVert h - y \\rVert^2$ in matrix form:")]
+            steps=tables[:1] + [B.tex_prose("Gradients of $L = \\tfrac12 \\lVert h - y \\rVert^2$ in matrix form, where "
+                                            + ARGS_TEX + ":")]
             + matrix + [B.tex_prose("Their values at derive's instance:"),
                         B.Equations(tuple(matrix_values(bl, ("W_{i}", "W_{f}", "W_{o}", "W_{c}"))))],
             verify=checks_line(s, app["lstm-cell"]), problem="lstm-cell",
@@ -555,7 +557,8 @@ def _seed003(sol, app) -> list:
                    "its relevance to the previous decoder state $s_{i-1}$ and read a context vector $c_i$ from "
                    "them, instead of one fixed summary of the sentence."),
             steps=steps, verify=checks_line(s, app["bahdanau-attention"]), problem="bahdanau-attention",
-            instance="The numbers are derive's: $T_x = 3$ annotations of size 2 (Appendix "
+            instance="The numbers are derive's: $T_x = 3$ annotations of size 2, one decoder step, so the "
+                     "worked lines drop the index $i$ and write $s_{\\text{prev}}$ for $s_{i-1}$ (Appendix "
                      + app["bahdanau-attention"] + ")."))
     for label, q, words in (
             ("2.a", "Why are R-CNN and its variants more accurate but slower than YOLO or SSD?",

@@ -169,8 +169,7 @@ def _table(b: B.Table) -> dict:
     per_piece = min(math.ceil(len(rows) / folds), PIECE_ROWS)
     pieces = []
     chunk = folds * per_piece
-    for start in range(0, max(len(rows), 1), chunk):
-        part = rows[start:start + chunk]
+    for part in _by_height(rows, chunk) if folds == 1 else [rows[s:s + chunk] for s in range(0, max(len(rows), 1), chunk)]:
         halves = [part[k * per_piece:(k + 1) * per_piece] for k in range(folds)]
         halves = [h for h in halves if h] or [[]]
         n = max(len(h) for h in halves)
@@ -183,6 +182,44 @@ def _table(b: B.Table) -> dict:
         spec = "@{\\hspace{2.5em}}".join([align] * len(halves))
         pieces.append({"align": spec, "header": header * len(halves), "rows": merged})
     return {"kind": "table", "caption": _words(b.caption), "pieces": pieces}
+
+
+#: a table whose rows hold matrices comes in pieces of at most this many lines:
+#: a piece that does not fit moves whole to the next page, and a smaller one
+#: leaves less of a page empty
+PIECE_LINES = 16
+
+
+def _row_lines(row: list) -> int:
+    """How many text lines a table row takes: a matrix cell as many as its rows."""
+    tall = 1
+    for c in row:
+        tex = c.get("tex", "") if c.get("math") else ""
+        if "matrix}" in tex:
+            tall = max(tall, tex.count(r"\\") + 1)
+    return tall
+
+
+def _by_height(rows: list, chunk: int) -> list:
+    r"""``rows`` in runs of at most ``chunk`` rows and, where rows are tall
+    (matrices), of at most :data:`PIECE_LINES` lines.
+
+    >>> cell = lambda k: {"math": True, "tex": r"\begin{bmatrix}" + r" \\ ".join("1" * k) + r"\end{bmatrix}"}
+    >>> [len(p) for p in _by_height([[cell(4)]] * 6, 30)]
+    [4, 2]
+    >>> [len(p) for p in _by_height([[cell(1)]] * 6, 30)]
+    [6]
+    """
+    heights = [_row_lines(r) for r in rows]
+    tall = any(h > 1 for h in heights)
+    pieces, run, lines = [], [], 0
+    for r, h in zip(rows, heights):
+        if run and (len(run) >= chunk or (tall and lines + h > PIECE_LINES)):
+            pieces.append(run)
+            run, lines = [], 0
+        run.append(r)
+        lines += h
+    return pieces + [run]
 
 
 def _checks(b: B.Checks) -> dict:
@@ -257,11 +294,13 @@ def _plot(data: dict) -> dict:
         # marks, where asked, come from the cycle list: each curve its own
         opts = ["const plot", "no markers"] if step else (["mark size=1.6pt", "mark options={solid}"]
                                                           if s.get("marks") else ["no markers"])
-        series.append({"label": str(s.get("label", "")), "options": ", ".join(["thick"] + opts),
+        series.append({"label": _words(s.get("label", "")), "width": len(B.plain(s.get("label", ""))),
+                       "options": ", ".join(["thick"] + opts),
                        "coords": " ".join(pts), "ys": ys_of(pts)})
     yticks = _log_ticks([y for s in series for y in s.pop("ys")]) if logy else []
-    wide = max((len(s["label"]) for s in series), default=0) > 14 or len(series) > 6
-    return {"xlabel": str(data.get("xlabel", "")), "ylabel": str(data.get("ylabel", "")),
+    wide = max((s.pop("width") for s in series), default=0) > 14 or len(series) > 6
+    # labels and legends as the key's other words: built-in text with $...$ maths typeset, the rest escaped
+    return {"xlabel": _words(data.get("xlabel", "")), "ylabel": _words(data.get("ylabel", "")),
             "logy": logy, "series": series, "yticks": yticks, "legend_below": wide}
 
 
@@ -428,7 +467,7 @@ def block_context(b) -> dict:
         return _checks(b)
     if isinstance(b, B.Figure) and b.kind in _FIGURES:
         ctx = _FIGURES[b.kind](b.data or {})
-        return {"kind": "figure-" + b.kind, "caption": B.plain(b.caption), "fig": ctx}
+        return {"kind": "figure-" + b.kind, "caption": _words(b.caption) if b.caption else "", "fig": ctx}
     # anything else still shows, as its plain-text rendering
     return {"kind": "verbatim", "text": B.to_text([b])}
 

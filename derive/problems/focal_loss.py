@@ -154,11 +154,11 @@ class FocalLoss(Problem):
         grid = [k / 200 for k in range(2, 200)]
         series = []
         for gv in TABLE_GAMMA:
-            series.append({"label": f"gamma = {gv}", "x": grid,
+            series.append({"label": B.Tex(f"$\\gamma = {gv}$", plain=f"gamma = {gv}"), "x": grid,
                            "y": [float(v) for v in focal_numpy(np.array(grid), float(gv))]})
-        out.append(B.Figure("plot", {"xlabel": "probability of the true class p", "ylabel": "loss",
+        out.append(B.Figure("plot", {"xlabel": B.Tex("probability of the true class $p$"), "ylabel": "loss",
                                      "logy": False, "series": series},
-                            caption="Focal loss against p for several values of its exponent", label="fig:focal-loss"))
+                            caption=B.Tex("Focal loss against $p$ for several values of its exponent $\\gamma$"), label="fig:focal-loss"))
         out.append(B.Heading("Verification"))
         out.append(B.tex_prose("The table against an independent numpy form ($\\log(1 + x)$ evaluated "
                                "accurately), $\\gamma = 0$ against "

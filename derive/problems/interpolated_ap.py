@@ -387,12 +387,12 @@ class InterpolatedAP(Problem):
 
         out.append(B.Heading("mAP"))
         out.append(B.prose(
-            "mAP is mean Average Precision: the AP of each class c (computed as above from that class's "
-            "ranked detections) averaged over the C classes, ",
+            "mAP is mean Average Precision: the AP of each class ", B.Math("c", "c"), " (computed as above from "
+            "that class's ranked detections) averaged over the ", B.Math("C", "C"), " classes, ",
             B.Math(r"\mathrm{mAP} = \frac{1}{C} \sum_{c=1}^{C} \mathrm{AP}_c",
                    "mAP = 1/C * sum over classes c of AP_c"),
             " (COCO also averages over IoU thresholds 0.5, 0.55, ..., 0.95). The interpolation takes the "
-            "maximum over recalls at least r, ",
+            "maximum over recalls at least ", B.Math("r", "r"), ", ",
             B.Math(r"\tilde r \ge r", "r~ >= r"), ", not strictly greater: with ",
             B.Math(r"\tilde r > r", "r~ > r"),
             " the point whose recall equals the level is left out and the level 1 has nothing to take the "
