@@ -210,8 +210,9 @@ def test_the_layout_check_finds_a_half_empty_page():
 
 @needs_tex
 def test_figure_captions_stay_with_their_figures_and_tables_with_their_captions(key):
-    """Figures float with their caption inside them; a table's caption is never
-    the last line of a page (LaTeX's invitation to break before a list is off)."""
+    """Figures float with their caption inside them; a table's caption, or a
+    line leading in to equations or a table, is never the last line of a page
+    (LaTeX's invitation to break before a list is off)."""
     out, _, tex, _ = key
     assert r"\@beginparpenalty=\@M" in tex
     for m in re.finditer(r"\\begin\{figure\}\[htbp\](.*?)\\end\{figure\}", tex, re.S):
@@ -223,6 +224,8 @@ def test_figure_captions_stay_with_their_figures_and_tables_with_their_captions(
         if lines:
             last = lines[-1][1]
             assert not any(last.startswith(c[:25]) for c in captions), last
+            # a lead-in ("... in matrix form:", "... against the independent checks:") stays with what it leads to
+            assert not last.rstrip().endswith(":"), last
 
 
 # ---------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def _table(b: B.Table) -> dict:
 #: a table whose rows hold matrices comes in pieces of at most this many lines:
 #: a piece that does not fit moves whole to the next page, and a smaller one
 #: leaves less of a page empty
-PIECE_LINES = 16
+PIECE_LINES = 12
 
 
 def _row_lines(row: list) -> int:
@@ -206,7 +206,7 @@ def _by_height(rows: list, chunk: int) -> list:
 
     >>> cell = lambda k: {"math": True, "tex": r"\begin{bmatrix}" + r" \\ ".join("1" * k) + r"\end{bmatrix}"}
     >>> [len(p) for p in _by_height([[cell(4)]] * 6, 30)]
-    [4, 2]
+    [3, 3]
     >>> [len(p) for p in _by_height([[cell(1)]] * 6, 30)]
     [6]
     """
