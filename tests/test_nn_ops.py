@@ -632,6 +632,9 @@ def test_random_graphs_matrix_form_equals_numpy_vjp_and_finite_differences(n, m,
             np.testing.assert_allclose(s.value, ref[s.target], rtol=1e-10, atol=1e-12)
     cs = {c["method"]: c for c in checks(g, leaves, d)}
     assert cs["numpy-backprop"]["passed"] is True
-    # finite differences, unless a kinked input sits at its kink (abs of a row centred to 0, ...)
+    # finite differences, unless a kinked input sits within differencing reach of its kink (abs of a
+    # row centred to 0, ...): mcheck's own rule, 10 steps scaled by the largest leaf
+    from derive.engine.mcheck import FD_STEP
+    reach = 10 * FD_STEP * max([1.0] + [float(np.max(np.abs(v))) for v in leaves.values()])
     assert cs["finite-difference"]["passed"] is True or (
-        cs["finite-difference"]["passed"] is None and nearest_kink(g, leaves) < 1e-3), cs
+        cs["finite-difference"]["passed"] is None and nearest_kink(g, leaves) < reach), cs
