@@ -537,15 +537,18 @@ def _seed003(sol, app) -> list:
             steps.append(attention_figure(j["dims"]["Tx"] if isinstance(j.get("dims"), dict) else 3))
         except ImportError:
             pass
-        steps += ([B.tex_prose("Gradients of $L = \\tfrac12 \\lVert c - y \\rVert^2$ in matrix form, with the "
-                               "softmax Jacobian:")] + matrix + [jac]
+        # the matrix form names the argument of tanh; say what it is where it is used
+        named = any("a_{u," in r.lhs.tex for e in matrix if isinstance(e, B.Equations) for r in e.rows)
+        lead = ("Gradients of $L = \\tfrac12 \\lVert c - y \\rVert^2$ in matrix form, with the softmax Jacobian"
+                + (" ($a_{u,j} = W s_{\\text{prev}} + V h_{j}$, the argument of $\\tanh$)" if named else "") + ":")
+        steps += ([B.tex_prose(lead)] + matrix + [jac]
                   + [B.tex_prose("Their values at derive's instance:"),
                      B.Equations(tuple(matrix_values(bl, ("v", "W", "V"))))])
         out.append(Part(
             "003", "1.c",
             "What is attention? With a block diagram, show how attention is used for neural machine translation; "
             "describe the attention component with its equations and learnable parameters.",
-            answer=eq_lines(fwd)
+            answer=eq_lines(fwd, last_only=True)      # alpha_j as the softmax itself, not through its normaliser S
             + [r"s_i = f(s_{i-1}, y_{i-1}, c_i),\quad p(y_i \mid y_{<i}, x) = g(y_{i-1}, s_i, c_i)",
                r"\text{learnable: } v,\ W,\ V \text{ (with the encoder and decoder)}"],
             short="$e_j = v^\\top \\tanh(W s_{i-1} + V h_j)$, $\\alpha = \\operatorname{softmax}(e)$, "

@@ -229,7 +229,7 @@ def _checks(b: B.Checks) -> dict:
         err_key = next((k for k in ("max_abs_err", "max_rel_err", "max_err", "err") if k in c), None)
         err = c.get(err_key) if err_key else None
         items.append({
-            "method": check_words(str(c.get("method", "check"))),
+            "method": _words(check_words(str(c.get("method", "check")))),
             "measure": err_key.replace("_", " ").replace("err", "error") if err_key else "",
             "value": _sci(err) if isinstance(err, (int, float)) and not isinstance(err, bool) else "",
             "passed": c.get("passed"),
@@ -245,13 +245,31 @@ CHECK_WORDS = {"numpy-backprop": "independent numpy backpropagation",
                "path-sum": "path sums of the general form",
                "path-sum-total": "path sums, totalled over the steps",
                "numpy-backprop-vs-engine": "hand-written numpy gradients against the symbolic ones",
-               "sympy-shift-invariance": "shift invariance, proved symbolically"}
+               "sympy-shift-invariance": "shift invariance, proved symbolically",
+               "numpy-log1p": "numpy, through log1p (accurate near $p = 0$ and $p = 1$)",
+               "gamma-0-equals-ce": "$\\gamma = 0$ against the cross-entropy",
+               "numpy-voc2010-area": "the VOC 2010 devkit's area, in numpy",
+               "numpy-fc-vs-conv": "numpy: fully connected layer against its convolution",
+               "softmax-jacobian": "the softmax Jacobian",
+               "m times the mean gradient = summed gradient (exact)":
+                   "$m$ times the mean gradient equals the summed gradient (exact)",
+               "sum step with rate lr = mean step with rate m lr (exact)":
+                   "a sum step with rate $\\eta$ equals a mean step with rate $m \\eta$ (exact)",
+               "momentum forms A and B: equal for constant lr, different for changing lr (symbolic, 3 steps)":
+                   "momentum forms A and B: equal for a constant $\\eta$, different for a changing one "
+                   "(symbolic, 3 steps)",
+               "torch nesterov = lookahead form at theta + rho v (symbolic, 3 steps); published lookahead differs":
+                   "torch's Nesterov equals the lookahead form at $\\theta_t + \\rho v_t$ (symbolic, 3 steps); "
+                   "the published lookahead differs",
+               "torch nesterov = lookahead form on the exam network":
+                   "torch's Nesterov equals the lookahead form on the exam network"}
 
 
 def check_words(method: str) -> str:
-    """A check's method as words: ``numpy-backprop`` -> ``independent numpy backpropagation``."""
+    """A check's method as words: ``numpy-backprop`` -> ``independent numpy backpropagation``;
+    derive's own words, with ``$...$`` maths where they name a formula (a :class:`~derive.typeset.blocks.Tex`)."""
     words = method.replace("-", " ").replace("engine", "symbolic derivation").replace("sympy ", "symbolic ")
-    return CHECK_WORDS.get(method, words)
+    return B.Tex(CHECK_WORDS[method]) if method in CHECK_WORDS else words
 
 
 def _sci(x: float) -> str:
