@@ -500,6 +500,7 @@ def _seed003(sol, app) -> list:
     if "lstm-cell" in sol:
         s = sol["lstm-cell"]
         j = s.to_json()
+        ldims = j["dims"] if isinstance(j.get("dims"), dict) else {}
         bl = s.blocks()
         fwd = section(bl, "Forward pass")
         eqs = rows(fwd, "i", "f", "o", "g", "c", "h")
@@ -522,11 +523,13 @@ def _seed003(sol, app) -> list:
             + matrix + [B.tex_prose("Their values at derive's instance:"),
                         B.Equations(tuple(matrix_values(bl, ("W_{i}", "W_{f}", "W_{o}", "W_{c}"))))],
             verify=checks_line(s, app["lstm-cell"]), problem="lstm-cell",
-            instance="The numbers are derive's: sizes $n = d = 2$ and small weights (Appendix "
+            instance=f"The numbers are derive's: sizes $n = {ldims.get('n', 2)}$, $d = {ldims.get('d', 2)}$ and small "
+                     "weights (Appendix "
                      + app["lstm-cell"] + ")."))
     if "bahdanau-attention" in sol:
         s = sol["bahdanau-attention"]
         j = s.to_json()
+        dims = j["dims"] if isinstance(j.get("dims"), dict) else {}
         bl = s.blocks()
         fwd = rows(section(bl, "Forward pass"), "u_{j}", "e_{j}", r"\alpha_{j}", "c")
         matrix = matrix_steps(bl, ("v", "W", "V"))
@@ -534,7 +537,7 @@ def _seed003(sol, app) -> list:
         steps = []
         try:
             from derive.typeset.diagrams import attention_figure        # the encoder-decoder block diagram the question asks for
-            steps.append(attention_figure(j["dims"]["Tx"] if isinstance(j.get("dims"), dict) else 3))
+            steps.append(attention_figure(dims.get("Tx", 3)))
         except ImportError:
             pass
         # the matrix form names the argument of tanh; say what it is where it is used
@@ -560,7 +563,8 @@ def _seed003(sol, app) -> list:
                    "its relevance to the previous decoder state $s_{i-1}$ and read a context vector $c_i$ from "
                    "them, instead of one fixed summary of the sentence."),
             steps=steps, verify=checks_line(s, app["bahdanau-attention"]), problem="bahdanau-attention",
-            instance="The numbers are derive's: $T_x = 3$ annotations of size 2, one decoder step, so the "
+            instance=f"The numbers are derive's: $T_x = {dims.get('Tx', 3)}$ annotations of size {dims.get('p', 2)}, "
+                     "one decoder step, so the "
                      "worked lines drop the index $i$ and write $s_{\\text{prev}}$ for $s_{i-1}$ (Appendix "
                      + app["bahdanau-attention"] + ")."))
     for label, q, words in (
