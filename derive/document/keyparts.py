@@ -731,9 +731,9 @@ def _seed004(sol, app) -> list:
             "For each layer of the CNN (INPUT $128 \\times 128 \\times 3$, CONV-7-32, POOL-2, CONV-5-64, CONV-3-128, "
             "POOL-2, FC-10, OUTPUT-4; padding 0, stride 1, pooling stride $K$) give the activation shape and the "
             "numbers of weights and biases.",
-            answer=[rf"\text{{POOL-2 (second)}}: {shape('pool2_shape')},\quad \text{{FC-10 weights}}: "
+            answer=[rf"\text{{POOL-2 (second)}}\colon {shape('pool2_shape')},\quad \text{{FC-10 weights}}\colon "
                     rf"{n(v['fc1_weights'])}",
-                    rf"\text{{total}}: {n(v['total_weights'])} \text{{ weights}} + {n(v['total_biases'])} "
+                    rf"\text{{total}}\colon {n(v['total_weights'])} \text{{ weights}} + {n(v['total_biases'])} "
                     rf"\text{{ biases}} = {n(v['total_parameters'])}"],
             short=f"table; POOL-2 ${shape('pool2_shape')}$, total ${n(v['total_parameters'])}$",
             accept=(f"ceil-mode pooling: POOL-2 ${shape('ceil_pool2_shape')}$, FC-10 weights "
