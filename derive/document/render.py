@@ -207,14 +207,19 @@ def _by_height(rows: list, chunk: int) -> list:
     >>> cell = lambda k: {"math": True, "tex": r"\begin{bmatrix}" + r" \\ ".join("1" * k) + r"\end{bmatrix}"}
     >>> [len(p) for p in _by_height([[cell(4)]] * 6, 30)]
     [3, 3]
+    >>> [len(p) for p in _by_height([[cell(2)]] * 3 + [[cell(3)], [cell(2)], [cell(3)]], 30)]
+    [3, 3]
     >>> [len(p) for p in _by_height([[cell(1)]] * 6, 30)]
     [6]
     """
     heights = [_row_lines(r) for r in rows]
     tall = any(h > 1 for h in heights)
+    # pieces of about equal height (no lone last row), none above PIECE_LINES
+    limit = math.ceil(sum(heights) / math.ceil(sum(heights) / PIECE_LINES)) if tall else PIECE_LINES
     pieces, run, lines = [], [], 0
     for r, h in zip(rows, heights):
-        if run and (len(run) >= chunk or (tall and lines + h > PIECE_LINES)):
+        over = lines + h - limit        # a row goes where the run ends nearer the even height
+        if run and (len(run) >= chunk or (tall and (lines + h > PIECE_LINES or over > 0 and over > limit - lines))):
             pieces.append(run)
             run, lines = [], 0
         run.append(r)
