@@ -216,7 +216,7 @@ def test_figure_captions_stay_with_their_figures_and_tables_with_their_captions(
     out, _, tex, _ = key
     assert r"\@beginparpenalty=\@M" in tex
     # a paragraph ends as a paragraph: the verification line is never run into the text before it
-    assert not re.search(r"[^\n]\n\{\\small\\textit\{Verification", tex)
+    assert not re.search(r"(?<!\\par)(?<!\n)\n\{\\small\\textit\{Verification", tex)
     for m in re.finditer(r"\\begin\{figure\}\[htbp\](.*?)\\end\{figure\}", tex, re.S):
         assert r"\begin{minipage}{\linewidth}" in m.group(1)
         assert r"\derivecaption" in m.group(1) or "caption" not in m.group(1)
