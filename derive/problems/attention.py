@@ -109,7 +109,9 @@ class AttentionModel(TensorModel):
             "($\\alpha = \\operatorname{softmax}(e)$), and reads the context $c = \\sum_j \\alpha_j h_j$, which "
             "feeds the next decoder state $s_i = f(s_{\\text{prev}}, y_{\\text{prev}}, c)$ "
             f"and the output. Learnable: $v$ ({D['a']}), $W$ (${D['a']} \\times {D['m']}$), "
-            f"$V$ (${D['a']} \\times {D['p']}$), {D['a'] * (1 + D['m'] + D['p'])} numbers in all."),
+            f"$V$ (${D['a']} \\times {D['p']}$), {D['a'] * (1 + D['m'] + D['p'])} numbers in all. "
+            "Entry by entry below, $h$ is the matrix whose column $j$ is $h_j$, so $h_{k,j}$ is entry $k$ of "
+            "$h_j$, while $u_{j,k}$ is entry $k$ of the vector $u_j$."),
             attention_figure(D["Tx"])]
 
     # -- the softmax Jacobian (the rest of the matrix form comes from the matrix engine) ----
