@@ -443,8 +443,14 @@ class GraphSolution(Solution):
                 general = ()
                 if chain is not None:
                     neg = -chain
-                    general = (B.Math(rf"{node.latex} + \eta \left({tex(neg, names)}\right)",
-                                      f"{p} + lr * ({text(neg, names_text)})"),)
+                    if neg.could_extract_minus_sign():      # w - eta w_5 x_1 (o_1 - y), not w + eta (-w_5 ...)
+                        body, body_txt = tex(chain, names), text(chain, names_text)
+                        if isinstance(chain, sympy.Add):
+                            body, body_txt = rf"\left({body}\right)", f"({body_txt})"
+                        general = (B.Math(rf"{node.latex} - \eta \, {body}", f"{p} - lr * {body_txt}"),)
+                    else:
+                        general = (B.Math(rf"{node.latex} + \eta \left({tex(neg, names)}\right)",
+                                          f"{p} + lr * ({text(neg, names_text)})"),)
                 rows.append(B.EqRow(
                     B.Math(superscript(node.latex, "+"), p + "+"),
                     (B.Math(rf"{node.latex} - \eta \, {grad_tex}", f"{p} - lr * {grad_txt}"),) + general + (
