@@ -6,9 +6,9 @@ runs that work inside :func:`limit`.  When the time runs out,
 :class:`TimeLimitExceeded` is raised; it derives from ``BaseException`` on
 purpose, so that no ``except Exception`` (or ``except ValueError``) between
 here and SymPy's inner loops can swallow it and carry on.  Its message names
-the phase, the limit and how to raise it:
+the phase, the limit and the command-line flag that raises it:
 
-    judging one answer took longer than the 5 s time limit (raise it with DERIVE_ANSWER_TIME_LIMIT=SECONDS)
+    judging one answer took longer than the 5 s time limit (raise it with --answer-time-limit SECONDS)
 
 Sizes are bounded before any time is spent (see :mod:`derive.engine.parse` for
 expressions); :func:`to_float` turns a SymPy number into a float without
@@ -49,6 +49,21 @@ ANSWER_SECONDS = 5           # judging one hand answer
 CHECK_SECONDS = 600          # a whole `derive check` run (a class CSV included)
 ENV = "DERIVE_TIME_LIMIT"                  # replaces every limit but the one per answer
 ANSWER_ENV = "DERIVE_ANSWER_TIME_LIMIT"   # replaces ANSWER_SECONDS
+FLAG = "--time-limit"                     # the commands' flag that sets ENV
+ANSWER_FLAG = "--answer-time-limit"       # derive check's flag that sets ANSWER_ENV
+_FLAG_OF = {ENV: FLAG, ANSWER_ENV: ANSWER_FLAG}
+
+
+def how_to_raise(env: str = ENV) -> str:
+    """What a time-out message tells the user to do: the flag of every command
+    that can run out of time (the variable works too, and is named only when
+    it has no flag).
+
+    >>> how_to_raise(), how_to_raise(ANSWER_ENV)
+    ('raise it with --time-limit SECONDS', 'raise it with --answer-time-limit SECONDS')
+    """
+    flag = _FLAG_OF.get(env)
+    return f"raise it with {flag} SECONDS" if flag else f"raise it with {env}=SECONDS"
 
 #: documented maxima of command-line counts
 MAX_STEPS = 10_000           # solve --steps
@@ -65,8 +80,7 @@ class TimeLimitExceeded(BaseException):
         self.where = where
         self.seconds = seconds
         self.frame = frame
-        super().__init__(f"{phase} took longer than the {seconds:g} s time limit "
-                         f"(raise it with {env}=SECONDS)")
+        super().__init__(f"{phase} took longer than the {seconds:g} s time limit ({how_to_raise(env)})")
 
 
 def seconds(default: float, env: str = ENV) -> float:

@@ -277,7 +277,7 @@ def test_spec_time_out_names_the_limit_the_phase_and_how_to_raise_it(tmp_path, c
     code, out, err, _ = run(capsys, ["solve", spec])
     assert code == 2 and out == ""
     assert re.fullmatch(rf"derive: error: {re.escape(str(spec))}: (building|solving|deriving and checking) the "
-                        r"spec took longer than the 0\.001 s time limit \(raise it with DERIVE_TIME_LIMIT=SECONDS\)\n",
+                        r"spec took longer than the 0\.001 s time limit \(raise it with --time-limit SECONDS\)\n",
                         err), err
 
 

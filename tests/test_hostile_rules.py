@@ -8,6 +8,7 @@ check table, LaTeX prose, an error line.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import signal
 import time
 
@@ -132,7 +133,7 @@ def test_limit_interrupts_and_names_phase_limit_and_variable():
     with pytest.raises(budget.TimeLimitExceeded) as e:
         with budget.limit(0.05, "spinning", "here"):
             _spin(5)
-    assert str(e.value) == "spinning took longer than the 0.05 s time limit (raise it with DERIVE_TIME_LIMIT=SECONDS)"
+    assert str(e.value) == "spinning took longer than the 0.05 s time limit (raise it with --time-limit SECONDS)"
     assert e.value.where == "here"
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
@@ -154,7 +155,7 @@ def test_nested_limits_keep_their_own_deadlines():
         with budget.verdict_on_timeout(0.05, "inner", seen.append):
             _spin(5)
         assert time.monotonic() - start < 2
-    assert seen == ["inner took longer than the 0.05 s time limit (raise it with DERIVE_ANSWER_TIME_LIMIT=SECONDS)"]
+    assert seen == ["inner took longer than the 0.05 s time limit (raise it with --answer-time-limit SECONDS)"]
 
 
 def test_an_outer_time_out_passes_through_an_inner_verdict():
@@ -190,7 +191,7 @@ def test_run_bounded_kills_work_started_off_the_main_thread():
     t.start()
     t.join(20)
     assert out == {"fast": 6, "slow": "spinning took longer than the 0.5 s time limit "
-                                       "(raise it with DERIVE_TIME_LIMIT=SECONDS)"}
+                                       "(raise it with --time-limit SECONDS)"}
     assert time.monotonic() - start < 10
 
 
@@ -242,3 +243,32 @@ def test_parser_warnings_do_not_reach_stderr(capsys):
     with pytest.raises(ExprError):
         parse_expr_safe("'\\l'", X)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("argv", [["solve", "{spec}"], ["codegen", "{spec}"], ["check", "{spec}", "{answers}"],
+                                  ["variants", "{spec}", "--count", "2", "--seed", "1", "--no-pdf",
+                                   "--out", "{tmp}/v"]])
+def test_every_command_that_can_time_out_takes_the_flag_its_message_names(argv, tmp_path, monkeypatch, capsys):
+    from derive.cli import main
+    monkeypatch.setenv("DERIVE_TIME_LIMIT", "60")      # restored after the test (the flag sets it)
+    monkeypatch.setenv("DERIVE_ANSWER_TIME_LIMIT", "5")
+    spec = Path(__file__).resolve().parents[1] / "examples" / "gru-cell.yaml"
+    answers = tmp_path / "a.yaml"
+    answers.write_text("dL/dW_z: 0\n")
+    args = [a.format(spec=spec, answers=answers, tmp=tmp_path) for a in argv]
+    assert main(args + ["--time-limit", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("derive: error: ") and err.count("\n") == 1
+    assert err.rstrip("\n").endswith("time limit (raise it with --time-limit SECONDS)"), err
+    assert os.environ["DERIVE_TIME_LIMIT"] == "0.001"
+    assert main(args + ["--time-limit", "0"]) == 2
+    assert capsys.readouterr().err == "derive: error: --time-limit: must be a positive number of seconds (below 1000000)\n"
+
+
+def test_check_takes_the_answer_time_limit_flag(monkeypatch):
+    from derive.commands._common import apply_time_limits
+    from derive.cli import build_parser
+    monkeypatch.setenv("DERIVE_ANSWER_TIME_LIMIT", "5")
+    args = build_parser().parse_args(["check", "mlp-relu-regression", "a.yaml", "--answer-time-limit", "12.5"])
+    apply_time_limits(args)
+    assert budget.seconds(budget.ANSWER_SECONDS, budget.ANSWER_ENV) == 12.5

@@ -77,3 +77,16 @@ def test_no_import_circles():
         if v not in seen:
             visit(v)
     assert not circles, circles
+
+
+def test_no_module_writes_another_modules_private_names():
+    """Another module's private dict (exprs._EVAL_GLOBALS) is reached only
+    through its registration function (exprs.register_numpy)."""
+    offenders = []
+    for p in ROOT.rglob("*.py"):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("_EVAL_GLOBALS", "HELPERS") \
+                    and isinstance(node.value, ast.Name) and node.value.id in ("X", "exprs"):
+                offenders.append((p.name, node.lineno, node.attr))
+    assert not offenders, offenders

@@ -133,3 +133,30 @@ def test_bias_broadcast_over_a_batch_sums_the_rows():
     assert d.step_of("b").spec == "sum_to(dL_da_h, 2)"
     assert d.step_of("W").spec == "transpose(X) @ dL_da_h"
     assert all(c["passed"] for c in checks(g, leaves, d))
+
+
+def test_sum_over_broadcast_axes_is_labelled_by_its_axes_not_as_a_batch():
+    """A bias broadcast over the rows of a matrix, down its columns, or over a
+    feature map's rows and columns: its adjoint prints as the sum over those
+    axes (no spec has a batch axis, so none is called one)."""
+    g = TGraph()
+    X_ = g.leaf("X", (4, 3), "input"); W = g.leaf("W", (3, 2), "parameter")
+    b = g.leaf("b", (2,), "parameter"); c = g.leaf("c", (4, 1), "parameter"); e = g.leaf("e", (1, 2), "parameter")
+    M = g.leaf("M", (2, 3, 3), "input"); f = g.leaf("f", (2, 1, 1), "parameter")
+    z = g.define("z", g.apply("add", g.apply("add", g.apply("add", g.apply("matmul", X_, W), b), c), e))
+    h = g.define("h", g.apply("tanh", z))
+    m = g.define("m", g.apply("tanh", g.apply("add", M, f)))
+    g.define("L", g.apply("add", g.apply("sum", g.apply("mul", h, h)), g.apply("sum", g.apply("mul", m, m))),
+             kind="loss")
+    leaves = {n: RNG.standard_normal(s) for n, s in
+              (("X", (4, 3)), ("W", (3, 2)), ("b", (2,)), ("c", (4, 1)), ("e", (1, 2)), ("M", (2, 3, 3)),
+               ("f", (2, 1, 1)))}
+    d = reverse(g, g.forward(leaves))
+    dz = r"\frac{\partial L}{\partial z}"
+    assert d.step_of("b").latex == dz + r"^{\top} \mathbf{1}"           # the column sums
+    assert d.step_of("c").latex == dz + r" \mathbf{1}"                  # the row sums
+    assert d.step_of("e").latex == r"\mathbf{1}^{\top} " + dz
+    assert d.step_of("f").latex == (r"\textstyle\sum_{\text{axes } 1, 2} \left(\left(m + m\right) \odot "
+                                    r"\left(1 - m \odot m\right)\right)")
+    assert "batch" not in "".join(s.latex for s in d.steps)
+    assert all(c["passed"] for c in checks(g, leaves, d))

@@ -164,6 +164,17 @@ class BatchPrinter(X.NumpyPrinter):
     def __init__(self):
         super().__init__()
         self.printmethod = "_batchcode"     # NumPyPrinter sets its own in __init__; our _print_ methods decide
+        self.named: dict = {}               # an earlier step's expression -> its variable (dL_dz2)
+
+    def name(self, expr, variable: str) -> None:
+        """From now on ``expr`` prints as ``variable``: a step written in place
+        where the worked solution uses it (``p - y``) is computed once."""
+        if isinstance(expr, Basic) and not (expr.is_Atom or isinstance(expr, X.TensorSymbol)):
+            self.named.setdefault(expr, variable)
+
+    def _print(self, expr, **kwargs):
+        variable = self.named.get(expr) if isinstance(expr, Basic) else None
+        return variable if variable is not None else super()._print(expr, **kwargs)
 
     def emptyPrinter(self, expr):
         hook = getattr(expr, "_numpycode", None)       # another module's class: its per-sample form
@@ -259,14 +270,20 @@ class BatchPrinter(X.NumpyPrinter):
 def _batch_sum(printer: BatchPrinter, expr, k: int) -> str:
     """A parameter's gradient summed over the batch: sums of outer products
     become matrix products, everything else is summed over the leading axes."""
+    if expr in printer.named:
+        return f"_bsum({printer.named[expr]}, {k}, _B)"
     terms = list(expr.args) if isinstance(expr, X.Add_) else [expr]
     out = []
     for t in terms:
         sign = ""
         if isinstance(t, X.Neg):
             sign, t = "-", t.args[0]
+        summed = getattr(t, "_batchsumcode", None)
+        summed = summed(printer) if summed else None
         if isinstance(t, X.Outer):
             out.append(f"{sign}_outer_sum({printer._print(t.args[0])}, {printer._print(t.args[1])}, _B)")
+        elif summed:        # a kernel that sums over the batch itself (a conv layer's dL/dK)
+            out.append(f"{sign}{summed}")
         else:
             out.append(f"{sign}_bsum({printer._print(t)}, {k}, _B)")
     return " + ".join(out).replace("+ -", "- ")
@@ -338,11 +355,13 @@ def generate(mf, command: str | None = None, title: str = "") -> str:
         for s in mf.steps:
             if s.target in params:
                 last[s.target] = s
+        p.named = {}
         for s in mf.steps:
             if summed and s.target in last and last[s.target] is s:
                 L.append(f"    {s.symbol.name} = {_batch_sum(p, s.expr, len(s.shape))}")
             else:
                 L.append(f"    {s.symbol.name} = {p.doprint(s.expr)}")
+                p.name(s.expr, s.symbol.name)
         loss = g.loss
         L.append(f"    loss = {'numpy.sum(' + loss + ')' if summed else loss}")
         grads = ", ".join(f"{n!r}: {_adj(mf, n)}" for n in params)

@@ -112,3 +112,28 @@ def emit(text: str, out: str | None) -> None:
         write(out, text if text.endswith("\n") else text + "\n")
     else:
         print(text)
+
+
+def add_time_limit_flags(p, answers: bool = False):
+    """--time-limit (and, for commands that judge answers, --answer-time-limit):
+    every time-out message names these flags (derive.budget.how_to_raise)."""
+    from derive.budget import ANSWER_FLAG, ANSWER_SECONDS, FLAG
+    p.add_argument(FLAG, metavar="SECONDS", type=float,
+                   help="seconds each phase of the work may take (the same as DERIVE_TIME_LIMIT)")
+    if answers:
+        p.add_argument(ANSWER_FLAG, metavar="SECONDS", type=float,
+                       help=f"seconds judging one answer may take (default {ANSWER_SECONDS}; "
+                            "the same as DERIVE_ANSWER_TIME_LIMIT)")
+
+
+def apply_time_limits(args):
+    """The time-limit flags given, as the variables derive.budget reads (child
+    processes of --jobs inherit them)."""
+    from derive.budget import ANSWER_ENV, ANSWER_FLAG, ENV, FLAG
+    for flag, env in ((FLAG, ENV), (ANSWER_FLAG, ANSWER_ENV)):
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is None:
+            continue
+        if not 0 < value < 1e6:
+            raise UserError(flag, "must be a positive number of seconds (below 1000000)")
+        os.environ[env] = repr(float(value))

@@ -13,7 +13,7 @@ from derive.grading.verdicts import ACCEPTED, ATOL, MIN_SIG, RTOL, Policy, check
 from derive.errors import UserError, as_user_error, in_file
 from derive.safetext import csv_cell, shorten, visible
 from derive.engine.spec import SpecError
-from derive.commands._common import load_target, read_values
+from derive.commands._common import add_time_limit_flags, apply_time_limits, load_target, read_values
 
 COLOURS = {"correct": "32", "equivalent": "32", "rounding": "36", "carried-forward": "33",
            "incorrect": "31", "unknown-name": "35", "unparseable": "35"}
@@ -56,6 +56,7 @@ def add_parser(sub):
                    help=f"relative tolerance (default {RTOL:g})")
     p.add_argument("--atol", type=_tol("--atol"), default=ATOL, metavar="A",
                    help=f"absolute tolerance near zero (default {ATOL:g})")
+    add_time_limit_flags(p, answers=True)
     p.set_defaults(run=run)
 
 
@@ -112,6 +113,7 @@ def _emit(args, result) -> int:
 
 
 def run(args) -> int:
+    apply_time_limits(args)
     problem = load_target(args.target)
     points = None
     if args.points:

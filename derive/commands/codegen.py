@@ -6,13 +6,14 @@ from contextlib import nullcontext
 from derive.budget import CODEGEN_SECONDS, limit
 from derive.errors import UserError, as_user_error, in_file
 from derive.outfile import check_file
-from derive.commands._common import emit, load_target
+from derive.commands._common import add_time_limit_flags, apply_time_limits, emit, load_target
 
 
 def add_parser(sub):
     p = sub.add_parser("codegen", help="a standalone numpy module: loss_and_gradients(**values)")
     p.add_argument("target", metavar="TARGET", help="a built-in id or a spec file (.yaml, .yml, .json)")
     p.add_argument("--out", metavar="FILE", help="write the module here instead of standard output")
+    add_time_limit_flags(p)
     p.set_defaults(run=run)
 
 
@@ -21,6 +22,7 @@ def run(args) -> int:
 
     if args.out:
         check_file(args.out)
+    apply_time_limits(args)
     problem = load_target(args.target)
     user = getattr(problem, "user", False)
     guard = limit(CODEGEN_SECONDS, "generating code", args.target) if user else nullcontext()

@@ -9,7 +9,8 @@ import numpy as np
 from derive.budget import MAX_STEPS, SPEC_SOLVE_SECONDS, limit
 from derive.errors import UserError, as_user_error, in_file
 from derive.outfile import check_file
-from derive.commands._common import emit, load_target, read_values, whole_number
+from derive.commands._common import (add_time_limit_flags, apply_time_limits, emit, load_target, read_values,
+                                      whole_number)
 
 
 def add_parser(sub):
@@ -28,24 +29,17 @@ def add_parser(sub):
 def add_limit_flags(p):
     p.add_argument("--max-memory", metavar="MB", type=float,
                    help="memory the values and adjoints of a vector problem may take (default 2048)")
-    p.add_argument("--time-limit", metavar="SECONDS", type=float,
-                   help="seconds each phase of the work may take (the same as DERIVE_TIME_LIMIT)")
+    add_time_limit_flags(p)
 
 
 def set_limits(args):
     """--max-memory for the matrix engine; --time-limit as DERIVE_TIME_LIMIT (derive.budget)."""
-    import os
-
-    from derive.budget import ENV
     if getattr(args, "max_memory", None) is not None:
         from derive.problems.matrix_solution import LIMITS          # (imported only when asked: it is the matrix engine's)
         if not args.max_memory > 0:
             raise UserError("--max-memory", "must be a positive number of megabytes")
         LIMITS["max_memory"] = int(args.max_memory * 1024**2)
-    if getattr(args, "time_limit", None) is not None:
-        if not args.time_limit > 0:
-            raise UserError("--time-limit", "must be a positive number of seconds")
-        os.environ[ENV] = repr(float(args.time_limit))
+    apply_time_limits(args)
 
 
 def solve(args, problem=None):

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from derive.budget import MAX_COUNT, MAX_JOBS
-from derive.commands._common import whole_number
+from derive.commands._common import add_time_limit_flags, apply_time_limits, whole_number
 
 
 def add_parser(sub):
@@ -41,6 +41,7 @@ def add_parser(sub):
                    help="absolute tolerance near zero the exports accept (default: derive check's)")
     p.add_argument("--min-sig", type=whole_number("--min-sig", 1, 15), default=None, metavar="K",
                    help="the exports also accept an answer rounded to K significant figures")
+    add_time_limit_flags(p)
     p.set_defaults(run=run)
 
 
@@ -81,6 +82,7 @@ def run(args) -> int:
 
     if args.out:
         check_folder(args.out)
+    apply_time_limits(args)
     problem = load_target(args.target)
     if not is_gradient_problem(problem):
         raise UserError(args.target, "variants need a gradient problem (a network with parameters); "

@@ -427,8 +427,33 @@ class SumTo(TExpr):
     def np_shape(self):
         return tuple(int(n) for n in self.args[1])
 
+    def summed_axes(self):
+        """The axes of the operand summed over (numbered in the operand), or None
+        if its shape is not known."""
+        src = _np_shape_of(self.args[0])
+        if src is None:
+            return None
+        dst, lead = self.np_shape, len(src) - len(self.np_shape)
+        return tuple(range(lead)) + tuple(lead + k for k, n in enumerate(dst) if n == 1 and src[lead + k] != 1)
+
     def _latex(self, printer):
-        return rf"\textstyle\sum_{{\text{{batch}}}} \left({printer._print(self.args[0])}\right)"
+        r"""The sum over the broadcast axes as a person writes it: for a
+        matrix G, the column sums G^T 1 (a bias over the rows), 1^T G, the
+        row sums G 1; otherwise a sum labelled with the axes."""
+        x, axes = self.args[0], self.summed_axes()
+        one = r"\mathbf{1}"
+        if axes is not None and len(_np_shape_of(x)) == 2 and axes:
+            if axes == (0,):
+                return (rf"{one}^{{\top}} {_paren(printer, x, P_MUL)}" if len(self.np_shape) == 2
+                        else rf"{_paren(printer, x, P_ATOM)}^{{\top}} {one}")
+            if axes == (1,):
+                return rf"{_paren(printer, x, P_MUL)} {one}"
+            return rf"{one}^{{\top}} {_paren(printer, x, P_MUL)} {one}"
+        if not axes:
+            where = r"\text{broadcast axes}"
+        else:
+            where = rf"\text{{{'axes' if len(axes) > 1 else 'axis'} }} {', '.join(map(str, axes))}"
+        return rf"\textstyle\sum_{{{where}}} \left({printer._print(x)}\right)"
 
     def _spec(self, printer):
         return f"sum_to({printer._print(self.args[0])}, {', '.join(str(n) for n in self.np_shape)})"
@@ -875,6 +900,29 @@ HELPERS = {
 }
 
 _EVAL_GLOBALS = {"numpy": np, "__builtins__": {}, **HELPERS}
+
+
+def register_numpy(name: str, fn) -> None:
+    """Make ``fn`` callable as ``name`` in the numpy code of matrix steps (what
+    :func:`evaluate` runs): the hook through which a module defining further
+    operations (:mod:`derive.engine.nn_ops`) adds the kernels its printed code
+    calls.  A name is registered once; registering it again for another
+    function is an error, so no module silently replaces another's helper.
+
+    >>> register_numpy("_demo_twice", lambda x: 2 * x)
+    >>> evaluate(call("demo_twice", TensorSymbol("a", (2,))), {"a": np.array([1.0, 2.0])}).tolist()
+    [2.0, 4.0]
+    >>> register_numpy("_relu", abs)
+    Traceback (most recent call last):
+    ...
+    ValueError: numpy helper '_relu' is already registered for another function
+    """
+    if not name.isidentifier() or name == "numpy":
+        raise ValueError(f"numpy helper name {name!r} is not a plain identifier")
+    if HELPERS.get(name, fn) is not fn:
+        raise ValueError(f"numpy helper {name!r} is already registered for another function")
+    HELPERS[name] = fn
+    _EVAL_GLOBALS[name] = fn
 
 
 def evaluate(expr, env: dict):

@@ -130,6 +130,12 @@ class NNExpr(X.TExpr):
         counted from the end, operands aligned on their sample axes."""
         return FORMS[self.key].get("batch", FORMS[self.key]["numpy"])(printer, self)
 
+    def _batchsumcode(self, printer):
+        """numpy for this gradient summed over the batch without forming it per
+        sample, or None where the batch form is simply summed."""
+        form = FORMS[self.key].get("batch_sum")
+        return form(printer, self) if form else None
+
 
 # --- printing helpers ------------------------------------------------------
 
@@ -264,7 +270,7 @@ def _lat_conv_dx(pr, e):
     r"""dL/dX = crop_p(pad_{k-1}(dil_s G) \star rot180(K)): the full convolution
     of delta with the flipped kernel."""
     G, K = e.operands[:2]
-    s, p, k = e.params[0], e.params[1], e.params[2]
+    s, p, k = e.params[0], e.params[1], tshape(K)[-1]
     g = _lat_dil(pr._print(G), s)
     body = rf"\operatorname{{pad}}_{{{k - 1}}}\left({g}\right) \star \operatorname{{rot}}_{{180}}\left({pr._print(K)}\right)"
     if k == 1:
@@ -282,7 +288,7 @@ def _lat_pool(name):
 
 def _lat_pool_grad(name):
     def form(pr, e):
-        A, G = e.operands
+        G, A = e.operands
         size, stride = e.params[0], e.params[1]
         sub = str(size) if stride == size else rf"{size},\,s={stride}"
         if name == "avg":
@@ -290,6 +296,14 @@ def _lat_pool_grad(name):
                     rf"\left({pr._print(G)}\right)")
         return rf"\operatorname{{route}}_{{{sub}}}\left({pr._print(G)};\, \arg\max {_lat(pr, A)}\right)"
     return form
+
+
+def _lat_pool_at(pr, e):
+    r"""Y gathered at the first maxima of X's windows: gather_2(Y; argmax X)."""
+    Y, A = e.operands
+    size, stride = e.params[0], e.params[1]
+    sub = str(size) if stride == size else rf"{size},\,s={stride}"
+    return rf"\operatorname{{gather}}_{{{sub}}}\left({pr._print(Y)};\, \arg\max {_lat(pr, A)}\right)"
 
 
 def _dims(shape) -> str:
@@ -323,6 +337,40 @@ def _two(latex_fmt, spec_fmt, numpy_fmt):
     return {"latex": lambda pr, e: fill(latex_fmt, pr, e, _lat),
             "spec": lambda pr, e: fill(spec_fmt, pr, e, _txt),
             "numpy": lambda pr, e: fill(numpy_fmt, pr, e, _txt)}
+
+
+def _xcorr_default(e) -> tuple:
+    """The kernel sizes xcorr takes when none are given: the largest that fit."""
+    X, G = e.operands[:2]
+    s, p = e.params[0], e.params[1]
+    n = len(e.params) - 2
+    return tuple(a + 2 * p - s * (b - 1) for a, b in zip(tshape(X)[-n:], tshape(G)[-n:]))
+
+
+def _spec_trimmed(name, defaults):
+    """``name(A, B, stride, padding, ...)`` with the trailing arguments a
+    reader would leave out: sizes (output paddings) at their defaults, one
+    number where rows and columns agree, then padding 0 and stride 1."""
+    def form(pr, e):
+        s, p, rest = e.params[0], e.params[1], list(e.params[2:])
+        if tuple(rest) == tuple(defaults(e)):
+            rest = []
+        elif len(rest) == 2 and rest[0] == rest[1]:
+            rest = rest[:1]
+        args = [s, p] + rest
+        if not rest:
+            while args and args[-1] == (0 if len(args) == 2 else 1):
+                args.pop()
+        return f"{name}({', '.join([pr._print(x) for x in e.operands] + [_num(a) for a in args])})"
+    return form
+
+
+def _spec_unpool(name):
+    """``maxunpool2d(G, X, size)``, the stride written only where it is not the size."""
+    def form(pr, e):
+        size, stride = e.params
+        return _call(name, pr, e, (size,) if stride == size else (size, stride))
+    return form
 
 
 FORMS: dict[str, dict] = {
@@ -385,34 +433,34 @@ FORMS: dict[str, dict] = {
     # convolution and pooling; numpy forms call the kernels in their own layout
     "conv2d": {"latex": _lat_conv, "spec": lambda pr, e: _call("conv2d", pr, e),
                "numpy": lambda pr, e: _call("nn_conv2d_any", pr, e)},
-    "conv2d_dk": {"latex": _lat_conv_dk, "spec": lambda pr, e: _call("conv2d_grad_kernel", pr, e),
-                  "numpy": lambda pr, e: _call("nn_conv2d_any_grad_kernel", pr, e)},
-    "conv2d_dx": {"latex": _lat_conv_dx, "spec": lambda pr, e: _call("conv2d_grad_input", pr, e, e.params[:2]),
-                  "numpy": lambda pr, e: _call("nn_conv2d_any_grad_input", pr, e, e.params[:2])},
     "conv1d": {"latex": _lat_conv, "spec": lambda pr, e: _call("conv1d", pr, e),
                "numpy": lambda pr, e: _call("nn_conv1d_any", pr, e)},
-    "conv1d_dk": {"latex": _lat_conv_dk, "spec": lambda pr, e: _call("conv1d_grad_kernel", pr, e),
-                  "numpy": lambda pr, e: _call("nn_conv1d_any_grad_kernel", pr, e)},
-    "conv1d_dx": {"latex": _lat_conv_dx, "spec": lambda pr, e: _call("conv1d_grad_input", pr, e, e.params[:2]),
-                  "numpy": lambda pr, e: _call("nn_conv1d_any_grad_input", pr, e, e.params[:2])},
     "maxpool2d": {"latex": _lat_pool("maxpool"), "spec": lambda pr, e: _call("maxpool2d", pr, e),
                   "numpy": lambda pr, e: _call("nn_maxpool2d", pr, e)},
-    "maxpool2d_grad": {"latex": _lat_pool_grad("max"), "spec": lambda pr, e: _call("maxpool2d_grad", pr, e),
-                       "numpy": lambda pr, e: _call("nn_maxpool2d_grad", pr, e)},
     "avgpool2d": {"latex": _lat_pool("avgpool"), "spec": lambda pr, e: _call("avgpool2d", pr, e),
                   "numpy": lambda pr, e: _call("nn_avgpool2d", pr, e)},
-    "avgpool2d_grad": {"latex": _lat_pool_grad("avg"), "spec": lambda pr, e: _call("avgpool2d_grad", pr, e),
-                       "numpy": lambda pr, e: _call("nn_avgpool2d_grad", pr, e)},
+    # their gradients, as a textbook writes them: dL/dK = X star delta, dL/dX the
+    # full convolution of delta with the flipped kernel, delta routed to the maxima
+    "maxunpool2d": {"latex": _lat_pool_grad("max"), "spec": _spec_unpool("maxunpool2d"),
+                    "numpy": lambda pr, e: _call("nn_maxunpool2d", pr, e)},
+    "maxpool2d_at": {"latex": _lat_pool_at, "spec": _spec_unpool("maxpool2d_at"),
+                     "numpy": lambda pr, e: _call("nn_maxpool2d_at", pr, e)},
+    "avgunpool2d": {"latex": _lat_pool_grad("avg"), "spec": _spec_unpool("avgunpool2d"),
+                    "numpy": lambda pr, e: _call("nn_avgunpool2d", pr, e), "precedence": "Mul"},
 }
+for _d in ("2d", "1d"):
+    FORMS[f"xcorr{_d}"] = {"latex": _lat_conv_dk, "spec": _spec_trimmed(f"xcorr{_d}", _xcorr_default),
+                           "numpy": lambda pr, e, _d=_d: _call(f"nn_xcorr{_d}_any", pr, e), "precedence": "Mul"}
+    FORMS[f"conv_transpose{_d}"] = {
+        "latex": _lat_conv_dx, "spec": _spec_trimmed(f"conv_transpose{_d}", lambda e: (0,) * (len(e.params) - 2)),
+        "numpy": lambda pr, e, _d=_d: _call(f"nn_conv_transpose{_d}_any", pr, e),
+        "precedence": lambda e: "Mul" if e.params[1] == 0 else "Func"}
 
 # how tightly each compound LaTeX form binds (default: a function call)
-for _key, _rank in {"max_share": "Mul", "min_share": "Mul", "gelu_grad": "Add", "erf_grad": "Mul",
-                    "conv2d_dk": "Mul", "conv1d_dk": "Mul", "avgpool2d_grad": "Mul"}.items():
+for _key, _rank in {"max_share": "Mul", "min_share": "Mul", "gelu_grad": "Add", "erf_grad": "Mul"}.items():
     FORMS[_key]["precedence"] = _rank
 for _key in ("conv2d", "conv1d"):
     FORMS[_key]["precedence"] = lambda e: "Mul" if tuple(e.params[:2]) == (1, 0) else "Func"
-for _key in ("conv2d_dx", "conv1d_dx"):
-    FORMS[_key]["precedence"] = lambda e: "Mul" if e.params[1] == 0 else "Func"
 
 
 # --- batch forms: the same numpy with leading batch axes (derive.codegen.matrix) ----
@@ -456,12 +504,14 @@ def _b_two(numpy_fmt):
     return form
 
 
-def _b_per_sample(kernel, n_params):
-    """Convolutions: the kernel on each sample (its layouts say nothing of a batch)."""
+def _b_conv(kernel, summed=False):
+    """Convolutions on a whole batch: the batched kernel told each operand's own
+    number of axes; ``summed``: the kernel gradient summed over the batch ``_B``
+    (derive.codegen.matrix's name for the batch's shape)."""
     def form(pr, e):
-        ks = tuple(_k(x) for x in e.operands) + (None,) * n_params
-        args = [pr._print(x) for x in e.operands] + [_num(p) for p in e.params[:n_params]]
-        return f"nn_per_sample(nn_{kernel}, {ks!r}, {', '.join(args)})"
+        args = [pr._print(x) for x in e.operands] + [str(_k(x)) for x in e.operands] \
+            + [_num(p) for p in e.params] + (["_B"] if summed else [])
+        return f"nn_{kernel}({', '.join(args)})"
     return form
 
 
@@ -479,10 +529,11 @@ FORMS["min_share"]["batch"] = _b_two("(1 - {np}.sign({d}))/2")
 FORMS["reshape"]["batch"] = lambda pr, e: (f"nn_reshape_tail({pr._print(e.operands[0])}, "
                                            f"{_k(e.operands[0])}, {tuple(e.tshape)!r})")
 FORMS["flatten"]["batch"] = FORMS["reshape"]["batch"]
-for _key, _kernel in (("conv2d", "conv2d_any"), ("conv2d_dk", "conv2d_any_grad_kernel"),
-                      ("conv2d_dx", "conv2d_any_grad_input"), ("conv1d", "conv1d_any"),
-                      ("conv1d_dk", "conv1d_any_grad_kernel"), ("conv1d_dx", "conv1d_any_grad_input")):
-    FORMS[_key]["batch"] = _b_per_sample(_kernel, 2)
+for _d in ("1d", "2d"):
+    FORMS[f"conv{_d}"]["batch"] = _b_conv(f"conv{_d}_batched")
+    FORMS[f"xcorr{_d}"]["batch"] = _b_conv(f"xcorr{_d}_batched")
+    FORMS[f"xcorr{_d}"]["batch_sum"] = _b_conv(f"xcorr{_d}_batched", summed=True)
+    FORMS[f"conv_transpose{_d}"]["batch"] = _b_conv(f"conv_transpose{_d}_batched")
 
 
 # --- kernels for generated code ---------------------------------------------
@@ -492,9 +543,9 @@ def _helper_sources() -> dict:
     out = {}
     kernels = [n for n, fn in inspect.getmembers(nn_kernels, inspect.isfunction)
                if fn.__module__ == nn_kernels.__name__ and not n.startswith("_")]
-    calls = re.compile(r"(?<![\w.])(" + "|".join(kernels) + r")\(")
-    for name in kernels:    # def erf( -> def nn_erf(, and a call erf( -> nn_erf(
-        src = calls.sub(r"nn_\1(", inspect.getsource(getattr(nn_kernels, name)))
+    calls = re.compile(r"(?<![\w.])(" + "|".join(kernels) + r")(?=[(,)])")
+    for name in kernels:    # def erf( -> def nn_erf(, a call erf( -> nn_erf(, passed per_sample(erf, -> (nn_erf,
+        src = calls.sub(r"nn_\1", inspect.getsource(getattr(nn_kernels, name)))
         out["nn_" + name] = re.sub(r"\bnp\.", "numpy.", src)
     return out
 

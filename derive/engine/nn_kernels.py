@@ -156,18 +156,28 @@ def conv2d(X, K, stride, padding):
     kh, kw = K.shape[2], K.shape[3]
     Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     win = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-    return np.einsum("ncijab,ocab->noij", win, K, optimize=True)
+    # one matrix product over (channel, kernel row, kernel column): im2col
+    return np.tensordot(win, K, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
 
 
-def conv2d_grad_kernel(X, G, kshape, stride, padding):
-    """dL/dK: the cross-correlation of the (padded) input with the upstream G."""
+def conv2d_grad_kernel(X, G, kshape, stride, padding, per_image=False):
+    """dL/dK: the cross-correlation of the (padded) input with the upstream G
+    (summed over the images; ``per_image``: one kernel gradient per image)."""
     sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
     ph, pw = (padding, padding) if np.ndim(padding) == 0 else padding
     kh, kw = kshape[2], kshape[3]
     Xp = np.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    win = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
-    win = win[:, :, ::sh, ::sw][:, :, :G.shape[2], :G.shape[3]]
-    return np.einsum("ncijab,noij->ocab", win, G, optimize=True)
+    oh, ow = G.shape[2], G.shape[3]
+    if per_image:
+        win = np.lib.stride_tricks.sliding_window_view(Xp, (kh, kw), axis=(2, 3))
+        win = win[:, :, ::sh, ::sw][:, :, :oh, :ow]
+        return np.einsum("ncijab,noij->nocab", win, G, optimize=True)
+    dK = np.empty((G.shape[1], X.shape[1], kh, kw))
+    for a in range(kh):         # one product over (image, row, column) per kernel entry
+        for b in range(kw):
+            dK[:, :, a, b] = np.tensordot(G, Xp[:, :, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw],
+                                          axes=([0, 2, 3], [0, 2, 3]))
+    return dK
 
 
 def conv2d_grad_input(G, K, xshape, stride, padding):
@@ -182,96 +192,237 @@ def conv2d_grad_input(G, K, xshape, stride, padding):
     for a in range(kh):
         for b in range(kw):
             dXp[:, :, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw] += \
-                np.einsum("noij,oc->ncij", G, K[:, :, a, b])
+                np.tensordot(G, K[:, :, a, b], axes=([1], [0])).transpose(0, 3, 1, 2)
     return dXp[:, :, ph:ph + h, pw:pw + w]
 
 
 # The spec's layouts into the kernels' (N, C, H, W): conv2d takes X as H x W
 # with K k x k, X as C x H x W with K C_out x C_in x k x k, or a batch
 # N x C x H x W; conv1d the same one axis down (a height-1 axis added).
+# Its gradients are operations of their own, as a textbook writes them:
+# dL/dK = xcorr2d(X, G), the input cross-correlated with delta, and
+# dL/dX = conv_transpose2d(G, K), the full convolution of delta with the
+# flipped kernel (torch's conv_transpose2d).
+#
+# Generated code (derive.codegen.matrix) gives every value leading batch axes:
+# the *_batched kernels take each operand's own number of axes (kx, kg, kk),
+# merge the batch into the kernels' N axis and make one call for the whole
+# batch, so a conv layer costs a few array operations whatever the batch size;
+# the *_any kernels are the same on values without a batch.
+
+def pair(v):
+    """A stride or padding as (rows, cols)."""
+    return (v, v) if np.ndim(v) == 0 else tuple(v)
+
+
+def as_images(A, k):
+    """The last k axes of A (k = 2, 3, 4: H x W, C x H x W, N x C x H x W) as
+    (N, C, H, W) images, the leading batch axes merged into N; and the batch."""
+    batch, own = A.shape[:A.ndim - k], A.shape[A.ndim - k:]
+    full = (1,) * (4 - k) + own
+    return A.reshape((-1,) + full[1:]), batch
+
+
+def batch_broadcast(arrays, ks, extra=()):
+    """The arrays broadcast to one batch shape in front of their own axes."""
+    batch = tuple(extra)
+    for a, k in zip(arrays, ks):
+        batch = np.broadcast_shapes(batch, a.shape[:a.ndim - k])
+    return [np.broadcast_to(a, batch + a.shape[a.ndim - k:]) for a, k in zip(arrays, ks)], batch
+
+
+def conv2d_batched(X, K, kx, kk, stride, padding):
+    """conv2d on values with leading batch axes (X's own axes are its last
+    kx, K's its last kk): the batch goes into the images' axis, one call."""
+    X, K = np.asarray(X, dtype=float), np.asarray(K, dtype=float)
+    if K.ndim > kk:     # a kernel that differs by sample: one sample at a time
+        return per_sample(conv2d_any, (kx, kk, None, None), X, K, stride, padding)
+    x4, batch = as_images(X, kx)
+    Y = conv2d(x4, K.reshape((1,) * (4 - kk) + K.shape), stride, padding)    # (batch x N, O, oh, ow)
+    own = ((1,) * (4 - kx) + X.shape[X.ndim - kx:])[:1] + Y.shape[1:]        # the sample's (N, O, oh, ow)
+    return Y.reshape(batch + own[4 - kx:])
+
 
 def conv2d_any(X, K, stride, padding):
     """conv2d on the spec's layouts: H x W and k x k, C x H x W and O x C x k x k, or a batch."""
-    x4 = X.reshape((1,) * (4 - X.ndim) + X.shape)
-    k4 = K.reshape((1,) * (4 - K.ndim) + K.shape)
-    Y = conv2d(x4, k4, stride, padding)
-    return Y[0, 0] if X.ndim == 2 else (Y[0] if X.ndim == 3 else Y)
+    return conv2d_batched(X, K, np.ndim(X), np.ndim(K), stride, padding)
 
 
-def conv2d_any_grad_kernel(X, G, K, stride, padding):
-    """dL/dK on the spec's layouts (K gives the kernel's shape)."""
-    x4 = X.reshape((1,) * (4 - X.ndim) + X.shape)
-    g4 = G.reshape((1,) * (4 - G.ndim) + G.shape)
-    k4 = (1,) * (4 - K.ndim) + K.shape
-    return conv2d_grad_kernel(x4, g4, k4, stride, padding).reshape(K.shape)
+def xcorr2d_batched(X, G, kx, kg, stride, padding, kh=None, kw=None, summed=None):
+    """dL/dK of conv2d: X (padded) cross-correlated with G (dilated by the
+    stride), every input channel with every output channel: kh x kw, or
+    O x C x kh x kw.  kh, kw default to the largest that fit (the kernel's
+    size when the stride divides evenly).  One result per sample, or
+    (``summed`` the batch's shape) their sum over the batch, a sample without
+    batch axes counting once per sample."""
+    X, G = np.asarray(X, dtype=float), np.asarray(G, dtype=float)
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
+    kh = X.shape[-2] + 2 * ph - sh * (G.shape[-2] - 1) if kh is None else kh
+    kw = X.shape[-1] + 2 * pw - sw * (G.shape[-1] - 1) if kw is None else kw
+    kown = (kh, kw) if kx == 2 else (G.shape[-3], X.shape[-3], kh, kw)
+    (X, G), batch = batch_broadcast((X, G), (kx, kg), () if summed is None else summed)
+    x4, _ = as_images(X, kx)
+    g4, _ = as_images(G, kg)
+    k4 = (1,) * (4 - len(kown)) + kown
+    if summed is not None or not batch:
+        return conv2d_grad_kernel(x4, g4, k4, stride, padding).reshape(kown)
+    per = conv2d_grad_kernel(x4, g4, k4, stride, padding, per_image=True)
+    per = per.reshape((int(np.prod(batch)), -1) + per.shape[1:]).sum(axis=1)   # a sample's own images summed
+    return per.reshape(batch + kown)
 
 
-def conv2d_any_grad_input(G, K, X, stride, padding):
-    """dL/dX on the spec's layouts (X gives the input's shape)."""
-    g4 = G.reshape((1,) * (4 - G.ndim) + G.shape)
-    k4 = K.reshape((1,) * (4 - K.ndim) + K.shape)
-    x4 = (1,) * (4 - X.ndim) + X.shape
-    return conv2d_grad_input(g4, k4, x4, stride, padding).reshape(X.shape)
+def xcorr2d_any(X, G, stride, padding, kh=None, kw=None):
+    """xcorr2d on the spec's layouts: H x W with oh x ow, C x H x W with O x oh x ow, or a batch (summed)."""
+    return xcorr2d_batched(X, G, np.ndim(X), np.ndim(G), stride, padding, kh, kw)
+
+
+def conv_transpose2d_batched(G, K, kg, kk, stride, padding, oph=0, opw=None):
+    """dL/dX of conv2d, torch's conv_transpose2d (output_padding oph rows and
+    opw columns, the rows a floor-mode stride left out): G (dilated by the
+    stride) fully convolved with the flipped K, cropped by the padding."""
+    G, K = np.asarray(G, dtype=float), np.asarray(K, dtype=float)
+    opw = oph if opw is None else opw
+    if K.ndim > kk:
+        return per_sample(conv_transpose2d_any, (kg, kk, None, None, None, None), G, K, stride, padding, oph, opw)
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
+    g4, batch = as_images(G, kg)
+    k4 = K.reshape((1,) * (4 - kk) + K.shape)
+    h = (G.shape[-2] - 1) * sh - 2 * ph + k4.shape[2] + oph
+    w = (G.shape[-1] - 1) * sw - 2 * pw + k4.shape[3] + opw
+    dX = conv2d_grad_input(g4, k4, (g4.shape[0], k4.shape[1], h, w), stride, padding)
+    own = (h, w) if kk == 2 else ((G.shape[G.ndim - kg],) if kg == 4 else ()) + (k4.shape[1], h, w)
+    return dX.reshape(batch + own)
+
+
+def conv_transpose2d_any(G, K, stride, padding, oph=0, opw=None):
+    """conv_transpose2d on the spec's layouts: oh x ow with k x k, O x oh x ow with O x C x k x k, or a batch."""
+    return conv_transpose2d_batched(G, K, np.ndim(G), np.ndim(K), stride, padding, oph, opw)
+
+
+def as_rows(A):
+    """A height-1 axis before the last: a 1-D signal as a 1-row image."""
+    return A.reshape(A.shape[:-1] + (1, A.shape[-1]))
+
+
+def no_rows(A):
+    """The height-1 axis of as_rows taken out again."""
+    return A.reshape(A.shape[:-2] + A.shape[-1:])
+
+
+def conv1d_batched(x, k, kx, kk, stride, padding):
+    """conv1d on values with leading batch axes."""
+    x, k = np.asarray(x, dtype=float), np.asarray(k, dtype=float)
+    return no_rows(conv2d_batched(as_rows(x), as_rows(k), kx + 1, kk + 1, (1, stride), (0, padding)))
 
 
 def conv1d_any(x, k, stride, padding):
     """conv1d on the spec's layouts: L and k, C x L and O x C x k, or a batch N x C x L."""
-    def rows(A):    # a height-1 axis before the last
-        return A.reshape(A.shape[:-1] + (1, A.shape[-1]))
-    Y = conv2d_any(rows(x), rows(k), (1, stride), (0, padding))
-    return Y.reshape(Y.shape[:-2] + Y.shape[-1:])
+    return conv1d_batched(x, k, np.ndim(x), np.ndim(k), stride, padding)
 
 
-def conv1d_any_grad_kernel(x, G, k, stride, padding):
-    """dL/dk of conv1d on the spec's layouts."""
-    def rows(A):
-        return A.reshape(A.shape[:-1] + (1, A.shape[-1]))
-    return conv2d_any_grad_kernel(rows(x), rows(G), rows(k), (1, stride), (0, padding)).reshape(k.shape)
+def xcorr1d_batched(x, G, kx, kg, stride, padding, size=None, summed=None):
+    """dL/dk of conv1d: x cross-correlated with G (per sample, or summed over the batch)."""
+    x, G = np.asarray(x, dtype=float), np.asarray(G, dtype=float)
+    return no_rows(xcorr2d_batched(as_rows(x), as_rows(G), kx + 1, kg + 1, (1, stride), (0, padding),
+                                   1, size, summed))
 
 
-def conv1d_any_grad_input(G, k, x, stride, padding):
-    """dL/dx of conv1d on the spec's layouts."""
-    def rows(A):
-        return A.reshape(A.shape[:-1] + (1, A.shape[-1]))
-    return conv2d_any_grad_input(rows(G), rows(k), rows(x), (1, stride), (0, padding)).reshape(x.shape)
+def xcorr1d_any(x, G, stride, padding, size=None):
+    """xcorr1d on the spec's layouts."""
+    return xcorr1d_batched(x, G, np.ndim(x), np.ndim(G), stride, padding, size)
+
+
+def conv_transpose1d_batched(G, k, kg, kk, stride, padding, output_padding=0):
+    """dL/dx of conv1d, torch's conv_transpose1d."""
+    G, k = np.asarray(G, dtype=float), np.asarray(k, dtype=float)
+    return no_rows(conv_transpose2d_batched(as_rows(G), as_rows(k), kg + 1, kk + 1, (1, stride), (0, padding),
+                                            0, output_padding))
+
+
+def conv_transpose1d_any(G, k, stride, padding, output_padding=0):
+    """conv_transpose1d on the spec's layouts."""
+    return conv_transpose1d_batched(G, k, np.ndim(G), np.ndim(k), stride, padding, output_padding)
+
+
+def pool_window(A, a, b, size, stride, oh, ow):
+    """The entries at offset (a, b) of every pooling window of A's last two
+    axes, as an oh x ow view (a view: adding to it adds to A)."""
+    return A[..., a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride]
+
+
+def pool_size(X, size, stride):
+    """The floor-mode output size (oh, ow) of pooling X's last two axes."""
+    return (X.shape[-2] - size) // stride + 1, (X.shape[-1] - size) // stride + 1
 
 
 def maxpool2d(X, size, stride):
-    """Max over size x size windows of the last two axes, floor mode."""
-    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
-    return win[..., ::stride, ::stride, :, :].max(axis=(-2, -1))
+    """Max over size x size windows of the last two axes, floor mode: the
+    maximum of the size^2 strided views, one array operation each."""
+    X = np.asarray(X, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    out = pool_window(X, 0, 0, size, stride, oh, ow).copy()
+    for k in range(1, size * size):
+        np.maximum(out, pool_window(X, k // size, k % size, size, stride, oh, ow), out=out)
+    return out
 
 
-def maxpool2d_grad(X, G, size, stride):
-    """Route each window's upstream entry to its first maximal entry (row-major)."""
-    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
-    win = win[..., ::stride, ::stride, :, :]
-    oh, ow = win.shape[-4], win.shape[-3]
-    lead = X.shape[:-2]
-    first = win.reshape(lead + (oh, ow, size * size)).argmax(axis=-1)
-    rows = np.arange(oh)[:, None] * stride + first // size
-    cols = np.arange(ow)[None, :] * stride + first % size
-    hw = X.shape[-2] * X.shape[-1]
-    flat = (rows * X.shape[-1] + cols).reshape(-1, oh * ow)
-    flat = flat + np.arange(flat.shape[0])[:, None] * hw    # each map its own block of entries
-    # one bincount for every map: overlapping windows add up at a shared maximum
-    dX = np.bincount(flat.ravel(), weights=np.asarray(G, float).ravel(), minlength=flat.shape[0] * hw)
-    return dX.reshape(X.shape)
+def first_max(X, size, stride):
+    """For each window entry k (row-major), where it is its window's first
+    maximum: size^2 boolean oh x ow maps, one True per window (torch's tie rule)."""
+    X = np.asarray(X, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    M = maxpool2d(X, size, stride)
+    taken = np.zeros(M.shape, dtype=bool)
+    hits = []
+    for k in range(size * size):
+        hit = pool_window(X, k // size, k % size, size, stride, oh, ow) == M
+        hit &= ~taken
+        taken |= hit
+        hits.append(hit)
+    return hits
+
+
+def maxunpool2d(G, X, size, stride):
+    """The gradient of maxpool2d(X): each window's upstream entry G routed to
+    the window's first maximal entry of X (row-major), as torch; overlapping
+    windows add up at a shared maximum."""
+    X, G = np.asarray(X, dtype=float), np.asarray(G, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    dX = np.zeros(np.broadcast_shapes(X.shape[:-2], G.shape[:-2]) + X.shape[-2:])   # G may carry a batch X has not
+    for k, hit in enumerate(first_max(X, size, stride)):
+        view = pool_window(dX, k // size, k % size, size, stride, oh, ow)
+        view += G * hit
+    return dX
+
+
+def maxpool2d_at(Y, X, size, stride):
+    """Each window's entry of Y where X has the window's first maximum
+    (maxpool2d(X) is maxpool2d_at(X, X)): the adjoint of maxunpool2d(., X)."""
+    Y = np.asarray(Y, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    return sum(pool_window(Y, k // size, k % size, size, stride, oh, ow) * hit
+               for k, hit in enumerate(first_max(X, size, stride)))
 
 
 def avgpool2d(X, size, stride):
     """Mean over size x size windows of the last two axes, floor mode."""
-    win = np.lib.stride_tricks.sliding_window_view(X, (size, size), axis=(-2, -1))
-    return win[..., ::stride, ::stride, :, :].mean(axis=(-2, -1))
+    X = np.asarray(X, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    out = pool_window(X, 0, 0, size, stride, oh, ow).copy()
+    for k in range(1, size * size):
+        out += pool_window(X, k // size, k % size, size, stride, oh, ow)
+    return out / (size * size)
 
 
-def avgpool2d_grad(X, G, size, stride):
-    """Spread each window's upstream entry evenly over its size^2 entries."""
-    dX = np.zeros(X.shape)
+def avgunpool2d(G, X, size, stride):
+    """The gradient of avgpool2d(X): each window's upstream entry spread evenly
+    over its size^2 entries (X gives the shape)."""
+    G = np.asarray(G, dtype=float)
     oh, ow = G.shape[-2], G.shape[-1]
-    for a in range(size):
-        for b in range(size):
-            dX[..., a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride] += G
+    dX = np.zeros(np.broadcast_shapes(np.shape(X)[:-2], G.shape[:-2]) + np.shape(X)[-2:])
+    for k in range(size * size):
+        view = pool_window(dX, k // size, k % size, size, stride, oh, ow)
+        view += G
     return dX / (size * size)
 
 

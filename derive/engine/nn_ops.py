@@ -381,6 +381,30 @@ register(TensorOp(
     extra={"derivation": (r"\bar{X} = \operatorname{reshape}(\bar{y}, \text{shape of } X)",)}))
 
 
+def _sum_to_shape(shapes, p):
+    (s,) = shapes
+    _check_rank("sum_to", s)
+    sizes = tuple(_whole("sum_to", "a size", n, 1) for n in _sizes(p))
+    if not sizes:
+        raise ShapeError("sum_to: needs the sizes to sum down to, sum_to(X, rows, cols) (up to four)")
+    fits = len(sizes) <= len(s) and all(n in (1, m) for n, m in zip(sizes, tuple(s)[len(s) - len(sizes):]))
+    if not fits:
+        raise ShapeError(f"sum_to: {_dims(s)} does not sum down to {_dims(sizes)} (numpy's broadcasting, reversed)")
+    return sizes
+
+
+register(TensorOp(
+    name="sum_to", inputs=1, params=_RESHAPE_PARAMS,
+    shape=_sum_to_shape,
+    forward=lambda xs, p: nn_kernels.sum_to(np.asarray(xs[0], float), _sizes(p)),
+    vjp=lambda i, G, xs, out, p: np.broadcast_to(np.asarray(G, float), np.shape(xs[0])).copy(),
+    symbolic=lambda xs, p: X.sum_to(xs[0], _sizes(p)),
+    rule=lambda i, G, xs, out, p: X.had(G, X.ones(tshape(xs[0]))),
+    doc="sum_to(X, rows, cols): X summed over the axes that broadcasting would add or stretch to reach "
+        "X's shape from rows x cols (torch's sum_to_size): the gradient of a broadcast bias",
+    extra={"derivation": (r"\bar{X} = \bar{Y} \text{ broadcast back to the shape of } X",)}))
+
+
 # --- convolution -------------------------------------------------------------
 # The spec's layouts: conv2d takes X as H x W with K k x k, X as C x H x W with
 # K C_out x C_in x k x k, or a batch N x C x H x W; conv1d the same one axis
@@ -402,13 +426,17 @@ def _conv_layout(name, xs_shape, ks_shape, spatial):
     raise ShapeError(f"{name}: input {_dims(xs_shape)} and kernel {_dims(ks_shape)} do not fit ({ex})")
 
 
+def _conv_args(name, shapes, p):
+    """The two operands' shapes, the stride and the padding, checked."""
+    a, b = (tuple(s) for s in shapes)
+    for s in (a, b):
+        _check_rank(name, s)
+    return a, b, _whole(name, "stride", p["stride"], 1), _whole(name, "padding", p["padding"], 0)
+
+
 def _conv_shape(name, spatial):
     def shape(shapes, p):
-        xs, ks = (tuple(s) for s in shapes)
-        for s in (xs, ks):
-            _check_rank(name, s)
-        stride = _whole(name, "stride", p["stride"], 1)
-        pad = _whole(name, "padding", p["padding"], 0)
+        xs, ks, stride, pad = _conv_args(name, shapes, p)
         batch, chans = _conv_layout(name, xs, ks, spatial)
         sizes_in, sizes_k = xs[-spatial:], ks[-spatial:]
         out = []
@@ -422,14 +450,24 @@ def _conv_shape(name, spatial):
     return shape
 
 
-def _conv_rule(name):
+def _remainders(x_shape, k_shape, stride, pad, spatial):
+    """Rows (columns) of the input a floor-mode stride leaves out of every
+    window: the output padding that brings conv_transpose back to the input."""
+    return tuple((n + 2 * pad - k) % stride for n, k in zip(tuple(x_shape)[-spatial:], tuple(k_shape)[-spatial:]))
+
+
+def _conv_rule(name, spatial):
+    """dL/dK = xcorr(X, G): the input cross-correlated with delta; dL/dX =
+    conv_transpose(G, K): delta fully convolved with the flipped kernel."""
+    d = name[-2:]
+
     def rule(i, G, xs, out, p):
         A, K = xs
         s, pad = p["stride"], p["padding"]
         if i == 1:
-            return NNExpr(f"{name}_dk", (A, G, K), tshape(K), (s, pad))
-        k = tshape(K)[-1]
-        return NNExpr(f"{name}_dx", (G, K, A), tshape(A), (s, pad, k))
+            return NNExpr(f"xcorr{d}", (A, G), tshape(K), (s, pad) + tshape(K)[-spatial:])
+        return NNExpr(f"conv_transpose{d}", (G, K), tshape(A),
+                      (s, pad) + _remainders(tshape(A), tshape(K), s, pad, spatial))
     return rule
 
 
@@ -441,22 +479,157 @@ _CONV_DERIVATION = (
     r" = \sum_o \left(\operatorname{pad}_{k-1}(\delta_o) \star \operatorname{rot}_{180}(K_{o,c})\right)_{u,v}"
     r"\ \ (s = 1,\ p = 0)")
 
-for _name, _spatial, _fwd, _gk, _gx in (
-        ("conv2d", 2, nn_kernels.conv2d_any, nn_kernels.conv2d_any_grad_kernel, nn_kernels.conv2d_any_grad_input),
-        ("conv1d", 1, nn_kernels.conv1d_any, nn_kernels.conv1d_any_grad_kernel, nn_kernels.conv1d_any_grad_input)):
+
+# The gradients of a convolution are operations of their own, so that a
+# matrix step's expr reads back as spec syntax: xcorr2d(X, G) is dL/dK and
+# conv_transpose2d(G, K) is dL/dX; each one's gradients are the other two.
+
+def _fl(A):
+    return np.asarray(A, dtype=float)
+
+
+_XCORR = {2: lambda X, G, s, p, ks: nn_kernels.xcorr2d_any(_fl(X), _fl(G), s, p, *ks),
+          1: lambda X, G, s, p, ks: nn_kernels.xcorr1d_any(_fl(X), _fl(G), s, p, *ks)}
+_TRANSPOSE = {2: lambda G, K, s, p, rs: nn_kernels.conv_transpose2d_any(_fl(G), _fl(K), s, p, *rs),
+              1: lambda G, K, s, p, rs: nn_kernels.conv_transpose1d_any(_fl(G), _fl(K), s, p, *rs)}
+_CONV = {2: lambda X, K, s, p: nn_kernels.conv2d_any(_fl(X), _fl(K), s, p),
+         1: lambda X, K, s, p: nn_kernels.conv1d_any(_fl(X), _fl(K), s, p)}
+_SIZE_PARAMS = {2: ("rows", "cols"), 1: ("size",)}
+_OUT_PAD_PARAMS = {2: ("output_padding", "output_padding_cols"), 1: ("output_padding",)}
+
+for _name, _spatial in (("conv2d", 2), ("conv1d", 1)):
     register(TensorOp(
         name=_name, inputs=2, params=(("stride", 1), ("padding", 0)),
         shape=_conv_shape(_name, _spatial),
-        forward=lambda xs, p, _f=_fwd: _f(np.asarray(xs[0], float), np.asarray(xs[1], float),
-                                          p["stride"], p["padding"]),
-        vjp=lambda i, G, xs, out, p, _k=_gk, _x=_gx: (
-            _k(xs[0], np.asarray(G, float), xs[1], p["stride"], p["padding"]) if i == 1
-            else _x(np.asarray(G, float), xs[1], xs[0], p["stride"], p["padding"])),
-        symbolic=lambda xs, p, _n=_name, _s=_spatial: NNExpr(
-            _n, xs, _out_shape(_n, xs, p), (p["stride"], p["padding"])),
-        rule=_conv_rule(_name),
+        forward=lambda xs, p, _s=_spatial: _CONV[_s](xs[0], xs[1], p["stride"], p["padding"]),
+        vjp=lambda i, G, xs, out, p, _s=_spatial: (
+            _XCORR[_s](xs[0], G, p["stride"], p["padding"], np.shape(xs[1])[-_s:]) if i == 1
+            else _TRANSPOSE[_s](G, xs[1], p["stride"], p["padding"],
+                                _remainders(np.shape(xs[0]), np.shape(xs[1]), p["stride"], p["padding"], _s))),
+        symbolic=lambda xs, p, _n=_name: NNExpr(_n, xs, _out_shape(_n, xs, p), (p["stride"], p["padding"])),
+        rule=_conv_rule(_name, _spatial),
         doc=f"{_name}(X, K, stride, padding): cross-correlation as torch's {_name} (stride 1, padding 0 by default)",
         extra={"derivation": _CONV_DERIVATION}))
+
+
+def _layout(name, a, b, spatial, what):
+    """Check the ranks of the two operands of xcorr / conv_transpose."""
+    ok = {"xcorr": ((spatial, spatial), (spatial + 1, spatial + 1), (spatial + 2, spatial + 2)),
+          "transpose": ((spatial, spatial), (spatial + 1, spatial + 2), (spatial + 2, spatial + 2))}[what]
+    if (len(a), len(b)) not in ok:
+        ex = {"xcorr": "the input and delta with the same number of axes",
+              "transpose": "delta with a kernel of as many axes, or C_out x ... with C_out x C_in x ..."}[what]
+        raise ShapeError(f"{name}: {_dims(a)} and {_dims(b)} do not fit ({ex})")
+
+
+def _xcorr_shape(name, spatial):
+    def shape(shapes, p):
+        xs, gs, stride, pad = _conv_args(name, shapes, p)
+        _layout(name, xs, gs, spatial, "xcorr")
+        if len(xs) == spatial + 2 and xs[0] != gs[0]:
+            raise ShapeError(f"{name}: the input has {xs[0]} images, delta {gs[0]}")
+        given = [p.get(k) for k in _SIZE_PARAMS[spatial]]
+        if spatial == 2 and given[1] is None:
+            given[1] = given[0]         # one size: a square kernel
+        sizes = []
+        for n, m, k in zip(xs[-spatial:], gs[-spatial:], given):
+            full = n + 2 * pad - stride * (m - 1)
+            k = full if k is None else _whole(name, "the kernel size", k, 1)
+            if full < 1 or not full - stride < k <= full:
+                raise ShapeError(f"{name}: a kernel of size {k} does not give {m} outputs from {n} "
+                                 f"with stride {stride} and padding {pad}")
+            sizes.append(k)
+        return tuple(sizes) if len(xs) == spatial else (gs[-spatial - 1], xs[-spatial - 1]) + tuple(sizes)
+    return shape
+
+
+def _transpose_shape(name, spatial):
+    def shape(shapes, p):
+        gs, ks, stride, pad = _conv_args(name, shapes, p)
+        _layout(name, gs, ks, spatial, "transpose")
+        if len(ks) > spatial and ks[0] != gs[-spatial - 1]:
+            raise ShapeError(f"{name}: the kernel {_dims(ks)} expects {ks[0]} channels of delta, "
+                             f"{_dims(gs)} has {gs[-spatial - 1]}")
+        extra = [p.get(k) for k in _OUT_PAD_PARAMS[spatial]]
+        if spatial == 2 and extra[1] is None:
+            extra[1] = extra[0]
+        sizes = []
+        for m, k, e in zip(gs[-spatial:], ks[-spatial:], extra):
+            e = _whole(name, "output_padding", e, 0)
+            if e >= stride:
+                raise ShapeError(f"{name}: output_padding must be smaller than the stride, "
+                                 f"got {e} with stride {stride}")
+            n = (m - 1) * stride - 2 * pad + k + e
+            if n < 1:
+                raise ShapeError(f"{name}: {_dims(gs)} with a kernel of {k}, stride {stride} and padding {pad} "
+                                 "gives no output")
+            sizes.append(n)
+        lead = gs[:1] if len(gs) == spatial + 2 else ()
+        return lead + ((ks[1],) if len(ks) > spatial else ()) + tuple(sizes)
+    return shape
+
+
+def _shape_of(x) -> tuple:
+    return tuple(np.shape(x)) if isinstance(x, np.ndarray) else tshape(x)
+
+
+def _resolved(op_name, xs, p, spatial) -> tuple:
+    """The parameters of xcorr / conv_transpose with every default filled in:
+    stride, padding, then the kernel size (output padding) of each axis."""
+    op = TENSOR_OPS[op_name]
+    shape = op.shape(tuple(_shape_of(x) for x in xs), op.params_of(tuple(p.get(k) for k, _ in op.params)))
+    if op_name.startswith("xcorr"):
+        return (p["stride"], p["padding"]) + tuple(shape[-spatial:])
+    gs, ks = _shape_of(xs[0]), _shape_of(xs[1])
+    return (p["stride"], p["padding"]) + tuple(
+        n - ((m - 1) * p["stride"] - 2 * p["padding"] + k)
+        for n, m, k in zip(shape[-spatial:], gs[-spatial:], ks[-spatial:]))
+
+
+for _d, _spatial in (("2d", 2), ("1d", 1)):
+    _xn, _tn = f"xcorr{_d}", f"conv_transpose{_d}"
+    register(TensorOp(
+        name=_xn, inputs=2,
+        params=(("stride", 1), ("padding", 0)) + tuple((k, None) for k in _SIZE_PARAMS[_spatial]),
+        shape=_xcorr_shape(_xn, _spatial),
+        forward=lambda xs, p, _n=_xn, _s=_spatial: _XCORR[_s](
+            xs[0], xs[1], p["stride"], p["padding"], _resolved(_n, xs, p, _s)[2:]),
+        vjp=lambda i, G, xs, out, p, _s=_spatial: (
+            _TRANSPOSE[_s](xs[1], G, p["stride"], p["padding"],
+                           _remainders(np.shape(xs[0]), np.shape(G), p["stride"], p["padding"], _s)) if i == 0
+            else _CONV[_s](xs[0], G, p["stride"], p["padding"])),
+        symbolic=lambda xs, p, _n=_xn, _s=_spatial: NNExpr(_n, xs, _out_shape(_n, xs, p),
+                                                          _resolved(_n, xs, p, _s)),
+        rule=lambda i, G, xs, out, p, _s=_spatial, _d=_d: (
+            NNExpr(f"conv_transpose{_d}", (xs[1], G), tshape(xs[0]),
+                   (p["stride"], p["padding"]) + _remainders(tshape(xs[0]), tshape(G), p["stride"], p["padding"], _s))
+            if i == 0 else NNExpr(f"conv{_d}", (xs[0], G), tshape(xs[1]), (p["stride"], p["padding"]))),
+        doc=f"{_xn}(X, G, stride, padding): X (padded) cross-correlated with G (dilated by the stride), every "
+            f"channel of X with every channel of G: the gradient of conv{_d}(X, K) with respect to K when G is "
+            f"its output's adjoint (torch.nn.grad.conv{_d}_weight); the kernel is the largest that fits unless "
+            "its size is given",
+        extra={"derivation": (r"\frac{\partial L}{\partial K} = X \star \delta",)}))
+    register(TensorOp(
+        name=_tn, inputs=2,
+        params=(("stride", 1), ("padding", 0)) + tuple((k, 0 if k == "output_padding" else None)
+                                                       for k in _OUT_PAD_PARAMS[_spatial]),
+        shape=_transpose_shape(_tn, _spatial),
+        forward=lambda xs, p, _n=_tn, _s=_spatial: _TRANSPOSE[_s](
+            xs[0], xs[1], p["stride"], p["padding"], _resolved(_n, xs, p, _s)[2:]),
+        vjp=lambda i, G, xs, out, p, _s=_spatial: (
+            _CONV[_s](G, xs[1], p["stride"], p["padding"]) if i == 0
+            else _XCORR[_s](G, xs[0], p["stride"], p["padding"], np.shape(xs[1])[-_s:])),
+        symbolic=lambda xs, p, _n=_tn, _s=_spatial: NNExpr(_n, xs, _out_shape(_n, xs, p),
+                                                          _resolved(_n, xs, p, _s)),
+        rule=lambda i, G, xs, out, p, _s=_spatial, _d=_d: (
+            NNExpr(f"conv{_d}", (G, xs[1]), tshape(xs[0]), (p["stride"], p["padding"])) if i == 0
+            else NNExpr(f"xcorr{_d}", (G, xs[0]), tshape(xs[1]),
+                        (p["stride"], p["padding"]) + tshape(xs[1])[-_s:])),
+        doc=f"{_tn}(G, K, stride, padding, output_padding): as torch's {_tn}, G (dilated by the stride) fully "
+            f"convolved with the flipped K, cropped by the padding: the gradient of conv{_d}(X, K) with respect "
+            "to X (output_padding: the rows a floor-mode stride left out of every window)",
+        extra={"derivation": (r"\frac{\partial L}{\partial X} = \operatorname{pad}_{k-1}(\delta) \star "
+                              r"\operatorname{rot}_{180}(K)",)}))
 
 
 def _out_shape(name, xs, p):
@@ -486,33 +659,108 @@ def _pool_shape(name):
     return shape
 
 
-for _name, _fwd, _grad, _what, _deriv in (
-        ("maxpool2d", nn_kernels.maxpool2d, nn_kernels.maxpool2d_grad,
+for _name, _fwd, _unpool, _what, _deriv in (
+        ("maxpool2d", nn_kernels.maxpool2d, "maxunpool2d",
          "the largest entry of each window; a tie's gradient goes to the first maximal entry (row-major)",
          r"\frac{\partial L}{\partial X_{u,v}} = \sum_{(i,j):\ (u,v) = \arg\max W_{ij}} \delta_{i,j}"
          r" \quad (\text{the first maximum of window } W_{ij} \text{ in row-major order})"),
-        ("avgpool2d", nn_kernels.avgpool2d, nn_kernels.avgpool2d_grad,
+        ("avgpool2d", nn_kernels.avgpool2d, "avgunpool2d",
          "the mean of each window",
          r"\frac{\partial L}{\partial X_{u,v}} = \frac{1}{k^2}\sum_{(i,j):\ (u,v) \in W_{ij}} \delta_{i,j}")):
     register(TensorOp(
         name=_name, inputs=1, params=(("size", None), ("stride", None)),
         shape=_pool_shape(_name),
         forward=lambda xs, p, _f=_fwd, _n=_name: _f(np.asarray(xs[0], float), *_pool_params(_n, p)),
-        vjp=lambda i, G, xs, out, p, _g=_grad, _n=_name: _g(np.asarray(xs[0], float), np.asarray(G, float),
-                                                            *_pool_params(_n, p)),
+        vjp=lambda i, G, xs, out, p, _u=_unpool, _n=_name: getattr(nn_kernels, _u)(
+            np.asarray(G, float), np.asarray(xs[0], float), *_pool_params(_n, p)),
         symbolic=lambda xs, p, _n=_name: NNExpr(_n, xs, _out_shape(_n, xs, p), _pool_params(_n, p)),
-        rule=lambda i, G, xs, out, p, _n=_name: NNExpr(f"{_n}_grad", (xs[0], G), tshape(xs[0]),
-                                                       _pool_params(_n, p)),
+        rule=lambda i, G, xs, out, p, _u=_unpool, _n=_name: NNExpr(_u, (G, xs[0]), tshape(xs[0]),
+                                                                   _pool_params(_n, p)),
         doc=f"{_name}(X, size, stride): {_what}; floor mode, stride defaults to size",
         extra={"derivation": (_deriv,)}))
 
 
+# The gradients of pooling, operations of their own (a matrix step's expr
+# reads back): maxunpool2d(G, X, size) routes each entry of G to the first
+# maximum of its window of X; avgunpool2d(G, X, size) spreads it evenly.
+
+def _unpool_shape(name):
+    pooled = _pool_shape(name)
+
+    def shape(shapes, p):
+        gs, xs = (tuple(s) for s in shapes)
+        want = pooled((xs,), p)
+        if gs != want:
+            raise ShapeError(f"{name}: pooling {_dims(xs)} gives {_dims(want)}, the upstream is {_dims(gs)}")
+        return xs
+    return shape
+
+
+def _unpool_rule(name):
+    def rule(i, G, xs, out, p):
+        if i == 1:
+            return sympy.Integer(0)       # the input only says where (max) or how large (average)
+        if name == "avgunpool2d":
+            return NNExpr("avgpool2d", (G,), tshape(xs[0]), _pool_params(name, p))
+        return NNExpr("maxpool2d_at", (G, xs[1]), tshape(xs[0]), _pool_params(name, p))
+    return rule
+
+
+register(TensorOp(
+    name="maxunpool2d", inputs=2, params=(("size", None), ("stride", None)),
+    shape=_unpool_shape("maxunpool2d"),
+    forward=lambda xs, p: nn_kernels.maxunpool2d(_fl(xs[0]), _fl(xs[1]), *_pool_params("maxunpool2d", p)),
+    vjp=lambda i, G, xs, out, p: (
+        nn_kernels.maxpool2d_at(_fl(G), _fl(xs[1]), *_pool_params("maxunpool2d", p)) if i == 0
+        else np.zeros(np.shape(xs[1]))),
+    symbolic=lambda xs, p: NNExpr("maxunpool2d", xs, tshape(xs[1]), _pool_params("maxunpool2d", p)),
+    rule=_unpool_rule("maxunpool2d"),
+    doc="maxunpool2d(G, X, size, stride): each entry of G routed to the first maximum (row-major) of its "
+        "window of X, overlapping windows adding up: the gradient of maxpool2d(X, size, stride) when G is "
+        "its output's adjoint",
+    extra={"derivation": (r"\frac{\partial L}{\partial X} = \operatorname{route}(\delta;\ \arg\max X)",)}))
+
+def _at_shape(shapes, p):
+    ys, xs = (tuple(s) for s in shapes)
+    if ys != xs:
+        raise ShapeError(f"maxpool2d_at: the values {_dims(ys)} and the map {_dims(xs)} differ in shape")
+    return _pool_shape("maxpool2d_at")((xs,), p)
+
+
+register(TensorOp(
+    name="maxpool2d_at", inputs=2, params=(("size", None), ("stride", None)),
+    shape=_at_shape,
+    forward=lambda xs, p: nn_kernels.maxpool2d_at(_fl(xs[0]), _fl(xs[1]), *_pool_params("maxpool2d_at", p)),
+    vjp=lambda i, G, xs, out, p: (
+        nn_kernels.maxunpool2d(_fl(G), _fl(xs[1]), *_pool_params("maxpool2d_at", p)) if i == 0
+        else np.zeros(np.shape(xs[1]))),
+    symbolic=lambda xs, p: NNExpr("maxpool2d_at", xs, _out_shape("maxpool2d_at", xs, p),
+                                  _pool_params("maxpool2d_at", p)),
+    rule=lambda i, G, xs, out, p: (NNExpr("maxunpool2d", (G, xs[1]), tshape(xs[1]), _pool_params("maxpool2d_at", p))
+                                   if i == 0 else sympy.Integer(0)),
+    doc="maxpool2d_at(Y, X, size, stride): each window's entry of Y where X has the window's first maximum "
+        "(maxpool2d(X) is maxpool2d_at(X, X)): the gradient of maxunpool2d(G, X) with respect to G",
+    extra={"derivation": (r"\frac{\partial L}{\partial G} = \operatorname{gather}(\bar{Y};\ \arg\max X)"
+                          r" \quad (\text{maxunpool2d is linear in } G)",)}))
+
+register(TensorOp(
+    name="avgunpool2d", inputs=2, params=(("size", None), ("stride", None)),
+    shape=_unpool_shape("avgunpool2d"),
+    forward=lambda xs, p: nn_kernels.avgunpool2d(_fl(xs[0]), _fl(xs[1]), *_pool_params("avgunpool2d", p)),
+    vjp=lambda i, G, xs, out, p: (
+        nn_kernels.avgpool2d(_fl(G), *_pool_params("avgunpool2d", p)) if i == 0 else np.zeros(np.shape(xs[1]))),
+    symbolic=lambda xs, p: NNExpr("avgunpool2d", xs, tshape(xs[1]), _pool_params("avgunpool2d", p)),
+    rule=_unpool_rule("avgunpool2d"),
+    doc="avgunpool2d(G, X, size, stride): each entry of G spread evenly over its window (X gives the "
+        "shape): the gradient of avgpool2d(X, size, stride) when G is its output's adjoint",
+    extra={"derivation": (r"\frac{\partial L}{\partial X} = \tfrac{1}{k^2}\operatorname{spread}(\delta)",)}))
+
+
 # the kernels by the names the printed numpy calls them (matrix steps are
 # evaluated by running that code: derive.engine.exprs.evaluate)
-_NN_HELPERS = {"nn_" + _n: _f for _n, _f in vars(nn_kernels).items()
-               if callable(_f) and not _n.startswith("_") and getattr(_f, "__module__", "") == nn_kernels.__name__}
-X.HELPERS.update(_NN_HELPERS)
-X._EVAL_GLOBALS.update(_NN_HELPERS)     # evaluate's globals, built from HELPERS when exprs was imported
+for _n, _f in vars(nn_kernels).items():
+    if callable(_f) and not _n.startswith("_") and getattr(_f, "__module__", "") == nn_kernels.__name__:
+        X.register_numpy("nn_" + _n, _f)
 
 
 #: rules a worked solution states without a derivation (the reference has them)
