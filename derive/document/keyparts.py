@@ -717,7 +717,7 @@ def _seed004(sol, app) -> list:
             "004", "Q5(a)",
             "An RGB image of $256 \\times 256$; two $3 \\times 3$ convolutions (stride 1, 32 maps), then a "
             "$3 \\times 3$ pooling with stride 2. The receptive field of one pooling unit?",
-            answer=[rf"{v['receptive_field']} \times {v['receptive_field']} \text{{ (}}\times 3 \text{{ channels)}}"],
+            answer=[rf"{v['receptive_field']} \times {v['receptive_field']} \ ({{\times}}\, 3 \text{{ channels}})"],
             short=f"${v['receptive_field']} \\times {v['receptive_field']}$",
             accept=f"${v['receptive_field']} \\times {v['receptive_field']} \\times 3$", tolerance="exact",
             steps=rf[:1], verify=checks_line(s, ap), problem="conv-arithmetic"))

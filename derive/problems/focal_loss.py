@@ -133,8 +133,8 @@ class FocalLoss(Problem):
                     (B.Math(sympy.latex(dfl, symbol_names=NAMES), sympy.sstr(dfl)),)),
         )))
         out.append(B.tex_prose("The factor $(1 - p)^{\\gamma}$ is at most 1 and falls towards 0 as "
-                           "$p \\to 1$, faster for larger $\\gamma$: well-classified points (p near 1) lose most of their loss, badly "
-                           "classified points (p near 0) keep almost all of it. Training is thereby focused "
+                           "$p \\to 1$, faster for larger $\\gamma$: well-classified points ($p$ near 1) lose most of their loss, badly "
+                           "classified points ($p$ near 0) keep almost all of it. Training is thereby focused "
                            "on the hard points instead of being dominated by the many easy ones."))
         rows = []
         for tag, pv, label in (("well", pw, "well classified"), ("bad", pb, "badly classified")):
