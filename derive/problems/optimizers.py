@@ -598,7 +598,7 @@ def _about(words: str) -> B.Tex:
     """A named formula's description with its letters typeset."""
     out = words
     for plain, tex_ in (("eta1, eta2", "$\\eta_1, \\eta_2$"), ("g1, g2", "$g_1, g_2$"), ("w_2", "$w_2$"),
-                        ("g_NAG", "$g_{\\mathrm{NAG}}$")):
+                        ("g_NAG", "$g_{\\mathrm{NAG}}$"), (", g the gradient", ", $g$ the gradient")):
         out = out.replace(plain, tex_)
     return B.Tex(out)
 
