@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from derive.engine.tgraph import Apply, Const, Ref, TGraph
+from derive.engine.tgraph import Apply, Const, Ref, TGraph, refs
 from derive.engine.tensor_op import tensor_op
 
 VJP_TOL = 1e-9
@@ -91,38 +91,60 @@ def _richardson(g: TGraph, leaves: dict, wrt: list, d: dict) -> float:
 
 
 #: operations with a kink, and how far their inputs are from it (an op may
-#: say so itself with extra["kink"] = function of its inputs)
+#: say so itself with extra["kink"] = function of its inputs and parameters)
 KINKS = {
-    "relu": lambda xs: np.abs(xs[0]), "step": lambda xs: np.abs(xs[0]), "abs": lambda xs: np.abs(xs[0]),
-    "leaky_relu": lambda xs: np.abs(xs[0]), "maximum": lambda xs: np.abs(xs[0] - xs[1]),
-    "minimum": lambda xs: np.abs(xs[0] - xs[1]),
+    "relu": lambda xs, p: np.abs(xs[0]), "step": lambda xs, p: np.abs(xs[0]),
+    "abs": lambda xs, p: np.abs(xs[0]), "leaky_relu": lambda xs, p: np.abs(xs[0]),
+    "maximum": lambda xs, p: np.abs(xs[0] - xs[1]), "minimum": lambda xs, p: np.abs(xs[0] - xs[1]),
 }
+
+#: how the derivative is defined at the kink, for the check's note
+KINK_RULES = {
+    "relu": "relu'(0) = 0", "step": "relu'(0) = 0", "leaky_relu": "leaky_relu'(0) = slope",
+    "abs": "abs'(0) = 0", "maximum": "a tie gives half to each side", "minimum": "a tie gives half to each side",
+    "max": "a tie in max shares the gradient equally", "amax_share": "a tie in max shares the gradient equally",
+    "maxpool2d": "a tie in max-pooling goes to the first maximum",
+    "maxunpool2d": "a tie in max-pooling goes to the first maximum",
+    "maxpool2d_at": "a tie in max-pooling goes to the first maximum",
+}
+
+
+def _kink_distances(g: TGraph, leaves: dict) -> list:
+    """(operation, distance of its inputs from its kink) for every kinked
+    operation (relu, abs, max, max-pooling ...; for a maximum the kink is a
+    tie) at the given values, in the graph's order."""
+    inner: dict = {}
+    g.forward(leaves, keep_inner=inner)
+    live = g.needs_grad()     # a kink that no perturbed leaf reaches does not matter
+    applies = []
+
+    def walk(e):
+        if isinstance(e, Apply):
+            for a in e.args:
+                walk(a)
+            if refs(e) & live:
+                applies.append(e)
+
+    for node in g.computed():
+        walk(node.expr)
+    out = []
+    for apply in applies:
+        fn = tensor_op(apply.op).extra.get("kink") or KINKS.get(apply.op)
+        if fn is not None and id(apply) in inner:
+            d = np.asarray(fn(inner[id(apply)][0], apply.pdict), dtype=float)
+            if d.size:
+                out.append((apply.op, float(np.min(d))))
+    return out
 
 
 def nearest_kink(g: TGraph, leaves: dict) -> float:
     """The smallest distance of a kinked operation's input from its kink."""
-    inner: dict = {}
-    g.forward(leaves, keep_inner=inner)
-    ops = {}
+    return min((d for _, d in _kink_distances(g, leaves)), default=float("inf"))
 
-    def walk(e):
-        if isinstance(e, Apply):
-            ops[id(e)] = e.op
-            for a in e.args:
-                walk(a)
 
-    for node in g.computed():
-        walk(node.expr)
-    out = float("inf")
-    for key, (xs, _) in inner.items():
-        name = ops.get(key)
-        op = tensor_op(name) if name else None
-        fn = (op.extra.get("kink") if op is not None else None) or KINKS.get(name)
-        if fn is not None:
-            d = np.asarray(fn(xs), dtype=float)
-            if d.size:
-                out = min(out, float(np.min(d)))
-    return out
+def kinks_near(g: TGraph, leaves: dict, reach: float) -> list:
+    """The kinked operations with an input within ``reach`` of a kink."""
+    return list(dict.fromkeys(op for op, d in _kink_distances(g, leaves) if d < reach))
 
 
 def checks(g: TGraph, leaves: dict, derivation, seed: int = 0) -> list:
@@ -153,10 +175,12 @@ def checks(g: TGraph, leaves: dict, derivation, seed: int = 0) -> list:
                 an += float(np.sum(grad * d[n]))
         fd_worst = max(fd_worst, abs(fd - an) / max(1.0, abs(an)))
     scale = max([1.0] + [float(np.max(np.abs(v))) for v in leaves.values() if np.size(v)])
-    if nearest_kink(g, leaves) < 10 * FD_STEP * scale:
+    near = kinks_near(g, leaves, 10 * FD_STEP * scale)
+    if near:
+        rules = "; ".join(dict.fromkeys(KINK_RULES.get(op, f"{op} as torch") for op in near))
         out.append({"method": "finite-difference", "max_rel_err": fd_worst, "passed": None,
-                    "note": "not applicable: an input of relu (or another kinked operation) is at its "
-                            "kink, where the derivative is defined (relu'(0) = 0) and differences are not"})
+                    "note": f"not applicable: an input of {', '.join(near)} is at a kink or a tie, where the "
+                            f"derivative is defined as torch defines it ({rules}) and differences are not"})
         return out + list(derivation.conditions)
     out.append({"method": "finite-difference", "max_rel_err": fd_worst, "passed": bool(fd_worst <= FD_TOL),
                 "note": f"{DIRECTIONS} random directions, central differences at h = {FD_STEP:g} and h/2, "

@@ -404,6 +404,27 @@ def maxpool2d_at(Y, X, size, stride):
                for k, hit in enumerate(first_max(X, size, stride)))
 
 
+def top_gap(X, axis=None):
+    """How far each maximum is from a tie: the largest entry minus the second
+    largest along ``axis`` (every entry if None); inf where there is one entry.
+    Finite differences across a tie see the other side's derivative."""
+    X = np.asarray(X, dtype=float)
+    if axis is None:
+        X, axis = X.reshape(-1), 0
+    if X.shape[axis] < 2:
+        return np.full(np.delete(X.shape, axis), np.inf)
+    part = -np.partition(-X, 1, axis=axis)
+    return np.take(part, 0, axis=axis) - np.take(part, 1, axis=axis)
+
+
+def window_gap(X, size, stride):
+    """top_gap of every size x size pooling window of X's last two axes."""
+    X = np.asarray(X, dtype=float)
+    oh, ow = pool_size(X, size, stride)
+    return top_gap(np.stack([pool_window(X, k // size, k % size, size, stride, oh, ow)
+                             for k in range(size * size)]), 0)
+
+
 def avgpool2d(X, size, stride):
     """Mean over size x size windows of the last two axes, floor mode."""
     X = np.asarray(X, dtype=float)

@@ -206,7 +206,8 @@ register(TensorOp(
     rule=_max_rule,
     doc="max(X, axis): the largest entry along the axis, kept with size 1; ties share the gradient (torch.amax)",
     extra={"derivation": (
-        r"\bar{X}_{ij} = \bar{m}_i\, \frac{[X_{ij} = m_i]}{\#\{k : X_{ik} = m_i\}}",)}))
+        r"\bar{X}_{ij} = \bar{m}_i\, \frac{[X_{ij} = m_i]}{\#\{k : X_{ik} = m_i\}}",),
+        "kink": lambda xs, p: nn_kernels.top_gap(xs[0], _ax(xs, p))}))
 
 
 # --- entrywise operations ----------------------------------------------------
@@ -329,7 +330,8 @@ register(TensorOp(
     forward=lambda xs, p: nn_kernels.amax_share(np.asarray(xs[0], float), _ax(xs, p)),
     vjp=lambda i, G, xs, out, p: np.zeros(np.shape(xs[0])),
     symbolic=lambda xs, p: NNExpr("amax_share", (xs[0], xs[0]), tshape(xs[0]), (p["axis"],)),
-    doc="amax_share(X, axis): each entry's share of max(X, axis)'s gradient (1/ties at a maximum, else 0)"))
+    doc="amax_share(X, axis): each entry's share of max(X, axis)'s gradient (1/ties at a maximum, else 0)",
+    extra={"kink": lambda xs, p: nn_kernels.top_gap(xs[0], _ax(xs, p))}))
 
 register(TensorOp(
     name="pi", inputs=0, shape=lambda shapes, p: (),
@@ -677,7 +679,8 @@ for _name, _fwd, _unpool, _what, _deriv in (
         rule=lambda i, G, xs, out, p, _u=_unpool, _n=_name: NNExpr(_u, (G, xs[0]), tshape(xs[0]),
                                                                    _pool_params(_n, p)),
         doc=f"{_name}(X, size, stride): {_what}; floor mode, stride defaults to size",
-        extra={"derivation": (_deriv,)}))
+        extra={"derivation": (_deriv,), **({"kink": lambda xs, p, _n=_name: nn_kernels.window_gap(
+            xs[0], *_pool_params(_n, p))} if _name == "maxpool2d" else {})}))
 
 
 # The gradients of pooling, operations of their own (a matrix step's expr
@@ -718,7 +721,8 @@ register(TensorOp(
     doc="maxunpool2d(G, X, size, stride): each entry of G routed to the first maximum (row-major) of its "
         "window of X, overlapping windows adding up: the gradient of maxpool2d(X, size, stride) when G is "
         "its output's adjoint",
-    extra={"derivation": (r"\frac{\partial L}{\partial X} = \operatorname{route}(\delta;\ \arg\max X)",)}))
+    extra={"derivation": (r"\frac{\partial L}{\partial X} = \operatorname{route}(\delta;\ \arg\max X)",),
+           "kink": lambda xs, p: nn_kernels.window_gap(xs[1], *_pool_params("maxunpool2d", p))}))
 
 def _at_shape(shapes, p):
     ys, xs = (tuple(s) for s in shapes)
@@ -741,7 +745,8 @@ register(TensorOp(
     doc="maxpool2d_at(Y, X, size, stride): each window's entry of Y where X has the window's first maximum "
         "(maxpool2d(X) is maxpool2d_at(X, X)): the gradient of maxunpool2d(G, X) with respect to G",
     extra={"derivation": (r"\frac{\partial L}{\partial G} = \operatorname{gather}(\bar{Y};\ \arg\max X)"
-                          r" \quad (\text{maxunpool2d is linear in } G)",)}))
+                          r" \quad (\text{maxunpool2d is linear in } G)",),
+           "kink": lambda xs, p: nn_kernels.window_gap(xs[1], *_pool_params("maxpool2d_at", p))}))
 
 register(TensorOp(
     name="avgunpool2d", inputs=2, params=(("size", None), ("stride", None)),

@@ -222,7 +222,10 @@ class MatrixSolution(Solution):
         self.checks = list(self.mf.checks)
         failed = [c for c in self.checks if c["passed"] is False]
         if failed:
-            raise VerificationError(f"{problem.id}: the {failed[0]['method']} check failed ({failed[0]})")
+            c = failed[0]
+            err = ", ".join(f"{k.replace('_', ' ')} {c[k]:.3g}" for k in ("max_abs_err", "max_rel_err") if k in c)
+            raise VerificationError(f"{problem.id}: the {c['method']} check failed: {err}"
+                                    + (f" ({c['note']})" if c.get("note") else ""))
         self.losses, self.updates = self._run(steps)
 
     @property
