@@ -364,7 +364,7 @@ class InterpolatedAP(Problem):
         same = abs(devkit - float(ap)) < 1e-12
         above = [repr(float(t)) for k, t in enumerate(np.arange(0.0, 1.1, 0.1)) if float(t) > k / 10]
         out.append(B.prose(
-            "The VOC 2007 devkit loops over float thresholds np.arange(0, 1.1, 0.1), of which ",
+            "The VOC 2007 devkit steps its thresholds 0, 0.1, ..., 1 in floating point, so that ",
             ", ".join(above), " lie a rounding error above their level; on this ranking "
             "that loop gives ", num_text(sympy.Float(devkit, 15)), ", ",
             "the same value." if same else "a different value: a recall equal to a level was missed."))
