@@ -230,6 +230,32 @@ def test_figure_captions_stay_with_their_figures_and_tables_with_their_captions(
             assert not last.rstrip().endswith(":"), last
 
 
+def questions_left_at_a_page_foot(pages) -> list:
+    """Pages whose last lines hold a sub-question's heading or statement, its
+    answer box on the next page."""
+    out = []
+    for k, (_, lines) in enumerate(pages):
+        tail = [t for _, t in lines[-3:]]
+        if any(t.startswith("Question.") for t in tail) or (tail and re.match(r"Seed \d{3} \S+$", tail[-1])):
+            out.append((k + 1, tail[-1]))
+    return out
+
+
+@needs_tex
+def test_a_question_never_ends_a_page_without_its_answer(key):
+    """The statement is glued to its boxed answer (seed 003 3.b and seed 004
+    Q1(b) used to end a page, their boxes on the next)."""
+    out, _, _, _ = key
+    pages = page_lines(out / "answer-key.pdf")
+    assert not questions_left_at_a_page_foot(pages), questions_left_at_a_page_foot(pages)
+
+
+def test_the_question_check_finds_a_question_at_a_page_foot():
+    page = (842.0, [(700.0, "Seed 003 3.b"), (730.0, "Question. Upsampling and skip connections in FCNs.")])
+    box = (842.0, [(80.0, "Model answer: an outline, not computed")])
+    assert questions_left_at_a_page_foot([page, box]) == [(1, "Question. Upsampling and skip connections in FCNs.")]
+
+
 # ---------------------------------------------------------------------------
 # The LSTM's notation: every name beside W_q carries q (the candidate g = tanh(z_c),
 # z_c = W_c [h_prev; x] + b_c), in the key, in `solve --format tex` and on a variant sheet
