@@ -70,7 +70,7 @@ def n(x) -> str:
 
 def ex(sol, name, fallback):
     """The exact value of ``name`` if the solution has one (``58/77``), else the float."""
-    exact = sol.to_json().get("exact", {}).get(name)
+    exact = sol.numbers().get("exact", {}).get(name)
     if isinstance(exact, str):
         try:
             return sympy.Rational(exact)
@@ -132,7 +132,7 @@ def checks_line(sol, letter: str) -> str:
     """One line: the independent checks and their largest errors."""
     items = []
     passed = True
-    for c in sol.to_json().get("checks", []):
+    for c in sol.numbers().get("checks", []):
         passed = passed and c.get("passed") is not False
         if len(items) >= 3:
             continue
@@ -165,7 +165,7 @@ def _seed000(sol, app) -> list:
     out = []
     if "rnn-bptt" in sol:
         s = sol["rnn-bptt"]
-        j = s.to_json()
+        j = s.numbers()
         bl = s.blocks()
         g, pg = j["gradients"], j["partial_gradients"]
         general = section(bl, "General form")
@@ -248,7 +248,7 @@ def _seed000(sol, app) -> list:
         marks="2"))
     if "interpolated-ap" in sol:
         s = sol["interpolated-ap"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         ap = ex(s, "ap11", v["ap11"])
         ap_all = ex(s, "ap_all", v["ap_all"])
         bl = s.blocks()
@@ -268,7 +268,7 @@ def _seed000(sol, app) -> list:
             verify=checks_line(s, app["interpolated-ap"]), problem="interpolated-ap"))
     if "focal-loss" in sol:
         s = sol["focal-loss"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         bl = s.blocks()
         out.append(Part(
             "000", "Q4",
@@ -288,7 +288,7 @@ def _seed000(sol, app) -> list:
             verify=checks_line(s, app["focal-loss"]), problem="focal-loss"))
     if "iou-vs-l2" in sol:
         s = sol["iou-vs-l2"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         ious = [ex(s, f"iou_{k}", v[f"iou_{k}"]) for k in "abc"]
 
         def box(b):
@@ -312,7 +312,7 @@ def _seed000(sol, app) -> list:
             instance="The seed gives no boxes: derive chooses $G$ and three predictions at equal distance."))
     if "transposed-conv" in sol:
         s = sol["transposed-conv"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         bl = s.blocks()
         size = rows(section(bl, "(a)"), "o")
         out.append(Part(
@@ -430,7 +430,7 @@ def _seed002(sol, app) -> list:
                       "(Appendix " + app["mlp-tanh-sigmoid"] + ").")))
     if "weight-init" in sol:
         s = sol["weight-init"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         out.append(Part(
             "002", "Q1.4",
             "All weights zero, all ones, or random: which may do well for binary classification? Why? "
@@ -499,7 +499,7 @@ def _seed003(sol, app) -> list:
             tolerance="reasoning", marks="5", verify=checks_line(s, app["rnn-bptt"]), problem="rnn-bptt"))
     if "lstm-cell" in sol:
         s = sol["lstm-cell"]
-        j = s.to_json()
+        j = s.numbers()
         ldims = j["dims"] if isinstance(j.get("dims"), dict) else {}
         bl = s.blocks()
         fwd = section(bl, "Forward pass")
@@ -528,7 +528,7 @@ def _seed003(sol, app) -> list:
                      + app["lstm-cell"] + ")."))
     if "bahdanau-attention" in sol:
         s = sol["bahdanau-attention"]
-        j = s.to_json()
+        j = s.numbers()
         dims = j["dims"] if isinstance(j.get("dims"), dict) else {}
         bl = s.blocks()
         fwd = rows(section(bl, "Forward pass"), "u_{j}", "e_{j}", r"\alpha_{j}", "c")
@@ -644,7 +644,7 @@ def _seed004(sol, app) -> list:
             tolerance="symbolic; the lookahead uses $\\rho$, not $\\eta$", verify=verify, problem="optimizers"))
     if "mlp-relu-regression" in sol:
         s = sol["mlp-relu-regression"]
-        j = s.to_json()
+        j = s.numbers()
         v, g, u = j["values"], j["gradients"], j["updates"]
         params = list(g)
         table = B.Table(
@@ -709,7 +709,7 @@ def _seed004(sol, app) -> list:
                         marks="1" if label == "Q4(f)" else "2"))
     if "conv-arithmetic" in sol:
         s = sol["conv-arithmetic"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         bl = s.blocks()
         rf = [b for b in section(bl, "Receptive field") if isinstance(b, B.Table)]
         ap = app["conv-arithmetic"]
@@ -750,7 +750,7 @@ def _seed004(sol, app) -> list:
                "The published ticks agree.")))
     if "softmax" in sol:
         s = sol["softmax"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         bl = s.blocks()
         out.append(Part(
             "004", "Q7(b)", "The activation after the last FC layer, and its value on $a = ("
