@@ -52,7 +52,7 @@ QUESTIONS = [
     _q("000", "Q2(b)", "Repeated-word data and vanishing gradients", ESSAY),
     _q("000", "Q3", "11-point interpolated AP of a ranked detection list", "interpolated-ap"),
     _q("000", "Q4", "Focal loss at $\\gamma = 0$ and for easy/hard points", "focal-loss"),
-    _q("000", "Q5", "Same L2 distance, different IoU", "iou-vs-l2"),
+    _q("000", "Q5", "Same $L_2$ distance, different IoU", "iou-vs-l2"),
     _q("000", "Q6(a)", "Size of a transposed convolution ($3 \\times 3$ input, $7 \\times 7$ filter)", "transposed-conv"),
     _q("000", "Q6(b)", "Transposed convolution as a matrix product", "transposed-conv"),
     _q("000", "Part 1-2", "Programming notebooks", PROGRAMMING),

@@ -353,11 +353,17 @@ def _right_tex(f, solutions) -> str:
     value = _value_tex(right)
     if value is not None:
         return value
-    return _formula_tex(right)
+    return _formula_tex(right, like=str(f.get("written") or ""))
 
 
-def _formula_tex(text: str) -> str:
-    """A formula the checker printed (``rho*v + theta``) as LaTeX, terms in the order a person writes."""
+#: how the checker's names of the update-rule formulas are written in the key
+FORMULA_NAMES = {"v": "v_t", "theta": r"\theta_t", "w": "w_t", "g1": "g_1", "eta1": r"\eta_1", "eta2": r"\eta_2"}
+
+
+def _formula_tex(text: str, like: str = "") -> str:
+    """A formula the checker printed (``rho*v + theta``) as LaTeX, terms in the order a person writes;
+    beside a published formula ``like`` (``theta_t + eta*v_t``), in the order of its terms, so that
+    the two read side by side (the seed's ``\rho v_t + \nabla f``: the right one ``\rho v_t + g``)."""
     import sympy
 
     from derive.engine.parse import parse_expr_safe
@@ -369,8 +375,47 @@ def _formula_tex(text: str) -> str:
         return r"\text{" + _escape_text(text) + "}"
     from derive.typeset.latex import person_order
 
-    return person_order(expr, {"v": "v_t", "theta": r"\theta_t", "w": "w_t", "g1": "g_1", "eta1": r"\eta_1",
-                               "eta2": r"\eta_2"})
+    order = _order_like(expr, like)
+    if order is None:
+        return person_order(expr, FORMULA_NAMES)
+    out = ""
+    for k, term in enumerate(order):
+        if term.could_extract_minus_sign():
+            out += (" - " if k else "-") + person_order(-term, FORMULA_NAMES)
+        else:
+            out += (" + " if k else "") + person_order(term, FORMULA_NAMES)
+    return out
+
+
+def _order_like(expr, like: str):
+    """The terms of the sum ``expr`` in the order of the terms of the written formula
+    ``like`` that share their names (``v`` and ``v_t`` alike); terms with no
+    counterpart last. None when there is nothing to follow (no sum, or a written
+    formula that does not parse into a sum).
+
+    >>> import sympy
+    >>> g, rho, v, theta = sympy.symbols("g rho v theta")
+    >>> _order_like(g + rho * v, "rho*v_t + grad_f")
+    [rho*v, g]
+    >>> _order_like(rho * v + theta, "theta_t + eta*v_t")
+    [theta, rho*v]
+    """
+    import sympy
+
+    if not isinstance(expr, sympy.Add) or "+" not in like and "-" not in like:
+        return None
+    written = [set(re.sub(r"_t\b", "", w) for w in re.findall(r"[A-Za-z_]\w*", part))
+               for part in re.split(r"(?<![*/^(])\s*[-+]\s*", like) if part.strip()]
+    if len(written) < 2:
+        return None
+
+    def place(term):
+        mine = {s.name for s in term.free_symbols}
+        hits = [i for i, w in enumerate(written) if mine & w]
+        return hits[0] if hits else len(written)
+
+    terms = list(sympy.Add.make_args(expr))
+    return sorted(terms, key=lambda t: (place(t), terms.index(t)))
 
 
 def _iou_why(f, union) -> str:

@@ -27,6 +27,7 @@ import sympy
 from derive.typeset import blocks as B
 from derive.typeset.fmt import num_tex
 from derive.document.render import check_words
+from derive.problems.lstm import ARGS_TEX
 
 #: what a part is: computed by derive, a checked choice, or an outline
 COMPUTED, CHOICE, OUTLINE = "computed", "choice", "outline"
@@ -69,7 +70,7 @@ def n(x) -> str:
 
 def ex(sol, name, fallback):
     """The exact value of ``name`` if the solution has one (``58/77``), else the float."""
-    exact = sol.to_json().get("exact", {}).get(name)
+    exact = sol.numbers().get("exact", {}).get(name)
     if isinstance(exact, str):
         try:
             return sympy.Rational(exact)
@@ -131,7 +132,7 @@ def checks_line(sol, letter: str) -> str:
     """One line: the independent checks and their largest errors."""
     items = []
     passed = True
-    for c in sol.to_json().get("checks", []):
+    for c in sol.numbers().get("checks", []):
         passed = passed and c.get("passed") is not False
         if len(items) >= 3:
             continue
@@ -164,7 +165,7 @@ def _seed000(sol, app) -> list:
     out = []
     if "rnn-bptt" in sol:
         s = sol["rnn-bptt"]
-        j = s.to_json()
+        j = s.numbers()
         bl = s.blocks()
         g, pg = j["gradients"], j["partial_gradients"]
         general = section(bl, "General form")
@@ -247,7 +248,7 @@ def _seed000(sol, app) -> list:
         marks="2"))
     if "interpolated-ap" in sol:
         s = sol["interpolated-ap"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         ap = ex(s, "ap11", v["ap11"])
         ap_all = ex(s, "ap_all", v["ap_all"])
         bl = s.blocks()
@@ -267,7 +268,7 @@ def _seed000(sol, app) -> list:
             verify=checks_line(s, app["interpolated-ap"]), problem="interpolated-ap"))
     if "focal-loss" in sol:
         s = sol["focal-loss"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         bl = s.blocks()
         out.append(Part(
             "000", "Q4",
@@ -287,7 +288,7 @@ def _seed000(sol, app) -> list:
             verify=checks_line(s, app["focal-loss"]), problem="focal-loss"))
     if "iou-vs-l2" in sol:
         s = sol["iou-vs-l2"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         ious = [ex(s, f"iou_{k}", v[f"iou_{k}"]) for k in "abc"]
 
         def box(b):
@@ -311,7 +312,7 @@ def _seed000(sol, app) -> list:
             instance="The seed gives no boxes: derive chooses $G$ and three predictions at equal distance."))
     if "transposed-conv" in sol:
         s = sol["transposed-conv"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         bl = s.blocks()
         size = rows(section(bl, "(a)"), "o")
         out.append(Part(
@@ -429,7 +430,7 @@ def _seed002(sol, app) -> list:
                       "(Appendix " + app["mlp-tanh-sigmoid"] + ").")))
     if "weight-init" in sol:
         s = sol["weight-init"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         out.append(Part(
             "002", "Q1.4",
             "All weights zero, all ones, or random: which may do well for binary classification? Why? "
@@ -498,7 +499,8 @@ def _seed003(sol, app) -> list:
             tolerance="reasoning", marks="5", verify=checks_line(s, app["rnn-bptt"]), problem="rnn-bptt"))
     if "lstm-cell" in sol:
         s = sol["lstm-cell"]
-        j = s.to_json()
+        j = s.numbers()
+        ldims = j["dims"] if isinstance(j.get("dims"), dict) else {}
         bl = s.blocks()
         fwd = section(bl, "Forward pass")
         eqs = rows(fwd, "i", "f", "o", "g", "c", "h")
@@ -516,15 +518,18 @@ def _seed003(sol, app) -> list:
                   "$W_\\ast$, $b_\\ast$",
             accept="the seed's notation $w_i [h_{t-1}, x_t]$; separate input and recurrent matrices",
             tolerance="equations and roles; numbers relative $10^{-3}$", marks="10",
-            steps=tables[:1] + [B.tex_prose("Gradients of $L = \\tfrac12 \\lVert h - y \\rVert^2$ in matrix form:")]
+            steps=tables[:1] + [B.tex_prose("Gradients of $L = \\tfrac12 \\lVert h - y \\rVert^2$ in matrix form, where "
+                                            + ARGS_TEX + ":")]
             + matrix + [B.tex_prose("Their values at derive's instance:"),
                         B.Equations(tuple(matrix_values(bl, ("W_{i}", "W_{f}", "W_{o}", "W_{c}"))))],
             verify=checks_line(s, app["lstm-cell"]), problem="lstm-cell",
-            instance="The numbers are derive's: sizes $n = d = 2$ and small weights (Appendix "
+            instance=f"The numbers are derive's: sizes $n = {ldims.get('n', 2)}$, $d = {ldims.get('d', 2)}$ and small "
+                     "weights (Appendix "
                      + app["lstm-cell"] + ")."))
     if "bahdanau-attention" in sol:
         s = sol["bahdanau-attention"]
-        j = s.to_json()
+        j = s.numbers()
+        dims = j["dims"] if isinstance(j.get("dims"), dict) else {}
         bl = s.blocks()
         fwd = rows(section(bl, "Forward pass"), "u_{j}", "e_{j}", r"\alpha_{j}", "c")
         matrix = matrix_steps(bl, ("v", "W", "V"))
@@ -532,18 +537,21 @@ def _seed003(sol, app) -> list:
         steps = []
         try:
             from derive.typeset.diagrams import attention_figure        # the encoder-decoder block diagram the question asks for
-            steps.append(attention_figure(j["dims"]["Tx"] if isinstance(j.get("dims"), dict) else 3))
+            steps.append(attention_figure(dims.get("Tx", 3)))
         except ImportError:
             pass
-        steps += ([B.tex_prose("Gradients of $L = \\tfrac12 \\lVert c - y \\rVert^2$ in matrix form, with the "
-                               "softmax Jacobian:")] + matrix + [jac]
+        # the matrix form names the argument of tanh; say what it is where it is used
+        named = any("a_{u," in r.lhs.tex for e in matrix if isinstance(e, B.Equations) for r in e.rows)
+        lead = ("Gradients of $L = \\tfrac12 \\lVert c - y \\rVert^2$ in matrix form, with the softmax Jacobian"
+                + (" ($a_{u,j} = W s_{\\text{prev}} + V h_{j}$, the argument of $\\tanh$)" if named else "") + ":")
+        steps += ([B.tex_prose(lead)] + matrix + [jac]
                   + [B.tex_prose("Their values at derive's instance:"),
                      B.Equations(tuple(matrix_values(bl, ("v", "W", "V"))))])
         out.append(Part(
             "003", "1.c",
             "What is attention? With a block diagram, show how attention is used for neural machine translation; "
             "describe the attention component with its equations and learnable parameters.",
-            answer=eq_lines(fwd)
+            answer=eq_lines(fwd, last_only=True)      # alpha_j as the softmax itself, not through its normaliser S
             + [r"s_i = f(s_{i-1}, y_{i-1}, c_i),\quad p(y_i \mid y_{<i}, x) = g(y_{i-1}, s_i, c_i)",
                r"\text{learnable: } v,\ W,\ V \text{ (with the encoder and decoder)}"],
             short="$e_j = v^\\top \\tanh(W s_{i-1} + V h_j)$, $\\alpha = \\operatorname{softmax}(e)$, "
@@ -555,7 +563,9 @@ def _seed003(sol, app) -> list:
                    "its relevance to the previous decoder state $s_{i-1}$ and read a context vector $c_i$ from "
                    "them, instead of one fixed summary of the sentence."),
             steps=steps, verify=checks_line(s, app["bahdanau-attention"]), problem="bahdanau-attention",
-            instance="The numbers are derive's: $T_x = 3$ annotations of size 2 (Appendix "
+            instance=f"The numbers are derive's: $T_x = {dims.get('Tx', 3)}$ annotations of size {dims.get('p', 2)}, "
+                     "one decoder step, so the "
+                     "worked lines drop the index $i$ and write $s_{\\text{prev}}$ for $s_{i-1}$ (Appendix "
                      + app["bahdanau-attention"] + ")."))
     for label, q, words in (
             ("2.a", "Why are R-CNN and its variants more accurate but slower than YOLO or SSD?",
@@ -634,7 +644,7 @@ def _seed004(sol, app) -> list:
             tolerance="symbolic; the lookahead uses $\\rho$, not $\\eta$", verify=verify, problem="optimizers"))
     if "mlp-relu-regression" in sol:
         s = sol["mlp-relu-regression"]
-        j = s.to_json()
+        j = s.numbers()
         v, g, u = j["values"], j["gradients"], j["updates"]
         params = list(g)
         table = B.Table(
@@ -699,7 +709,7 @@ def _seed004(sol, app) -> list:
                         marks="1" if label == "Q4(f)" else "2"))
     if "conv-arithmetic" in sol:
         s = sol["conv-arithmetic"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         bl = s.blocks()
         rf = [b for b in section(bl, "Receptive field") if isinstance(b, B.Table)]
         ap = app["conv-arithmetic"]
@@ -707,7 +717,7 @@ def _seed004(sol, app) -> list:
             "004", "Q5(a)",
             "An RGB image of $256 \\times 256$; two $3 \\times 3$ convolutions (stride 1, 32 maps), then a "
             "$3 \\times 3$ pooling with stride 2. The receptive field of one pooling unit?",
-            answer=[rf"{v['receptive_field']} \times {v['receptive_field']} \text{{ (}}\times 3 \text{{ channels)}}"],
+            answer=[rf"{v['receptive_field']} \times {v['receptive_field']} \ ({{\times}}\, 3 \text{{ channels}})"],
             short=f"${v['receptive_field']} \\times {v['receptive_field']}$",
             accept=f"${v['receptive_field']} \\times {v['receptive_field']} \\times 3$", tolerance="exact",
             steps=rf[:1], verify=checks_line(s, ap), problem="conv-arithmetic"))
@@ -721,9 +731,9 @@ def _seed004(sol, app) -> list:
             "For each layer of the CNN (INPUT $128 \\times 128 \\times 3$, CONV-7-32, POOL-2, CONV-5-64, CONV-3-128, "
             "POOL-2, FC-10, OUTPUT-4; padding 0, stride 1, pooling stride $K$) give the activation shape and the "
             "numbers of weights and biases.",
-            answer=[rf"\text{{POOL-2 (second)}}: {shape('pool2_shape')},\quad \text{{FC-10 weights}}: "
+            answer=[rf"\text{{POOL-2 (second)}}\colon {shape('pool2_shape')},\quad \text{{FC-10 weights}}\colon "
                     rf"{n(v['fc1_weights'])}",
-                    rf"\text{{total}}: {n(v['total_weights'])} \text{{ weights}} + {n(v['total_biases'])} "
+                    rf"\text{{total}}\colon {n(v['total_weights'])} \text{{ weights}} + {n(v['total_biases'])} "
                     rf"\text{{ biases}} = {n(v['total_parameters'])}"],
             short=f"table; POOL-2 ${shape('pool2_shape')}$, total ${n(v['total_parameters'])}$",
             accept=(f"ceil-mode pooling: POOL-2 ${shape('ceil_pool2_shape')}$, FC-10 weights "
@@ -740,7 +750,7 @@ def _seed004(sol, app) -> list:
                "The published ticks agree.")))
     if "softmax" in sol:
         s = sol["softmax"]
-        v = s.to_json()["values"]
+        v = s.numbers()["values"]
         bl = s.blocks()
         out.append(Part(
             "004", "Q7(b)", "The activation after the last FC layer, and its value on $a = ("

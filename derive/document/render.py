@@ -169,8 +169,7 @@ def _table(b: B.Table) -> dict:
     per_piece = min(math.ceil(len(rows) / folds), PIECE_ROWS)
     pieces = []
     chunk = folds * per_piece
-    for start in range(0, max(len(rows), 1), chunk):
-        part = rows[start:start + chunk]
+    for part in _by_height(rows, chunk) if folds == 1 else [rows[s:s + chunk] for s in range(0, max(len(rows), 1), chunk)]:
         halves = [part[k * per_piece:(k + 1) * per_piece] for k in range(folds)]
         halves = [h for h in halves if h] or [[]]
         n = max(len(h) for h in halves)
@@ -185,6 +184,49 @@ def _table(b: B.Table) -> dict:
     return {"kind": "table", "caption": _words(b.caption), "pieces": pieces}
 
 
+#: a table whose rows hold matrices comes in pieces of at most this many lines:
+#: a piece that does not fit moves whole to the next page, and a smaller one
+#: leaves less of a page empty
+PIECE_LINES = 12
+
+
+def _row_lines(row: list) -> int:
+    """How many text lines a table row takes: a matrix cell as many as its rows."""
+    tall = 1
+    for c in row:
+        tex = c.get("tex", "") if c.get("math") else ""
+        if "matrix}" in tex:
+            tall = max(tall, tex.count(r"\\") + 1)
+    return tall
+
+
+def _by_height(rows: list, chunk: int) -> list:
+    r"""``rows`` in runs of at most ``chunk`` rows and, where rows are tall
+    (matrices), of at most :data:`PIECE_LINES` lines.
+
+    >>> cell = lambda k: {"math": True, "tex": r"\begin{bmatrix}" + r" \\ ".join("1" * k) + r"\end{bmatrix}"}
+    >>> [len(p) for p in _by_height([[cell(4)]] * 6, 30)]
+    [3, 3]
+    >>> [len(p) for p in _by_height([[cell(2)]] * 3 + [[cell(3)], [cell(2)], [cell(3)]], 30)]
+    [3, 3]
+    >>> [len(p) for p in _by_height([[cell(1)]] * 6, 30)]
+    [6]
+    """
+    heights = [_row_lines(r) for r in rows]
+    tall = any(h > 1 for h in heights)
+    # pieces of about equal height (no lone last row), none above PIECE_LINES
+    limit = math.ceil(sum(heights) / math.ceil(sum(heights) / PIECE_LINES)) if tall else PIECE_LINES
+    pieces, run, lines = [], [], 0
+    for r, h in zip(rows, heights):
+        over = lines + h - limit        # a row goes where the run ends nearer the even height
+        if run and (len(run) >= chunk or (tall and (lines + h > PIECE_LINES or over > 0 and over > limit - lines))):
+            pieces.append(run)
+            run, lines = [], 0
+        run.append(r)
+        lines += h
+    return pieces + [run]
+
+
 def _checks(b: B.Checks) -> dict:
     items = []
     for c in b.items:
@@ -192,7 +234,7 @@ def _checks(b: B.Checks) -> dict:
         err_key = next((k for k in ("max_abs_err", "max_rel_err", "max_err", "err") if k in c), None)
         err = c.get(err_key) if err_key else None
         items.append({
-            "method": check_words(str(c.get("method", "check"))),
+            "method": _words(check_words(str(c.get("method", "check")))),
             "measure": err_key.replace("_", " ").replace("err", "error") if err_key else "",
             "value": _sci(err) if isinstance(err, (int, float)) and not isinstance(err, bool) else "",
             "passed": c.get("passed"),
@@ -208,13 +250,31 @@ CHECK_WORDS = {"numpy-backprop": "independent numpy backpropagation",
                "path-sum": "path sums of the general form",
                "path-sum-total": "path sums, totalled over the steps",
                "numpy-backprop-vs-engine": "hand-written numpy gradients against the symbolic ones",
-               "sympy-shift-invariance": "shift invariance, proved symbolically"}
+               "sympy-shift-invariance": "shift invariance, proved symbolically",
+               "numpy-log1p": "numpy, through log1p (accurate near $p = 0$ and $p = 1$)",
+               "gamma-0-equals-ce": "$\\gamma = 0$ against the cross-entropy",
+               "numpy-voc2010-area": "the VOC 2010 devkit's area, in numpy",
+               "numpy-fc-vs-conv": "numpy: fully connected layer against its convolution",
+               "softmax-jacobian": "the softmax Jacobian",
+               "m times the mean gradient = summed gradient (exact)":
+                   "$m$ times the mean gradient equals the summed gradient (exact)",
+               "sum step with rate lr = mean step with rate m lr (exact)":
+                   "a sum step with rate $\\eta$ equals a mean step with rate $m \\eta$ (exact)",
+               "momentum forms A and B: equal for constant lr, different for changing lr (symbolic, 3 steps)":
+                   "momentum forms A and B: equal for a constant $\\eta$, different for a changing one "
+                   "(symbolic, 3 steps)",
+               "torch nesterov = lookahead form at theta + rho v (symbolic, 3 steps); published lookahead differs":
+                   "torch's Nesterov equals the lookahead form at $\\theta_t + \\rho v_t$ (symbolic, 3 steps); "
+                   "the published lookahead differs",
+               "torch nesterov = lookahead form on the exam network":
+                   "torch's Nesterov equals the lookahead form on the exam network"}
 
 
 def check_words(method: str) -> str:
-    """A check's method as words: ``numpy-backprop`` -> ``independent numpy backpropagation``."""
+    """A check's method as words: ``numpy-backprop`` -> ``independent numpy backpropagation``;
+    derive's own words, with ``$...$`` maths where they name a formula (a :class:`~derive.typeset.blocks.Tex`)."""
     words = method.replace("-", " ").replace("engine", "symbolic derivation").replace("sympy ", "symbolic ")
-    return CHECK_WORDS.get(method, words)
+    return B.Tex(CHECK_WORDS[method]) if method in CHECK_WORDS else words
 
 
 def _sci(x: float) -> str:
@@ -257,11 +317,13 @@ def _plot(data: dict) -> dict:
         # marks, where asked, come from the cycle list: each curve its own
         opts = ["const plot", "no markers"] if step else (["mark size=1.6pt", "mark options={solid}"]
                                                           if s.get("marks") else ["no markers"])
-        series.append({"label": str(s.get("label", "")), "options": ", ".join(["thick"] + opts),
+        series.append({"label": _words(s.get("label", "")), "width": len(B.plain(s.get("label", ""))),
+                       "options": ", ".join(["thick"] + opts),
                        "coords": " ".join(pts), "ys": ys_of(pts)})
     yticks = _log_ticks([y for s in series for y in s.pop("ys")]) if logy else []
-    wide = max((len(s["label"]) for s in series), default=0) > 14 or len(series) > 6
-    return {"xlabel": str(data.get("xlabel", "")), "ylabel": str(data.get("ylabel", "")),
+    wide = max((s.pop("width") for s in series), default=0) > 14 or len(series) > 6
+    # labels and legends as the key's other words: built-in text with $...$ maths typeset, the rest escaped
+    return {"xlabel": _words(data.get("xlabel", "")), "ylabel": _words(data.get("ylabel", "")),
             "logy": logy, "series": series, "yticks": yticks, "legend_below": wide}
 
 
@@ -428,7 +490,7 @@ def block_context(b) -> dict:
         return _checks(b)
     if isinstance(b, B.Figure) and b.kind in _FIGURES:
         ctx = _FIGURES[b.kind](b.data or {})
-        return {"kind": "figure-" + b.kind, "caption": B.plain(b.caption), "fig": ctx}
+        return {"kind": "figure-" + b.kind, "caption": _words(b.caption) if b.caption else "", "fig": ctx}
     # anything else still shows, as its plain-text rendering
     return {"kind": "verbatim", "text": B.to_text([b])}
 

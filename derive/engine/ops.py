@@ -34,7 +34,10 @@ class DeriveFunction(Function):
 
     def _latex(self, printer, exp=None):
         arg = printer._print(self.args[0])
-        body = rf"\operatorname{{{OPS[self._op_name()].latex_name}}}\left({arg}\right)"
+        name = OPS[self._op_name()].latex_name
+        # a symbol (sigma) as itself, a word (ReLU) upright
+        head = name if name.startswith("\\") else rf"\operatorname{{{name}}}"
+        body = rf"{head}\left({arg}\right)"
         if exp is not None:
             return rf"{body}^{{{exp}}}"
         return body
@@ -147,7 +150,7 @@ defop("relu", relu, lambda x, y: step(x), lambda x: np.maximum(x, 0.0),
 defop("step", step, lambda x, y: sympy.Integer(0), lambda x: (np.asarray(x) > 0).astype(float),
       lambda g, x, y: np.zeros_like(np.asarray(g, dtype=float)), "step", "1 if x > 0 else 0")
 defop("sigmoid", sigmoid, lambda x, y: y * (1 - y), _np_sigmoid,
-      lambda g, x, y: g * y * (1.0 - y), "sigmoid", "1/(1+exp(-x))")
+      lambda g, x, y: g * y * (1.0 - y), r"\sigma", "1/(1+exp(-x))")
 defop("tanh", sympy.tanh, lambda x, y: 1 - y**2, np.tanh,
       lambda g, x, y: g * (1.0 - y * y), "tanh", "hyperbolic tangent")
 defop("exp", sympy.exp, lambda x, y: y, np.exp, lambda g, x, y: g * y, "exp", "e^x")

@@ -90,12 +90,13 @@ class AttentionModel(TensorModel):
         Tx = self.dims["Tx"]
         return [
             B.EqRow(B.Math("u_{j}", "u_j"), (B.Math(r"\tanh\left(W s_{\text{prev}} + V h_{j}\right)",
-                                                    "tanh(W s_prev + V h_j)"),), f"j = 1 .. {Tx}"),
+                                                    "tanh(W s_prev + V h_j)"),),
+                    B.Tex(f"$j = 1, \\ldots, {Tx}$", plain=f"j = 1 .. {Tx}")),
             B.EqRow(B.Math("e_{j}", "e_j"), (B.Math(r"v^{\top} u_{j}", "v^T u_j"),)),
             B.EqRow(B.Math(r"\alpha_{j}", "alpha_j"), (B.Math(r"\frac{\exp(e_{j})}{S}", "exp(e_j) / S"),
                                                        B.Math(rf"\frac{{\exp(e_{{j}})}}{{\sum_{{k=1}}^{{{Tx}}} \exp(e_{{k}})}}",
                                                               f"exp(e_j) / sum_{{k=1..{Tx}}} exp(e_k)")),
-                    "softmax, S its normaliser"),
+                    B.Tex("softmax, $S$ its normaliser", plain="softmax, S its normaliser")),
             B.EqRow(B.Math("c", "c"), (B.Math(rf"\sum_{{j=1}}^{{{Tx}}} \alpha_{{j}} h_{{j}}", f"sum_{{j=1..{Tx}}} alpha_j h_j"),)),
             B.EqRow(B.Math("L", "L"), (B.Math(r"\tfrac{1}{2} \lVert c - y \rVert^{2}", "1/2 ||c - y||^2"),)),
         ]
@@ -109,7 +110,9 @@ class AttentionModel(TensorModel):
             "($\\alpha = \\operatorname{softmax}(e)$), and reads the context $c = \\sum_j \\alpha_j h_j$, which "
             "feeds the next decoder state $s_i = f(s_{\\text{prev}}, y_{\\text{prev}}, c)$ "
             f"and the output. Learnable: $v$ ({D['a']}), $W$ (${D['a']} \\times {D['m']}$), "
-            f"$V$ (${D['a']} \\times {D['p']}$), {D['a'] * (1 + D['m'] + D['p'])} numbers in all."),
+            f"$V$ (${D['a']} \\times {D['p']}$), {D['a'] * (1 + D['m'] + D['p'])} numbers in all. "
+            "Entry by entry below, $h$ is the matrix whose column $j$ is $h_j$, so $h_{k,j}$ is entry $k$ of "
+            "$h_j$, while $u_{j,k}$ is entry $k$ of the vector $u_j$."),
             attention_figure(D["Tx"])]
 
     # -- the softmax Jacobian (the rest of the matrix form comes from the matrix engine) ----

@@ -75,6 +75,12 @@ class Solution:
     def to_json(self) -> dict:
         raise NotImplementedError
 
+    def numbers(self) -> dict:
+        """The JSON's numbers (values, gradient values, updates, checks), what
+        the answer key reads; a solution whose JSON prints expressions gives
+        them without that text, which costs most of its JSON."""
+        return self.to_json()
+
     def blocks(self) -> list:
         raise NotImplementedError
 
@@ -276,6 +282,23 @@ class GraphSolution(Solution):
         return out
 
     @memo_json
+    def numbers(self) -> dict:
+        grads = {p: {"value": float(v)} for p, v in self.gradients.items()}
+        out = {"values": self._group_values(self.forward), "loss": float(self.forward[self.graph.loss]),
+               "gradients": self._group_entries(grads, ("value",)), "updates": self._group_values(self.updates),
+               "checks": self.checks, "optimizer": self._optimizer_json(), "exact": self._exact_json()}
+        if self.input_gradients:
+            out["input_gradients"] = self._group_values(self.input_gradients)
+        return out
+
+    def _optimizer_json(self) -> dict:
+        return {"rule": self.optimizer.rule,
+                **{k: (v if isinstance(v, bool) else float(v)) for k, v in self.optimizer.hyper.items()}}
+
+    def _exact_json(self) -> dict:
+        return {n: exact_string(v) for n, v in self.forward.items() if exact_string(v)}
+
+    @memo_json
     def to_json(self) -> dict:
         names_text = self._names_text()
         grads = {}
@@ -307,11 +330,10 @@ class GraphSolution(Solution):
             "gradients": self._group_entries(grads),
             "updates": self._group_values(self.updates),
             "checks": self.checks,
-            "optimizer": {"rule": self.optimizer.rule,
-                          **{k: (v if isinstance(v, bool) else float(v)) for k, v in self.optimizer.hyper.items()}},
+            "optimizer": self._optimizer_json(),
             "steps": self.steps,
             "adjoints": {s.name: float(self.evaluation.adjoint[s.node]) for s in self.derivation.steps},
-            "exact": {n: exact_string(v) for n, v in self.forward.items() if exact_string(v)},
+            "exact": self._exact_json(),
         }
         if self.input_gradients:
             out["input_gradients"] = self._group_values(self.input_gradients)
@@ -319,14 +341,12 @@ class GraphSolution(Solution):
             out["losses"] = [float(x) for x in self.trajectory.losses]
         return out
 
-    def _group_entries(self, grads: dict) -> dict:
+    def _group_entries(self, grads: dict, keys: tuple = ("value", "expr", "latex")) -> dict:
         out = {}
         grouped = set()
         for g in self.graph.groups.values():
             if g.kind == "parameter" and all(n in grads for n in g.names):
-                out[g.name] = {"value": nest([grads[n]["value"] for n in g.names], g.shape),
-                               "expr": nest([grads[n]["expr"] for n in g.names], g.shape),
-                               "latex": nest([grads[n]["latex"] for n in g.names], g.shape)}
+                out[g.name] = {k: nest([grads[n][k] for n in g.names], g.shape) for k in keys}
                 grouped.update(g.names)
         for n, e in grads.items():
             if n not in grouped:
@@ -443,8 +463,14 @@ class GraphSolution(Solution):
                 general = ()
                 if chain is not None:
                     neg = -chain
-                    general = (B.Math(rf"{node.latex} + \eta \left({tex(neg, names)}\right)",
-                                      f"{p} + lr * ({text(neg, names_text)})"),)
+                    if neg.could_extract_minus_sign():      # w - eta w_5 x_1 (o_1 - y), not w + eta (-w_5 ...)
+                        body, body_txt = tex(chain, names), text(chain, names_text)
+                        if isinstance(chain, sympy.Add):
+                            body, body_txt = rf"\left({body}\right)", f"({body_txt})"
+                        general = (B.Math(rf"{node.latex} - \eta \, {body}", f"{p} - lr * {body_txt}"),)
+                    else:
+                        general = (B.Math(rf"{node.latex} + \eta \left({tex(neg, names)}\right)",
+                                          f"{p} + lr * ({text(neg, names_text)})"),)
                 rows.append(B.EqRow(
                     B.Math(superscript(node.latex, "+"), p + "+"),
                     (B.Math(rf"{node.latex} - \eta \, {grad_tex}", f"{p} - lr * {grad_txt}"),) + general + (

@@ -133,8 +133,8 @@ class FocalLoss(Problem):
                     (B.Math(sympy.latex(dfl, symbol_names=NAMES), sympy.sstr(dfl)),)),
         )))
         out.append(B.tex_prose("The factor $(1 - p)^{\\gamma}$ is at most 1 and falls towards 0 as "
-                           "$p \\to 1$, faster for larger $\\gamma$: well-classified points (p near 1) lose most of their loss, badly "
-                           "classified points (p near 0) keep almost all of it. Training is thereby focused "
+                           "$p \\to 1$, faster for larger $\\gamma$: well-classified points ($p$ near 1) lose most of their loss, badly "
+                           "classified points ($p$ near 0) keep almost all of it. Training is thereby focused "
                            "on the hard points instead of being dominated by the many easy ones."))
         rows = []
         for tag, pv, label in (("well", pw, "well classified"), ("bad", pb, "badly classified")):
@@ -154,11 +154,11 @@ class FocalLoss(Problem):
         grid = [k / 200 for k in range(2, 200)]
         series = []
         for gv in TABLE_GAMMA:
-            series.append({"label": f"gamma = {gv}", "x": grid,
+            series.append({"label": B.Tex(f"$\\gamma = {gv}$", plain=f"gamma = {gv}"), "x": grid,
                            "y": [float(v) for v in focal_numpy(np.array(grid), float(gv))]})
-        out.append(B.Figure("plot", {"xlabel": "probability of the true class p", "ylabel": "loss",
+        out.append(B.Figure("plot", {"xlabel": B.Tex("probability of the true class $p$"), "ylabel": "loss",
                                      "logy": False, "series": series},
-                            caption="Focal loss against p for several values of its exponent", label="fig:focal-loss"))
+                            caption=B.Tex("Focal loss against $p$ for several values of its exponent $\\gamma$"), label="fig:focal-loss"))
         out.append(B.Heading("Verification"))
         out.append(B.tex_prose("The table against an independent numpy form ($\\log(1 + x)$ evaluated "
                                "accurately), $\\gamma = 0$ against "

@@ -364,7 +364,7 @@ class InterpolatedAP(Problem):
         same = abs(devkit - float(ap)) < 1e-12
         above = [repr(float(t)) for k, t in enumerate(np.arange(0.0, 1.1, 0.1)) if float(t) > k / 10]
         out.append(B.prose(
-            "The VOC 2007 devkit loops over float thresholds np.arange(0, 1.1, 0.1), of which ",
+            "The VOC 2007 devkit steps its thresholds 0, 0.1, ..., 1 in floating point, so that ",
             ", ".join(above), " lie a rounding error above their level; on this ranking "
             "that loop gives ", num_text(sympy.Float(devkit, 15)), ", ",
             "the same value." if same else "a different value: a recall equal to a level was missed."))
@@ -387,12 +387,12 @@ class InterpolatedAP(Problem):
 
         out.append(B.Heading("mAP"))
         out.append(B.prose(
-            "mAP is mean Average Precision: the AP of each class c (computed as above from that class's "
-            "ranked detections) averaged over the C classes, ",
+            "mAP is mean Average Precision: the AP of each class ", B.Math("c", "c"), " (computed as above from "
+            "that class's ranked detections) averaged over the ", B.Math("C", "C"), " classes, ",
             B.Math(r"\mathrm{mAP} = \frac{1}{C} \sum_{c=1}^{C} \mathrm{AP}_c",
                    "mAP = 1/C * sum over classes c of AP_c"),
             " (COCO also averages over IoU thresholds 0.5, 0.55, ..., 0.95). The interpolation takes the "
-            "maximum over recalls at least r, ",
+            "maximum over recalls at least ", B.Math("r", "r"), ", ",
             B.Math(r"\tilde r \ge r", "r~ >= r"), ", not strictly greater: with ",
             B.Math(r"\tilde r > r", "r~ > r"),
             " the point whose recall equals the level is left out and the level 1 has nothing to take the "

@@ -167,9 +167,9 @@ class IoUvsL2(Problem):
 
     def _blocks(self, gt, preds, big_gt, big, scale, results, checks) -> list:
         out = [B.Heading("Boxes")]
-        out.append(B.prose(
-            "Boxes are written (cx, cy, w, h): centre, width, height. The L2 distance is taken between these "
-            "four-number vectors; IoU is the area of the intersection over the area of the union:"))
+        out.append(B.tex_prose(
+            "Boxes are written $(c_x, c_y, w, h)$: centre, width, height. The $L_2$ distance is taken between "
+            "these four-number vectors; IoU is the area of the intersection over the area of the union:"))
         out.append(B.Equations((
             B.EqRow(B.Math(r"\mathrm{IoU}(A, G)", "IoU(A, G)"),
                     (B.Math(r"\frac{|A \cap G|}{|A| + |G| - |A \cap G|}", "|A n G| / (|A| + |G| - |A n G|)"),)),
@@ -186,19 +186,22 @@ class IoUvsL2(Problem):
                          B.Math(rf"{num_math(area).tex} + {num_math(area_gt).tex} - {num_math(r['overlap']).tex}",
                                 f"{num_math(area).text} + {num_math(area_gt).text} - {num_math(r['overlap']).text}"),
                          _ratio_math(r["iou"])))
-        out.append(B.Table(("box", "(cx, cy, w, h)", "L2 to G", "intersection", "union", "IoU"), tuple(rows),
+        out.append(B.Table(("box", B.Math("(c_x, c_y, w, h)", "(cx, cy, w, h)"), B.Tex("$L_2$ to $G$"),
+                            "intersection", "union", "IoU"), tuple(rows),
                            align="llrrll"))
         l2s = {tag: results[tag]["l2"] for tag, _ in preds}
         ious = {tag: results[tag]["iou"] for tag, _ in preds}
         same = len(set(l2s.values())) == 1
         different = len(set(ious.values())) > 1
-        verdict = ("All three predictions are at the same L2 distance " + num_math(l2s["a"]).text
-                   + " from G, yet their IoUs differ." if same and different else
-                   "With these boxes the L2 distances are " + ", ".join(f"{t.upper()}: {num_math(v).text}" for t, v in l2s.items())
-                   + " and the IoUs " + ", ".join(f"{t.upper()}: {approx_math(v).text}" for t, v in ious.items()) + ".")
-        out.append(B.prose(verdict))
+        verdict = ("All three predictions are at the same $L_2$ distance $" + num_math(l2s["a"]).tex
+                   + "$ from $G$, yet their IoUs differ." if same and different else
+                   "With these boxes the $L_2$ distances are "
+                   + ", ".join(f"{t.upper()}: ${num_math(v).tex}$" for t, v in l2s.items())
+                   + " and the IoUs " + ", ".join(f"{t.upper()}: ${approx_math(v).tex}$" for t, v in ious.items()) + ".")
+        out.append(B.tex_prose(verdict))
         cor = {tag: results[tag]["l2_corners"] for tag, _ in preds}
-        parts = ["Measured between corner vectors (x1, y1, x2, y2) instead, the distances are "]
+        parts = ["Measured between corner vectors ", B.Math("(x_1, y_1, x_2, y_2)", "(x1, y1, x2, y2)"),
+                 " instead, the distances are "]
         for k, (t, v) in enumerate(cor.items()):
             parts += [("" if k == 0 else ", ") + f"{t.upper()}: ", approx_math(v)]
         parts.append(": A and B are still equally far from G with different IoU." if cor["a"] == cor["b"]
@@ -211,15 +214,20 @@ class IoUvsL2(Problem):
                             label="fig:iou-vs-l2"))
         rb = results["big"]
         out.append(B.Heading("Why"))
-        out.append(B.prose(
-            "L2 adds up coordinate errors as if they were independent and equally costly, while IoU depends "
+        out.append(B.tex_prose(
+            "$L_2$ adds up coordinate errors as if they were independent and equally costly, while IoU depends "
             "on how the errors combine into overlap: a shift along one axis removes a whole strip, a diagonal "
             "shift of the same length removes an L-shaped region of a different area, and a change of size "
-            "costs differently from a shift. L2 is also blind to the size of the object: the shift of B on a "
-            f"ground truth {num_math(scale).text} times larger, G' = {_box_math(big_gt).text} and prediction "
-            f"{_box_math(big).text}, has the same L2 distance {num_math(rb['l2']).text} but IoU "
-            f"{approx_math(rb['iou']).text}. IoU is invariant to scale; L2 is not. This is why detectors "
-            "regress normalised offsets (log-scale widths) or train directly on IoU-based losses (GIoU, DIoU)."))
+            "costs differently from a shift."))
+        # the numbers as Math parts: the terminal shows each one's own plain reading
+        out.append(B.prose(
+            B.Math("L_2", "L2"), " is also blind to the size of the object: the shift of ", B.Math("B", "B"),
+            f" on a ground truth {num_math(scale).text} times larger, ",
+            B.Math(f"G' = {_box_math(big_gt).tex}", f"G' = {_box_math(big_gt).text}"), " and prediction ",
+            _box_math(big), ", has the same ", B.Math("L_2", "L2"), " distance ", num_math(rb["l2"]), " but IoU ",
+            approx_math(rb["iou"]), ". IoU is invariant to scale; ", B.Math("L_2", "L2"), " is not. This is why "
+            "detectors regress normalised offsets (log-scale widths) or train directly on IoU-based losses "
+            "(GIoU, DIoU)."))
         out.append(B.Heading("Verification"))
         out.append(B.prose("Every IoU again in floats from corner arrays, and by counting the cells of a grid on "
                            "which every box edge lies:"))

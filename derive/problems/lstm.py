@@ -35,8 +35,22 @@ GATES = (("i", "W_i", "b_i", "sigmoid", "input gate: how much of the candidate $
          ("f", "W_f", "b_f", "sigmoid", "forget gate: how much of the old cell state $c_{\\text{prev}}$ is kept"),
          ("o", "W_o", "b_o", "sigmoid", "output gate: how much of $\\tanh(c)$ is exposed as $h$"),
          ("g", "W_c", "b_c", "tanh", "candidate: the new content proposed for the cell"))
+#: what the names z_i, z_f, z_o, z_c stand for, as the key and the appendix write it
+ARGS_TEX = ("$z_{i} = W_{i} [h_{\\text{prev}}; x] + b_{i}$ is the input gate's argument, $z_{f}$ and $z_{o}$ "
+            "likewise, and $z_{c} = W_{c} [h_{\\text{prev}}; x] + b_{c}$ that of the candidate $g = \\tanh(z_{c})$")
 #: the activations as the key writes them
 ACT_TEX = {"sigmoid": (r"\sigma", "sigmoid"), "tanh": (r"\tanh", "tanh")}
+
+
+def arg_name(W: str) -> str:
+    """The name of an activation's argument, after its weight: ``W_c`` -> ``z_c``.
+    The candidate ``g`` is written with ``W_c, b_c`` (the contract's names), so its
+    argument is ``z_c = W_c [h_prev; x] + b_c``: an argument carries its weight's subscript.
+
+    >>> [arg_name(W) for _, W, _, _, _ in GATES]
+    ['z_i', 'z_f', 'z_o', 'z_c']
+    """
+    return "z_" + W.split("_", 1)[1]
 
 
 def default_values(n: int, d: int) -> dict:
@@ -60,8 +74,8 @@ def lstm_spec(n: int, d: int) -> dict:
         params[b] = {"shape": [n], "value": 0}
     forward = {}
     for gate, W, b, act, _ in GATES:
-        forward[f"z_{gate}"] = f"{W} @ stack(h_prev, x) + {b}"
-        forward[gate] = f"{act}(z_{gate})"
+        forward[arg_name(W)] = f"{W} @ stack(h_prev, x) + {b}"
+        forward[gate] = f"{act}({arg_name(W)})"
     forward.update({"c": "f * c_prev + i * g", "h": "o * tanh(c)"})
     return {"parameters": params,
             "inputs": {"x": {"shape": [d], "value": 0}, "h_prev": {"shape": [n], "value": 0},
@@ -86,8 +100,8 @@ class LSTMModel(TensorModel):
         y = tg.target("y", (n,))
         v = stack(h_prev, x)
         acts = {}
-        for gate, _, _, act, _ in GATES:
-            z = tg.define(f"z_{gate}", Ws[gate] @ v + bs[gate])
+        for gate, W, _, act, _ in GATES:
+            z = tg.define(arg_name(W), Ws[gate] @ v + bs[gate])
             acts[gate] = tg.define(gate, apply(act, z))
         c = tg.define("c", acts["f"] * c_prev + acts["i"] * acts["g"])
         h = tg.define("h", acts["o"] * apply("tanh", c))
@@ -124,10 +138,11 @@ class LSTMModel(TensorModel):
             B.Math("x", "x"), ". ", B.Math(r"\sigma(z) = 1 / (1 + e^{-z})", "sigma(z) = 1/(1 + exp(-z))"),
             " and ", B.Math(r"\tanh", "tanh"), " act on each entry, ", B.Math(r"\odot", "*"),
             " is the entrywise product, and ", B.Math("g", "g"), " is the candidate cell state. ",
-            B.Math(r"z_{i}, z_{f}, z_{o}, z_{g}", "z_i, z_f, z_o, z_g"), " are the activations' arguments: ",
+            B.Math(r"z_{i}, z_{f}, z_{o}, z_{c}", "z_i, z_f, z_o, z_c"), " are the activations' arguments: ",
             B.Math(r"z_{i} = W_{i} [h_{\text{prev}}; x] + b_{i}", "z_i = W_i [h_prev; x] + b_i"),
-            " and so on, with ", B.Math(r"z_{g} = W_{c} [h_{\text{prev}}; x] + b_{c}", "z_g = W_c [h_prev; x] + b_c"),
-            ".")]
+            " and so on, with ", B.Math(r"g = \tanh(z_{c})", "g = tanh(z_c)"), " and ",
+            B.Math(r"z_{c} = W_{c} [h_{\text{prev}}; x] + b_{c}", "z_c = W_c [h_prev; x] + b_c"),
+            " (subscript ", B.Math("c", "c"), ": the candidate cell content).")]
 
     def intro_blocks(self, sol):
         n, d = self.dims["n"], self.dims["d"]
@@ -149,7 +164,8 @@ class LSTMModel(TensorModel):
             B.Heading("Components of the cell"),
             B.tex_prose("Besides the RNN's hidden state $h$, the LSTM keeps a cell state $c$ and three gates "
                         "($\\sigma$, values in $(0, 1)$, applied elementwise); the candidate $g$ uses $\\tanh$. "
-                        "Every gate reads the stacked vector $[h_{\\text{prev}}; x]$ of " + str(n + d) + " entries."),
+                        "Every gate reads the stacked vector $[h_{\\text{prev}}; x]$ of " + str(n + d) + " entries: "
+                        + ARGS_TEX + "."),
             B.Table(("component", "activation", "function"), tuple(rows), align="lll"),
             B.Table(("learnable parameter", "shape", "count"), tuple(prow), align="llr",
                     caption=B.Tex(f"$4 n (n + d) + 4 n = {4 * n * (n + d) + 4 * n}$ with $n = {n}$ (hidden), "
@@ -161,7 +177,7 @@ class LSTMModel(TensorModel):
 
 def _resolve(tensors: dict):
     """Spellings of the seeds for lstm-cell's names: h_{t-1} -> h_prev,
-    x_t / i_t -> x / i, \\tilde{c}_t (the candidate) -> g, w_i -> W_i."""
+    x_t / i_t -> x / i, \\tilde{c}_t (the candidate) -> g, z_g -> z_c, w_i -> W_i."""
     lower = {}
     for name in tensors:
         lower.setdefault(name.lower(), []).append(name)
@@ -175,6 +191,8 @@ def _resolve(tensors: dict):
             w = w[:-2]
         if w.lower() in ("ctilde", "ctilde_t"):
             w = "g"
+        if w.lower() == "z_g":          # the candidate's argument, named after g instead of W_c
+            w = "z_c"
         if w in tensors:
             return w
         found = lower.get(w.lower(), [])

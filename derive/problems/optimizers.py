@@ -21,6 +21,7 @@ from derive.engine.batch import batch_step
 from derive.engine.optim import RULES, TORCH_CLASS, Optimizer, general_notation, rule_rows, shown_tex, shown_text
 from derive.typeset.latex import person_order
 from derive.typeset.printing import tex, text
+from derive.typeset.fmt import exact_decimal
 from derive.problems.base import BlocksSolution, Problem
 from derive.problems._given import Given
 
@@ -268,10 +269,10 @@ class Optimizers(Problem):
 
     # (b) ----------------------------------------------------------------
     def _batch(self, net, out, vals, checks):
-        out.append(B.Heading("(b) Batch gradient descent, m samples"))
-        out.append(B.prose("The seed writes the gradient of the summed loss; code (PyTorch's MSELoss by default) "
-                           "usually takes the mean. With j the sample index (the seed's answer uses i for both "
-                           "the parameter and the sample):"))
+        out.append(B.Heading(B.Tex("(b) Batch gradient descent, $m$ samples")))
+        out.append(B.tex_prose("The seed writes the gradient of the summed loss; code (PyTorch's MSELoss by default) "
+                               "usually takes the mean. With $j$ the sample index (the seed's answer uses $i$ for "
+                               "both the parameter and the sample):"))
         out.append(B.Equations((
             B.EqRow(B.Math("w_{i}", "w_i"), (B.Math(
                 r"w_{i} - \eta \, \frac{\partial}{\partial w_{i}} \sum_{j=1}^{m} L\left(f(x_{j}; \theta), y_{j}\right)",
@@ -279,8 +280,8 @@ class Optimizers(Problem):
             B.EqRow(B.Math("w_{i}", "w_i"), (B.Math(
                 r"w_{i} - \eta \, \frac{\partial}{\partial w_{i}} \frac{1}{m} \sum_{j=1}^{m} L\left(f(x_{j}; \theta), y_{j}\right)",
                 "w_i - lr * d/dw_i (1/m) sum_j L(f(x_j; theta), y_j)"),), "mean", "<-"))))
-        out.append(B.prose("The derivative is linear, so both are the per-sample gradients added up (divided by m "
-                           "for the mean): the sum with rate ", B.Math(r"\eta", "lr"), " is the mean with rate ",
+        out.append(B.prose("The derivative is linear, so both are the per-sample gradients added up (divided by ",
+                           B.Math("m", "m"), " for the mean): the sum with rate ", B.Math(r"\eta", "lr"), " is the mean with rate ",
                            B.Math(r"m \eta", "m*lr"), ". The step of the summed form grows with the batch size. "
                            "The batch is one graph of ", B.Math("m", "m"), " copies of the network sharing its "
                            "parameters, differentiated like any other graph and checked numerically."))
@@ -291,15 +292,23 @@ class Optimizers(Problem):
         header = ("parameter",) + tuple(f"sample {j}" for j in range(1, m + 1)) + (
             B.Math(r"\partial \sum / \partial w", "d(sum)/dw"), B.Math(r"\partial \, \mathrm{mean} / \partial w", "d(mean)/dw"),
             "after (sum)", "after (mean)")
+        cols = [[g[p] for g in b.per_sample] + [b.sum_grads[p], b.mean_grads[p], b.update_sum[p], b.update_mean[p]]
+                for p in net.graph.parameters]
+        # one style per column: a column with a repeating decimal (-41/120) is shown all in decimals
+        decimal = [any(isinstance(c, sympy.Rational) and exact_decimal(c) is None for c in col)
+                   for col in zip(*cols)]
         trows = []
-        for p in net.graph.parameters:
-            cells = [g[p] for g in b.per_sample] + [b.sum_grads[p], b.mean_grads[p], b.update_sum[p], b.update_mean[p]]
-            trows.append((B.Math(net.graph.nodes[p].latex, p),) + tuple(B.Math(shown_tex(c), shown_text(c)) for c in cells))
+        for p, cells in zip(net.graph.parameters, cols):
+            trows.append((B.Math(net.graph.nodes[p].latex, p),) + tuple(
+                B.Math(shown_tex(sympy.Float(c, 30)), shown_text(sympy.Float(c, 30))) if dec
+                else B.Math(shown_tex(c), shown_text(c)) for c, dec in zip(cells, decimal)))
         samples = "; ".join(", ".join(f"${net.graph.nodes[k].latex if k in net.graph.nodes else k} = {v}$"
                                       for k, v in s.items()) for s in BATCH)
         out.append(B.Table(header, tuple(trows),
                            caption=B.Tex(f"$m = {m}$ samples ({samples}; the first is the exam's), "
-                                         "learning rate 0.5")))
+                                         "learning rate 0.5" + ("; a column with a repeating decimal is "
+                                                                "rounded to 6 significant digits" if any(decimal)
+                                                                else ""))))
         # the identities, checked exactly
         sum_err = max(abs(b.sum_grads[p] - sum(g[p] for g in b.per_sample)) for p in params)
         mean_err = max(abs(m * b.mean_grads[p] - b.sum_grads[p]) for p in params)
@@ -589,7 +598,7 @@ def _about(words: str) -> B.Tex:
     """A named formula's description with its letters typeset."""
     out = words
     for plain, tex_ in (("eta1, eta2", "$\\eta_1, \\eta_2$"), ("g1, g2", "$g_1, g_2$"), ("w_2", "$w_2$"),
-                        ("g_NAG", "$g_{\\mathrm{NAG}}$")):
+                        ("g_NAG", "$g_{\\mathrm{NAG}}$"), (", g the gradient", ", $g$ the gradient")):
         out = out.replace(plain, tex_)
     return B.Tex(out)
 

@@ -72,11 +72,11 @@ class Softmax(Problem):
         extra = {"exact": {"softmax": exact}} if all(exact) else None
 
         blocks = [B.Heading("The activation")]
-        blocks.append(B.prose(
-            "A K-class classifier ends in a layer of K units whose outputs should be a probability "
+        blocks.append(B.tex_prose(
+            "A $K$-class classifier ends in a layer of $K$ units whose outputs should be a probability "
             "distribution over the classes, and the cross-entropy loss expects one; softmax turns any real "
-            "vector into one (entries in (0, 1), summing to 1), keeping their order. In the seed's network it acts on "
-            "the 4 class scores of the OUTPUT layer that follows FC-10."))
+            "vector into one (entries in $(0, 1)$, summing to 1), keeping their order. In the seed's network it "
+            "acts on the 4 class scores of the OUTPUT layer that follows FC-10."))
         blocks.append(B.Equations((B.EqRow(B.Math(r"\operatorname{softmax}(a)_i", "softmax(a)_i"),
                                            (B.Math(r"\frac{e^{a_i}}{\sum_{j=1}^{K} e^{a_j}}",
                                                    "exp(a_i) / sum_j exp(a_j)"),)),)))
@@ -88,7 +88,7 @@ class Softmax(Problem):
         blocks.append(B.Equations((B.EqRow(B.Math(rf"\operatorname{{softmax}}{vec_tex}", f"softmax{vec_txt}"),
                                            (B.Math(res_tex, res_txt),)),)))
         blocks.append(B.Heading("The general fact"))
-        blocks.append(B.prose("With every entry equal to t, for K = " + str(K_SYMBOLIC) + ":"))
+        blocks.append(B.tex_prose(f"With every entry equal to $t$, for $K = {K_SYMBOLIC}$:"))
         blocks.append(B.Equations((
             B.EqRow(B.Math(r"\operatorname{softmax}(t, \ldots, t)_1", "softmax(t, ..., t)_1"),
                     (B.Math(sympy.latex(unevaluated), sympy.sstr(unevaluated)),
@@ -97,11 +97,11 @@ class Softmax(Problem):
                     (B.Math(sympy.latex(shifted), sympy.sstr(shifted)),
                      B.Math(sympy.latex(cancelled), sympy.sstr(cancelled)))),
         )))
-        blocks.append(B.prose(
+        blocks.append(B.tex_prose(
             "Softmax depends only on the differences between the entries: adding the same constant to every "
             "entry cancels between numerator and denominator"
             + (" (checked symbolically above)" if shift_ok else "")
-            + ". So equal inputs always give the uniform distribution 1/K, whatever their common value: "
+            + ". So equal inputs always give the uniform distribution $1/K$, whatever their common value: "
               "the network is saying it cannot tell the classes apart."))
         blocks.append(B.Heading("Verification"))
         blocks.append(B.prose("Against a numpy softmax (largest entry subtracted first), and the sum of the "

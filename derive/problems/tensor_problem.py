@@ -387,6 +387,10 @@ class TensorSolution(GraphSolution):
 
     # -- JSON -------------------------------------------------------------
     @memo_json
+    def numbers(self) -> dict:
+        return {**super().numbers(), "dims": dict(self.dims), **self.model.extra_json(self)}
+
+    @memo_json
     def to_json(self) -> dict:
         out = super().to_json()
         out["dims"] = dict(self.dims)

@@ -172,12 +172,12 @@ def vanishing_blocks(T: int = 30, shown=(1, 5, 10, 20, 30)) -> list:
     series = study(T)
     xs = list(range(1, T + 1))
     figure = B.Figure("plot", {
-        "xlabel": "T - k (steps back)", "ylabel": "spectral norm of the Jacobian", "logy": True,
+        "xlabel": B.Tex("$T - k$ (steps back)"), "ylabel": "spectral norm of the Jacobian", "logy": True,
         "series": [{"label": s["label"], "x": xs, "y": s["norms"]} for s in series]},
-        caption="Spectral norm of the Jacobian of the last hidden state with respect to the state "
-                "T - k steps back, for tanh and sigmoid RNNs at several weight scales (the recurrent "
-                "matrix is the scale times an orthogonal matrix), and of the same Jacobian along an "
-                "LSTM's cell state",
+        caption=B.Tex("Spectral norm of the Jacobian of the last hidden state with respect to the state "
+                      "$T - k$ steps back, for $\\tanh$ and sigmoid RNNs at several weight scales (the "
+                      "recurrent matrix is the scale times an orthogonal matrix), and of the same Jacobian "
+                      "along an LSTM's cell state"),
         label="fig:vanishing")
     cols = [m for m in shown if m <= T]
     header = ("series",) + tuple(B.Math(f"T - k = {m}", f"T-k={m}") for m in cols) + ("factor per step",)

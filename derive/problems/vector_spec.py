@@ -638,7 +638,7 @@ class _Build:
                 sc.sequences[name].steps[t] = self._define(where, f"{name}_{t}", value, group=False)
                 sc.pending.discard(name)
                 if t == 1:
-                    self._row(name, tree, builder, in_unroll=True, note=f"t = 1 .. {T}")
+                    self._row(name, tree, builder, in_unroll=True, note=B.Tex(f"$t = 1, \\ldots, {T}$", plain=f"t = 1 .. {T}"))
         sc.t, sc.pending = None, set()
         for name in eqs:
             steps = [sc.sequences[name].steps[t] for t in range(1, T + 1)]

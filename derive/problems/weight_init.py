@@ -101,6 +101,26 @@ def train(params: dict, X, y, lr: float, epochs: int):
     return params, losses, np.mean((O > 0.5) == (y > 0.5), axis=1)
 
 
+def _tidy_output(chain):
+    """A gradient with the cross-entropy and the sigmoid's derivative multiplied
+    out, as a person writes it: ``o (1 - o) ((1 - y)/(1 - o) - y/o)`` is ``o - y``.
+    Only the factors in the output ``o`` and the target ``y`` are cancelled (a
+    fixed, small product of the built-in: bounded).
+
+    >>> o, y, w, h = sympy.symbols("o y w h")
+    >>> _tidy_output(o * w * (1 - h**2) * (1 - o) * ((1 - y) / (1 - o) - y / o))
+    w*(1 - h**2)*(o - y)
+    """
+    if not isinstance(chain, sympy.Mul):
+        return chain
+    out = {s for s in chain.free_symbols if s.name in ("o", "y")}
+    if len(out) != 2:
+        return chain
+    loss = [f for f in chain.args if f.free_symbols and f.free_symbols <= out]
+    rest = [f for f in chain.args if f not in loss]
+    return sympy.Mul(*rest) * sympy.cancel(sympy.Mul(*loss))
+
+
 def _flat(params: dict, r: int = 0) -> dict:
     W1, b1, W2, b2 = params["W1"][r], params["b1"][r], params["W2"][r], params["b2"][r]
     return {"w1_11": W1[0, 0], "w1_12": W1[0, 1], "w1_21": W1[1, 0], "w1_22": W1[1, 1],
@@ -230,7 +250,7 @@ class WeightInit(Problem):
         rows = []
         for first, second, _ in sym["pairs"]:
             for p in (first, second):
-                chain = d.in_forward_names(p)
+                chain = _tidy_output(d.in_forward_names(p))
                 rows.append(B.EqRow(B.Math(rf"\frac{{\partial L}}{{\partial {g.nodes[p].latex}}}", f"dL/d{p}"),
                                     (B.Math(sympy.latex(chain, symbol_names=names_tex), sympy.sstr(chain)),)))
         out.append(B.Equations(tuple(rows)))

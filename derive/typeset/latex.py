@@ -26,7 +26,7 @@ import sympy
 from pylatex.utils import escape_latex
 
 from derive.safetext import visible
-from derive.typeset.printing import PersonOrder
+from derive.typeset.printing import PersonOrder, person_terms
 from sympy.printing.latex import LatexPrinter
 
 
@@ -448,9 +448,10 @@ def break_chain(parts: list[str], budget: float, first_budget: float | None = No
 
 
 def person_order(expr, names: dict | None = None, symbol_names: dict | None = None) -> str:
-    r"""LaTeX of a sum with its terms in the order a person writes them: the
-    terms with a plus sign first (each in SymPy's order), then those with a
-    minus sign, so ``w - \eta g`` and not ``- \eta g + w``.
+    r"""LaTeX of a sum with its terms in the order a person writes them
+    (:func:`derive.typeset.printing.person_terms`): the terms with a plus sign
+    first (in a weighted sum, its bias last), then those with a minus sign,
+    so ``w - \eta g`` and not ``- \eta g + w``.
 
     >>> import sympy
     >>> w, eta, g = sympy.symbols("w eta g")
@@ -468,11 +469,8 @@ def person_order(expr, names: dict | None = None, symbol_names: dict | None = No
 
     if not isinstance(expr, sympy.Add):
         return show(expr)
-    terms = list(sympy.Add.make_args(expr))
-    plus = [t for t in terms if not t.could_extract_minus_sign()]
-    minus = [t for t in terms if t.could_extract_minus_sign()]
     out = ""
-    for k, t in enumerate(plus + minus):
+    for k, t in enumerate(person_terms(list(sympy.Add.make_args(expr)))):
         if t.could_extract_minus_sign():
             out += " - " + show(-t)
         else:

@@ -34,17 +34,34 @@ class _NamedStr(StrPrinter):
         return self._names.get(expr, expr.name)
 
 
+def person_terms(terms: list) -> list:
+    """The terms of a sum in the order a person writes them: positive terms
+    first, and in a weighted sum the products before lone symbols (its bias
+    last: w_1 x_1 + w_2 x_2 + b_1, not b_1 + w_1 x_1 + w_2 x_2); otherwise
+    SymPy's order.
+
+    >>> b, w, x, v, u, y, o = sympy.symbols("b w x v u y o")
+    >>> person_terms(list(sympy.Add.make_args(b + w * x + v * u)))
+    [u*v, w*x, b]
+    >>> person_terms(list(sympy.Add.make_args(b + w * x)))
+    [b, w*x]
+    >>> person_terms(list(sympy.Add.make_args(y - o)))
+    [y, -o]
+    """
+    plus = [t for t in terms if not t.could_extract_minus_sign()]
+    minus = [t for t in terms if t.could_extract_minus_sign()]
+    weighted = [t for t in plus if isinstance(t, sympy.Mul) and len(t.free_symbols) >= 2]
+    if len(weighted) >= 2:          # a weighted sum (θ + ρ v is a step from θ: left as it is)
+        plus = weighted + [t for t in plus if t not in weighted]
+    return plus + minus
+
+
 class PersonOrder:
-    """Printer mixin: a sum as a person writes it, a positive term first
-    (y - o_1, not -o_1 + y); a sum that already starts with one keeps
-    SymPy's order."""
+    """Printer mixin: a sum as a person writes it (:func:`person_terms`):
+    y - o_1, not -o_1 + y; w_1 x_1 + b_1, not b_1 + w_1 x_1."""
 
     def _as_ordered_terms(self, expr, order=None):
-        terms = list(super()._as_ordered_terms(expr, order=order))
-        if terms and terms[0].could_extract_minus_sign():
-            plus = [t for t in terms if not t.could_extract_minus_sign()]
-            terms = plus + [t for t in terms if t.could_extract_minus_sign()]
-        return terms
+        return person_terms(list(super()._as_ordered_terms(expr, order=order)))
 
 
 class _Latex(PersonOrder, LatexPrinter):
