@@ -65,7 +65,7 @@ def _pad_params(widths):
 
 def _cases():
     for shape, index in INDEX_CASES:
-        yield "index", shape, {"index": index}
+        yield "slice", shape, {"index": index}
     for shape, widths in PAD_CASES:
         yield "pad", shape, _pad_params(widths)
 
@@ -85,13 +85,13 @@ def _setup(name, shape, params):
 @pytest.mark.parametrize("name,shape,params", CASES, ids=IDS)
 def test_forward_against_loops_and_vjp_against_central_differences(name, shape, params):
     op, p, x, out, G = _setup(name, shape, params)
-    want = loop_index(x, p["index"]) if name == "index" else loop_pad(x, tuple(
+    want = loop_index(x, p["index"]) if name == "slice" else loop_pad(x, tuple(
         (params[f"w{2 * k}"], params[f"w{2 * k + 1}"]) for k in range(len(shape))))
     np.testing.assert_array_equal(out, want)
     assert tuple(op.shape((shape,), p)) == np.shape(out)
     assert max_vjp_error(op, [x], p) < 1e-8
     # the adjoint of a selection is G among zeros; of a padding, the block G held
-    if name == "index":
+    if name == "slice":
         g = op.vjp(0, G, (x,), out, p)
         np.testing.assert_array_equal(loop_index(g, p["index"]), G)
         assert np.count_nonzero(g) == np.count_nonzero(G)
@@ -120,9 +120,49 @@ def test_matrix_rule_as_numpy_as_spec_text_and_batched_equals_the_vjp(name, shap
     np.testing.assert_array_equal(got, np.stack([vjp, 2 * vjp]))
 
 
+@pytest.mark.parametrize("shapes,axis", [([(3,), (2,)], 0), ([(3, 1), (3, 2)], 1), ([(1, 4), (2, 4), (1, 4)], 0),
+                                         ([(2, 3, 1), (2, 3, 2)], -1)])
+def test_concat_against_loops_differences_and_its_printed_rule(shapes, axis):
+    op = TENSOR_OPS["concat"]
+    p = {"axis": axis}
+    xs = [RNG.standard_normal(s) for s in shapes]
+    out = op.forward(tuple(xs), p)
+    ax = axis % len(shapes[0])
+    at = 0
+    for x in xs:                                  # each block's entries where concatenation puts them
+        for src in itertools.product(*(range(n) for n in x.shape)):
+            dst = tuple(v + at if k == ax else v for k, v in enumerate(src))
+            assert out[dst] == x[src]
+        at += x.shape[ax]
+    assert out.shape == op.shape(tuple(shapes), p)
+    assert max_vjp_error(op, xs, p) < 1e-8
+    G = RNG.standard_normal(out.shape)
+    syms = tuple(X.TensorSymbol(f"x{i}", s) for i, s in enumerate(shapes))
+    env = {f"x{i}": x for i, x in enumerate(xs)}
+    np.testing.assert_array_equal(X.evaluate(op.symbolic(syms, p), env), out)
+    sG = X.TensorSymbol("G", out.shape)
+    hel = {"numpy": np}
+    exec(HELPERS, hel)
+    for i in range(len(xs)):
+        rule = op.rule(i, sG, syms, None, p)
+        vjp = op.vjp(i, G, tuple(xs), out, p)
+        np.testing.assert_array_equal(X.evaluate(rule, {"G": G}), vjp)
+        data = {"inputs": {"G": {"shape": list(out.shape), "value": G.tolist()}}, "forward": {"r": X.spec(rule)},
+                "loss": "sum(r)"}
+        np.testing.assert_array_equal(build_matrix_spec(data).forward()["r"], vjp)
+    # the forward's spec text and batched code
+    data = {"inputs": {f"x{i}": {"shape": list(s), "value": x.tolist()} for i, (s, x) in enumerate(zip(shapes, xs))},
+            "forward": {"r": X.spec(op.symbolic(syms, p))}, "loss": "sum(r)"}
+    np.testing.assert_array_equal(build_matrix_spec(data).forward()["r"], out)
+    batched = {"x0": np.stack([xs[0], -xs[0]])} | {f"x{i}": x for i, x in enumerate(xs) if i}
+    got = eval(BatchPrinter().doprint(op.symbolic(syms, p)), hel, batched)   # noqa: S307 - our printer's text
+    np.testing.assert_array_equal(got[0], out)
+    np.testing.assert_array_equal(got[1], op.forward(tuple([-xs[0]] + xs[1:]), p))
+
+
 def test_printed_forms_of_a_slice_and_its_adjoint():
     a, G = X.TensorSymbol("a", (8,)), X.TensorSymbol("G", (3, 2))
-    op = TENSOR_OPS["index"]
+    op = TENSOR_OPS["slice"]
     assert X.spec(op.symbolic((a,), {"index": ((-4, None),)})) == "a[4:8]"
     assert X.latex(op.symbolic((a,), {"index": ((0, 4),)})) == "a_{1:4}"
     assert X.spec(op.symbolic((G,), {"index": ((None, None), (0, 1))})) == "G[:, 0:1]"
@@ -164,11 +204,14 @@ def test_mixture_of_experts_gate_steps_as_printed():
     assert step["dL/dP"].spec == "-Y / 3"                   # a mean over 3 rows of -sum(Y * P, 1)
     assert step["dL/dM"].spec == "dL_dP - softmax(M, 1) * sum(dL_dP, 1)"
     assert step["dL/dE1"].spec == "dL_dM * G[:, 0:1]"
-    assert step["dL/dG"].spec == "pad(sum(dL_dM * E1, 1), 0, 0, 0, 1) + pad(sum(dL_dM * E2, 1), 0, 0, 1, 0)"
+    # the gate's columns: the row sums of each expert's share, side by side
+    assert step["dL/dG"].spec == "concat(sum(dL_dM * E1, 1), sum(dL_dM * E2, 1), 1)"
     assert step["dL/dG"].latex == (
-        r"\begin{bmatrix} \left(\frac{\partial L}{\partial M} \odot E_{1}\right) \mathbf{1} & \mathbf{0} "
-        r"\end{bmatrix} + \begin{bmatrix} \mathbf{0} & \left(\frac{\partial L}{\partial M} \odot E_{2}\right) "
-        r"\mathbf{1} \end{bmatrix}")
+        r"\begin{bmatrix} \left(\frac{\partial L}{\partial M} \odot E_{1}\right) \mathbf{1} & "
+        r"\left(\frac{\partial L}{\partial M} \odot E_{2}\right) \mathbf{1} \end{bmatrix}")
+    # reshape(col(G, j), 3, 1) instead of G[:, j:j+1]: the same step
+    assert {s.name: s for s in MatrixForm.from_data(yaml.safe_load((ENGINEER / "moe2.yaml").read_text())).steps}[
+        "dL/dG"].spec == step["dL/dG"].spec
     # the slices and col() give the same gradients
     other = MatrixForm.from_data(yaml.safe_load((ENGINEER / "moe2.yaml").read_text()))
     for name in ("Wg", "W1", "W2", "b"):

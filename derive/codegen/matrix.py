@@ -116,6 +116,13 @@ def _pad(g, k, shape, widths):
     return numpy.pad(g.reshape(batch + tuple(shape)), ((0, 0),) * len(batch) + tuple(widths))
 
 
+def _concat(axis, k, *parts):
+    """Blocks (sample ndim k) side by side along a sample axis, batches broadcast."""
+    parts = [numpy.asarray(p, dtype=float) for p in parts]
+    batch = numpy.broadcast_shapes(*[p.shape[:p.ndim - k] for p in parts])
+    return numpy.concatenate([numpy.broadcast_to(p, batch + p.shape[p.ndim - k:]) for p in parts], axis=axis - k)
+
+
 def _sigmoid(x):
     e = numpy.exp(-numpy.abs(x))
     return numpy.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -253,6 +260,9 @@ class BatchPrinter(X.NumpyPrinter):
         parts = [str(r) if isinstance(r, int) else (":" if r == (0, n) else f"{r[0]}:{r[1]}")
                  for r, n in zip(e.index, e.in_shape)]
         return f"({self._print(e.args[0])})[..., {', '.join(parts)}]"
+
+    def _print_Concat(self, e):
+        return f"_concat({e.axis}, {_k(e)}, {', '.join(self._print(a) for a in e.parts)})"
 
     def _print_Pad(self, e):
         return f"_pad({self._print(e.args[0])}, {_k(e.args[0])}, {e.inner_shape!r}, {e.widths!r})"

@@ -353,13 +353,66 @@ def _place(G, index, shape):
 
 
 register(TensorOp(
-    name="index", inputs=1, params=(("index", ()),), shape=_index_shape,
+    name="slice", inputs=1, params=(("index", ()),), shape=_index_shape,
     forward=lambda xs, p: np.asarray(xs[0])[_np_index(full_index(p["index"], np.shape(xs[0])))],
     vjp=_index_vjp,
     symbolic=lambda s, p: X.index_(s[0], full_index(p["index"], X._np_shape_of(s[0])), X._np_shape_of(s[0])),
     rule=lambda i, G, s, out, p: _place(G, p["index"], X._np_shape_of(s[0])),
     doc="numpy's slicing X[0:4], G[:, 0:1], H[:, 2] (written as a subscript): start:stop per axis, "
-        "an index drops its axis; its adjoint is the upstream among zeros, pad(...)"))
+        "an index drops its axis; its adjoint is the upstream among zeros, pad(...)",
+    extra={"derivation": (r"Y = X_{I} \;\Rightarrow\; \bar{X}_{I} = \bar{Y},\ \bar{X} = 0 \text{ outside } I"
+                          r" \text{ (the block taken, put back among zeros)}",)}))
+
+def _concat_axis(shapes, p) -> int:
+    nd = len(shapes[0])
+    axis = p["axis"]
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -nd <= axis < max(nd, 1):
+        raise ShapeError(f"concat: axis {axis} does not exist for {_words(shapes[0])} blocks")
+    return int(axis) % nd
+
+
+def _concat_shape(shapes, p):
+    if any(not s for s in shapes) or len({len(s) for s in shapes}) != 1:
+        raise ShapeError("concat() takes blocks with the same number of axes (not scalars), got "
+                         + ", ".join(_words(s) for s in shapes))
+    ax = _concat_axis(shapes, p)
+    if len({tuple(n for k, n in enumerate(s) if k != ax) for s in shapes}) != 1:
+        raise ShapeError(f"concat along axis {ax}: the blocks " + ", ".join(_words(s) for s in shapes)
+                         + " differ in another axis")
+    out = list(shapes[0])
+    out[ax] = sum(s[ax] for s in shapes)
+    return tuple(out)
+
+
+def _concat_span(shapes, p, i) -> tuple:
+    """(axis, start, stop) of block i along the axis."""
+    ax = _concat_axis(shapes, p)
+    start = sum(s[ax] for s in shapes[:i])
+    return ax, start, start + shapes[i][ax]
+
+
+def _concat_vjp(i, G, xs, out, p):
+    ax, a, b = _concat_span([np.shape(x) for x in xs], p, i)
+    return np.asarray(G)[(slice(None),) * ax + (slice(a, b),)]
+
+
+def _concat_rule(i, G, s, out, p):
+    shapes = [X._np_shape_of(x) for x in s]
+    ax, a, b = _concat_span(shapes, p, i)
+    full = _concat_shape(shapes, p)
+    return X.index_(G, tuple((a, b) if k == ax else (0, n) for k, n in enumerate(full)), full)
+
+
+register(TensorOp(
+    name="concat", inputs=-1, params=(("axis", 0),), shape=_concat_shape,
+    forward=lambda xs, p: np.concatenate([np.asarray(x, dtype=float) for x in xs], axis=_concat_axis(
+        [np.shape(x) for x in xs], p)),
+    vjp=_concat_vjp, symbolic=lambda s, p: X.concat(s, _concat_axis([X._np_shape_of(x) for x in s], p)),
+    rule=_concat_rule,
+    doc="concat(A, B, ..., axis): blocks side by side along the axis (numpy's concatenate; axis 0 by default); "
+        "the adjoint of a block is its slice of the upstream",
+    extra={"derivation": (r"Y = \begin{bmatrix} A & B \end{bmatrix} \;\Rightarrow\; "
+                          r"\begin{bmatrix} \bar{A} & \bar{B} \end{bmatrix} = \bar{Y}",)}))
 
 _PAD_PARAMS = tuple((f"w{k}", None) for k in range(8))
 
@@ -393,7 +446,8 @@ register(TensorOp(
     symbolic=lambda s, p: X.pad(s[0], _widths(p)),
     rule=lambda i, G, s, out, p: X.index_(G, tuple((a, a + n) for n, (a, _) in zip(X._np_shape_of(s[0]), _widths(p))),
                                           tuple(n + a + b for n, (a, b) in zip(X._np_shape_of(s[0]), _widths(p)))),
-    doc="pad(X, before0, after0, before1, after1, ...): X among zeros, numpy's pad; the adjoint of a slice"))
+    doc="pad(X, before0, after0, before1, after1, ...): X among zeros, numpy's pad; the adjoint of a slice",
+    extra={"derivation": (r"\bar{X} = \bar{Y}_{I}, \text{ the block of } Y \text{ that } X \text{ fills}",)}))
 
 
 # -- elementwise functions of the scalar table ------------------------------------

@@ -747,6 +747,47 @@ def pad(g, widths, inserted=()):
                Tuple(*[Integer(k) for k in inserted]))
 
 
+class Concat(TExpr):
+    r"""Blocks side by side along an axis (numpy's ``concatenate``): the
+    adjoint of slices that tile a quantity, ``[\bar{Y}_1\; \bar{Y}_2]``
+    (args: the axis, then the blocks)."""
+
+    @property
+    def axis(self):
+        return int(self.args[0])
+
+    @property
+    def parts(self):
+        return self.args[1:]
+
+    @property
+    def np_shape(self):
+        shapes = [_np_shape_of(a) for a in self.parts]
+        if any(s is None for s in shapes):
+            return None
+        s = list(shapes[0])
+        s[self.axis] = sum(t[self.axis] for t in shapes)
+        return tuple(s)
+
+    def _latex(self, printer):
+        nd = len(self.np_shape or ())
+        parts = [printer._print(a) for a in self.parts]
+        if nd == 2 or (nd == 1 and self.axis == 0):
+            sep = r" & " if nd == 2 and self.axis == 1 else r" \\ "
+            return rf"\begin{{bmatrix}} {sep.join(parts)} \end{{bmatrix}}"
+        return rf"\operatorname{{concat}}_{{{self.axis}}}\left({', '.join(parts)}\right)"
+
+    def _spec(self, printer):
+        return f"concat({', '.join(printer._print(a) for a in self.parts)}, {self.axis})"
+
+    def _numpycode(self, printer):
+        return f"numpy.concatenate([{', '.join(printer._print(a) for a in self.parts)}], axis={self.axis})"
+
+
+def concat(parts, axis: int):
+    return parts[0] if len(parts) == 1 else Concat(Integer(axis), *parts)
+
+
 class Call(TExpr):
     """A named function of tensors, printed as ``\\operatorname{name}(...)``,
     ``name(...)`` and the helper ``_name(...)`` (softmax of a vector)."""

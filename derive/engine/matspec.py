@@ -130,7 +130,7 @@ class _Walker:
             else:
                 index.append(self.bound(part, text))
         try:
-            return self.b.apply("index", x, index=tuple(index))
+            return self.b.apply("slice", x, index=tuple(index))
         except ExprError as exc:
             raise ExprError(f"{text}: {exc}") from None
 
@@ -249,7 +249,7 @@ def _number_of(node):
 
 
 #: operations a spec writes as operators or subscripts, never by name
-HIDDEN = frozenset({"row", "index", "neg", "add", "sub", "mul", "div", "pow", "matmul"})
+HIDDEN = frozenset({"row", "slice", "neg", "add", "sub", "mul", "div", "pow", "matmul"})
 
 
 def spec_functions() -> list:

@@ -297,18 +297,26 @@ def _like_terms(terms: list) -> list:
 
 
 def _blocks(terms: list):
-    """Vectors padded into disjoint blocks that tile the whole (the adjoints of
-    a[0:4] and a[4:8]) are the blocks one above the other: stack(g, h)."""
-    if not all(isinstance(t, X.Pad) and not t.inserted and len(t.widths) == 1 for t in terms):
+    """Blocks padded along one axis that tile the whole (the adjoints of
+    a[0:4] and a[4:8], of G[:, 0:1] and G[:, 1:2]) are the blocks side by
+    side: stack(g, h) for a vector, concat(g, h, 1) for columns."""
+    if not all(isinstance(t, X.Pad) and not t.inserted for t in terms):
         return None
-    spans = sorted(((t.widths[0][0], t.np_shape[0] - t.widths[0][1], t.args[0]) for t in terms),
+    axes = {k for t in terms for k, w in enumerate(t.widths) if w != (0, 0)}
+    if len(axes) != 1 or len({t.np_shape for t in terms}) != 1:
+        return None
+    (ax,) = axes
+    spans = sorted(((t.widths[ax][0], t.np_shape[ax] - t.widths[ax][1], t.args[0]) for t in terms),
                    key=lambda s: s[0])
     at = 0
     for start, stop, _ in spans:
         if start != at:
             return None
         at = stop
-    return X.stack_(*[g for _, _, g in spans]) if at == terms[0].np_shape[0] else None
+    if at != terms[0].np_shape[ax]:
+        return None
+    parts = [g for _, _, g in spans]
+    return X.stack_(*parts) if len(terms[0].np_shape) == 1 else X.concat(parts, ax)
 
 
 def _fit(r, shape: tuple):
