@@ -769,9 +769,18 @@ class Concat(TExpr):
         s[self.axis] = sum(t[self.axis] for t in shapes)
         return tuple(s)
 
+    def _part_tex(self, printer, a) -> str:
+        """A block; one that is a vector given the concatenated axis (a row
+        or column of a matrix) is that vector, a row transposed."""
+        if getattr(a, "key", None) == "reshape":
+            inner, shape = a.operands[0], tuple(_np_shape_of(a) or ())
+            if len(shape) == 2 and shape[self.axis] == 1 and tuple(_np_shape_of(inner) or ()) == (shape[1 - self.axis],):
+                return rf"{_paren(printer, inner, P_ATOM)}^{{\top}}" if self.axis == 0 else printer._print(inner)
+        return printer._print(a)
+
     def _latex(self, printer):
         nd = len(self.np_shape or ())
-        parts = [printer._print(a) for a in self.parts]
+        parts = [self._part_tex(printer, a) for a in self.parts]
         if nd == 2 or (nd == 1 and self.axis == 0):
             sep = r" & " if nd == 2 and self.axis == 1 else r" \\ "
             return rf"\begin{{bmatrix}} {sep.join(parts)} \end{{bmatrix}}"

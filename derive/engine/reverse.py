@@ -32,6 +32,7 @@ import numpy as np
 import sympy
 
 from derive.engine import exprs as X
+from derive.engine.nn_exprs import NNExpr
 from derive.engine.tgraph import Apply, Const, Ref, TGraph, refs
 from derive.engine.tensor_op import tensor_op
 
@@ -151,7 +152,7 @@ class _Reverse:
 
     def _record(self, target, shape, tex, expr, note="", parts=()) -> MatrixStep:
         sym = X.TensorSymbol(adjoint_name(self.L, target), shape, adjoint_tex(self.Ltex, tex))
-        value = np.asarray(X.evaluate(expr, self.env), dtype=float)
+        value = np.asarray(X.evaluate(expr, self.env), dtype=float) + 0.0    # -0 (of -Y / 3 where Y is 0) is 0
         if value.shape != tuple(shape):
             value = np.broadcast_to(value, shape).copy()
         self.env[sym.name] = value
@@ -298,25 +299,29 @@ def _like_terms(terms: list) -> list:
 
 def _blocks(terms: list):
     """Blocks padded along one axis that tile the whole (the adjoints of
-    a[0:4] and a[4:8], of G[:, 0:1] and G[:, 1:2]) are the blocks side by
-    side: stack(g, h) for a vector, concat(g, h, 1) for columns."""
-    if not all(isinstance(t, X.Pad) and not t.inserted for t in terms):
+    a[0:4] and a[4:8], of G[:, 0:1] and G[:, 1:2], of the rows h[0], h[1],
+    h[2]) are the blocks side by side: stack(g, h) for a vector,
+    concat(g, h, 1) for columns; other terms are added after them."""
+    pads = [t for t in terms if isinstance(t, X.Pad)]
+    rest = [t for t in terms if not isinstance(t, X.Pad)]
+    if len(pads) < 2 or len({t.np_shape for t in pads}) != 1:
         return None
-    axes = {k for t in terms for k, w in enumerate(t.widths) if w != (0, 0)}
-    if len(axes) != 1 or len({t.np_shape for t in terms}) != 1:
+    axes = {k for t in pads for k, w in enumerate(t.widths) if w != (0, 0)}
+    if len(axes) != 1:
         return None
     (ax,) = axes
-    spans = sorted(((t.widths[ax][0], t.np_shape[ax] - t.widths[ax][1], t.args[0]) for t in terms),
-                   key=lambda s: s[0])
+    spans = sorted(((t.widths[ax][0], t.np_shape[ax] - t.widths[ax][1], t) for t in pads), key=lambda s: s[0])
     at = 0
     for start, stop, _ in spans:
         if start != at:
             return None
         at = stop
-    if at != terms[0].np_shape[ax]:
+    if at != pads[0].np_shape[ax]:
         return None
-    parts = [g for _, _, g in spans]
-    return X.stack_(*parts) if len(terms[0].np_shape) == 1 else X.concat(parts, ax)
+    parts = [t.args[0] if not t.inserted else NNExpr("reshape", (t.args[0],), t.inner_shape, ())
+             for _, _, t in spans]
+    joined = X.stack_(*parts) if len(pads[0].np_shape) == 1 else X.concat(parts, ax)
+    return X.add(joined, *rest)
 
 
 def _fit(r, shape: tuple):
