@@ -198,6 +198,17 @@ def test_gated_linear_unit_steps_as_printed():
                                rtol=1e-13)
 
 
+def test_layer_norm_centring_and_a_batch_mean_print_as_a_person_writes_them():
+    mf = MatrixForm.from_data(yaml.safe_load((ENGINEER / "residual-layernorm.yaml").read_text()))
+    step = {s.name: s.spec for s in mf.steps}
+    assert step["dL/dH"] == "dL_dC - mean(dL_dC, 1)"
+    assert step["dL/dZ"] == "Z - Tg + Z / 12"         # sum((Z - Tg)**2) / 2 + sum(Z * Z) / 24
+    bias = MatrixForm.from_data(yaml.safe_load((ENGINEER / "batch-bias.yaml").read_text()))
+    assert bias.steps[0].spec == "(Z - Tg) / 4"        # mean over 4 rows of sum(..., 1) / 2, times 2
+    half = MatrixForm.from_data(yaml.safe_load((ENGINEER / "half-sum-squares.yaml").read_text()))
+    assert half.steps[0].spec == "y + 1/15"            # sum(y * y) / 2 + mean(y), y 3 x 5
+
+
 def test_mixture_of_experts_gate_steps_as_printed():
     mf = MatrixForm.from_data(yaml.safe_load((ENGINEER / "moe.yaml").read_text()))
     step = {s.name: s for s in mf.steps}

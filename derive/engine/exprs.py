@@ -928,6 +928,8 @@ def div(a, b):
         return had(1 / b, a)
     if _is_num(a, 0):
         return Integer(0)
+    if isinstance(a, Neg):      # -a / b, not (-a) / b
+        return neg(Div(a.args[0], b))
     return Div(a, b)
 
 
@@ -976,6 +978,8 @@ def ones(shape):
 
 
 def sum_to(x, shape):
+    if isinstance(x, Neg):      # the sum of -G is minus the sum of G
+        return neg(sum_to(x.args[0], shape))
     s = _np_shape_of(x)
     if s is not None and tuple(s) == tuple(shape):
         return x

@@ -150,6 +150,8 @@ def bcast(G, shape, axis, n=None):
     """A reduced adjoint spread back along its axis (divided by ``n``, the
     length of the axis, for a mean); a constant stays a constant times ones,
     so that ``-mean(sum(Y * P, 1))`` gives ``-Y / 3``, not ones times Y."""
+    if isinstance(G, X.Neg):
+        return X.neg(bcast(G.args[0], shape, axis, n))
     c = G if isinstance(G, sympy.Basic) and G.is_Number else X._ones_coeff(G)
     if c is not None:
         return X.had(c / (n or 1), X.ones(shape))
@@ -229,7 +231,21 @@ def _lat_bcast(pr, e):
     return scale + y
 
 
+def _mean_of(e):
+    """The operand of a mean spread back whose upstream is a sum along the same
+    axis keeping it (sum(G, 1) / n): G, printed as mean(G, 1); else None."""
+    y = e.operands[0]
+    if len(e.params) > 1 and isinstance(y, X.SumTo) and e.params[0] is not None:
+        src = tshape(y.args[0])
+        if len(src) == len(e.tshape) and y.summed_axes() == (e.params[0],):
+            return y.args[0]
+    return None
+
+
 def _txt_bcast(pr, e):
+    inner = _mean_of(e)
+    if inner is not None:
+        return f"mean({pr._print(inner)}, {e.params[0]})"
     y = pr._print(e.operands[0])
     return f"{_txt(pr, e.operands[0])}/{e.params[1]}" if len(e.params) > 1 else y
 
@@ -479,6 +495,7 @@ for _d in ("2d", "1d"):
 for _key in ("max_share", "min_share", "erf_grad"):
     FORMS[_key]["text_precedence"] = "Mul"
 FORMS["bcast"]["text_precedence"] = lambda e, pr: (
+    X.P_ATOM if isinstance(pr, X.SpecPrinter) and _mean_of(e) is not None else
     X.P_MUL if len(e.params) > 1 or not isinstance(pr, X.SpecPrinter) else X._prec_of(e.operands[0], pr))
 
 # how tightly each compound LaTeX form binds (default: a function call)
