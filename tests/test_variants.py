@@ -550,3 +550,15 @@ def test_a_question_sheet_stands_alone(pid, tmp_path, capsys):
     # the instructor's note has what the sheet leaves out
     note = (out / "instructor-note.md").read_text()
     assert f"--seed 7" in note and "derive check" in note and all(f"`{n}`" in note for n in answers)
+
+
+@pytest.mark.parametrize("pid, symbol", [("lstm-cell", r"\frac{\partial L}{\partial \theta}"),
+                                         ("mlp-relu-regression", "$g$")])
+def test_the_update_rule_names_the_gradient_with_a_letter_the_network_does_not_use(pid, symbol, tmp_path, capsys):
+    """The LSTM's g is its candidate cell state: its sheet writes the gradient as dL/dtheta, not g."""
+    assert cli.main(["variants", pid, "--count", "1", "--seed", "3", "--out", str(tmp_path), "--no-pdf"]) == 0
+    tex = (tmp_path / "variant-01" / "question.tex").read_text()
+    rule = tex[tex.index("Update rule"):]
+    assert "where " + (f"${symbol}$" if not symbol.startswith("$") else symbol) + " is the gradient" in rule
+    if pid == "lstm-cell":
+        assert "where $g$ is the gradient" not in tex

@@ -263,12 +263,17 @@ def update_blocks(solution) -> list:
     from derive.engine.optim import HYPER_TEX, parameter_notation, rule_rows
 
     opt = solution.optimizer
-    rows = rule_rows(opt, 1, parameter_notation(r"\theta", "theta", "g", "g", 1))
+    # g is the textbook's gradient, unless the network has a g of its own (the LSTM's candidate)
+    names = set(solution.graph.groups) | set(solution.graph.nodes)
+    loss = solution.graph.nodes[solution.graph.loss]
+    grad = (("g", "g") if "g" not in names
+            else (rf"\frac{{\partial {loss.latex}}}{{\partial \theta}}", f"d{loss.name}/dtheta"))
+    rows = rule_rows(opt, 1, parameter_notation(r"\theta", "theta", grad[0], grad[1], 1))
     hyper, numbers = opt.symbolic_hyper()
     values = [B.Math(rf"{HYPER_TEX[k][0]} = {_hyper_tex(numbers[s])}", f"{k} = {numbers[s]}")
               for k, s in hyper.items() if isinstance(s, sympy.Symbol) and s in numbers]
     parts: list = ["One step of this rule for every parameter ", B.Math(r"\theta", "theta"),
-                   ", where ", B.Math("g", "g"), " is the gradient of the loss with respect to ",
+                   ", where ", B.Math(*grad), " is the gradient of the loss with respect to ",
                    B.Math(r"\theta", "theta"), " and ", B.Math(r"\theta^{+}", "theta+"),
                    " the parameter after the update"]
     for k, v in enumerate(values):
