@@ -61,6 +61,22 @@ def test_no_tool_internals_in_the_pdf(key, pattern):
     assert not hits, hits[:5]
 
 
+@needs_tex
+def test_ranges_are_dashes_not_two_hyphens(key):
+    """An escaped "--" prints as two hyphens ("Q2.4--2.5", "precision--recall"); a range is an en dash."""
+    _, text, _, _ = key
+    hits = [line.strip() for line in text.splitlines() if "--" in line]
+    assert not hits, hits[:5]
+
+
+@needs_tex
+def test_every_question_but_the_programming_ones_is_answered_in_the_coverage_table(key):
+    """A coverage row finds its part whatever dash its range is written with (Q2.4-2.5 against Q2.4–2.5)."""
+    _, text, _, _ = key
+    uncovered = [line.strip() for line in text.splitlines() if "not covered" in line]
+    assert uncovered and all(line.endswith("not covered: programming") for line in uncovered), uncovered
+
+
 def test_the_ascii_checks_would_catch_the_old_transcript():
     """The patterns above are not vacuous: each matches what the key used to print."""
     old = ["H_t = f(U I_t + W H_(t-1))", "E_t = 1/2 ||O_t - Y_t||^2", "f' <= 1", "2 x 2", "3x3", "9.41e-07"]

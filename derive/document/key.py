@@ -79,8 +79,8 @@ def coverage_context(sections: dict, anchors: dict | None = None) -> list:
 
 def _same_question(coverage_label: str, part_label: str) -> bool:
     """Does a coverage row (``Q1(a)-(c)``, ``1(a)-(c)``, ``Q2.4-2.5``) cover a part (``Q1(a)``)?"""
-    a = coverage_label.lstrip("Q").split("(")[0].split("-")[0]
-    b = part_label.lstrip("Q").split("(")[0].split("-")[0]
+    a, b = (label.lstrip("Q").split("(")[0].replace("\u2013", "-").split("-")[0]    # a range: - or an en dash
+            for label in (coverage_label, part_label))
     return a == b
 
 

@@ -475,7 +475,7 @@ def _seed002(sol, app) -> list:
                    "the input, with no padding and stride 1, has exactly one position and computes the same sum. "
                    "The following FC layers then act on a $1 \\times 1 \\times n$ map: $1 \\times 1$ convolutions."),
             verify=checks_line(s, ap), problem="conv-arithmetic"))
-    out.append(Part("002", "Q2.4--2.5", "Reading: ResNet's skip connections; the triplet loss (not to attempt).",
+    out.append(Part("002", "Q2.4–2.5", "Reading: ResNet's skip connections; the triplet loss (not to attempt).",
                     kind=OUTLINE, short="not to attempt",
                     words=("Skip connections let a block learn a residual $F(x)$ added to $x$, so gradients flow "
                            "through the identity path and very deep networks train. The triplet loss "
@@ -585,7 +585,7 @@ def _seed003(sol, app) -> list:
             "003", "2.c", "Define mAP.",
             answer=eq_lines(rows(section(bl, "11-point"), r"p_{\text{interp}}(r)", r"\mathrm{AP}_{11}"), first_only=True)
             + [r"\mathrm{mAP} = \frac{1}{C} \sum_{c=1}^{C} \mathrm{AP}_c"],
-            short="mean over classes of the AP (area under the interpolated precision--recall curve)",
+            short="mean over classes of the AP (area under the interpolated precision–recall curve)",
             accept="all-point AP (VOC 2010+) or COCO's mean over IoU thresholds, if named",
             tolerance="definition", words=("The interpolation takes the best precision at any recall "
                                            "$\\tilde r \\ge r$ (not $> r$)."),
