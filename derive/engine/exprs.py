@@ -528,15 +528,12 @@ class Slice(TExpr):
         idx = f"{start + 1}" if scalar else f"{start + 1}:{stop}"
         return rf"\left[{printer._print(self.args[0])}\right]_{{{idx}}}"
 
-    def _spec(self, printer):
-        start, stop, scalar = (int(a) for a in self.args[1:4])
-        return f"{'entry' if scalar else 'rows'}({printer._print(self.args[0])}, {start}" + \
-            ("" if scalar else f", {stop}") + ")"
-
-    def _numpycode(self, printer):
+    def _numpycode(self, printer):     # numpy's slicing, which the spec syntax shares
         start, stop, scalar = (int(a) for a in self.args[1:4])
         inner = _paren(printer, self.args[0], P_ATOM)
         return f"{inner}[{start}]" if scalar else f"{inner}[{start}:{stop}]"
+
+    _spec = _numpycode
 
 
 class Row(TExpr):
