@@ -729,3 +729,16 @@ def test_random_graphs_matrix_form_equals_numpy_vjp_and_finite_differences(n, m,
     scale = max([1.0] + [float(np.max(np.abs(v))) for v in leaves.values()])
     assert cs["finite-difference"]["passed"] is True or (
         cs["finite-difference"]["passed"] is None and nearest_kink(g, leaves) < 10 * FD_STEP * scale), cs
+
+
+def test_one_dimensional_convolutions_derive_with_one_index_per_axis():
+    """conv1d's textbook lines index a sequence (X_{c, si+a}, K_{o,c,a}) and flip the kernel; the 2-D
+    lines (K_{o,c,a,b}, rot_180) are conv2d's."""
+    from derive.engine.nn_ops import textbook_derivations
+    lines = dict(textbook_derivations(["conv1d", "conv_transpose1d", "conv2d", "conv_transpose2d"]))
+    for name in ("conv1d", "conv_transpose1d"):
+        text = " ".join(lines[name])
+        assert r"\operatorname{flip}" in text and "rot" not in text and "a,b" not in text, name
+    assert "K_{o,c,a}" in lines["conv1d"][0]
+    for name in ("conv2d", "conv_transpose2d"):
+        assert r"\operatorname{rot}_{180}" in " ".join(lines[name]), name

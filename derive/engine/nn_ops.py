@@ -495,6 +495,15 @@ _CONV_DERIVATION = (
     r" = \sum_o \left(\operatorname{pad}_{k-1}(\delta_o) \star \operatorname{rot}_{180}(K_{o,c})\right)_{u,v}"
     r"\ \ (s = 1,\ p = 0)")
 
+#: the same for one spatial axis (a sequence of C channels, a kernel of k taps)
+_CONV1D_DERIVATION = (
+    r"Y_{o,i} = \sum_{c,a} X_{c,\,si+a}\, K_{o,c,a} \;\Rightarrow\;"
+    r"\frac{\partial L}{\partial K_{o,c,a}} = \sum_{i} X_{c,\,si+a}\, \delta_{o,i}"
+    r" = \left(X_c \star \delta_o\right)_{a}",
+    r"\frac{\partial L}{\partial X_{c,u}} = \sum_{o,i:\, si+a=u} \delta_{o,i}\, K_{o,c,a}"
+    r" = \sum_o \left(\operatorname{pad}_{k-1}(\delta_o) \star \operatorname{flip}(K_{o,c})\right)_{u}"
+    r"\ \ (s = 1,\ p = 0)")
+
 
 # The gradients of a convolution are operations of their own, so that a
 # matrix step's expr reads back as spec syntax: xcorr2d(X, G) is dL/dK and
@@ -525,7 +534,7 @@ for _name, _spatial in (("conv2d", 2), ("conv1d", 1)):
         symbolic=lambda xs, p, _n=_name: NNExpr(_n, xs, _out_shape(_n, xs, p), (p["stride"], p["padding"])),
         rule=_conv_rule(_name, _spatial),
         doc=f"{_name}(X, K, stride, padding): cross-correlation as torch's {_name} (stride 1, padding 0 by default)",
-        extra={"derivation": _CONV_DERIVATION}))
+        extra={"derivation": _CONV_DERIVATION if _spatial == 2 else _CONV1D_DERIVATION}))
 
 
 def _layout(name, a, b, spatial, what):
@@ -645,7 +654,7 @@ for _d, _spatial in (("2d", 2), ("1d", 1)):
             f"convolved with the flipped K, cropped by the padding: the gradient of conv{_d}(X, K) with respect "
             "to X (output_padding: the rows a floor-mode stride left out of every window)",
         extra={"derivation": (r"\frac{\partial L}{\partial X} = \operatorname{pad}_{k-1}(\delta) \star "
-                              r"\operatorname{rot}_{180}(K)",)}))
+                              + (r"\operatorname{rot}_{180}(K)" if _spatial == 2 else r"\operatorname{flip}(K)"),)}))
 
 
 def _out_shape(name, xs, p):

@@ -50,6 +50,25 @@ def memo_json(method):
         return copy.deepcopy(cached)
     return wrapper
 
+def update_blocks(optimizer, steps: int, params: list) -> list:
+    """The update of every parameter, as one block list for every solution:
+    plain SGD written out (W^+ = W - eta dL/dW = value), another rule by its
+    value after the steps, as torch.optim computes it.  ``params``: (LaTeX,
+    name, gradient LaTeX, gradient text, value as :class:`~derive.typeset.blocks.Math`)."""
+    after = f"after {steps} step" + ("s" if steps != 1 else "")
+    opt = optimizer
+    if opt.rule == "sgd" and opt.hyper["momentum"] == 0 and opt.hyper["weight_decay"] == 0 and steps == 1:
+        rows = tuple(B.EqRow(B.Math(tex + r"^{+}" if "^" not in tex else rf"{{{tex}}}^{{+}}", name + "+"),
+                             (B.Math(rf"{tex} - \eta \, {grad_tex}", f"{name} - lr * {grad_text}"), value))
+                     for tex, name, grad_tex, grad_text, value in params)
+        return [B.prose("Stochastic gradient descent, one step with ",
+                        B.Math(rf"\eta = {num_tex(opt.lr)}", f"lr = {num_text(opt.lr)}"), ":"),
+                B.Equations(rows)]
+    return [B.prose(f"{opt.describe()}, as torch.optim computes it:"),
+            B.Equations(tuple(B.EqRow(B.Math(tex, name), (value,), after)
+                              for tex, name, _, _, value in params))]
+
+
 class Problem:
     """Base of every problem: an id, a title, where it comes from, a question."""
 

@@ -104,11 +104,12 @@ def value_math(a: np.ndarray) -> B.Math:
     if a.ndim == 0:
         return B.Math(tex(float(a)), fmt(float(a)))
     text = str(np.vectorize(fmt, otypes=[object])(a).tolist()).replace("'", "")
+    if a.ndim > 2:      # C x H x W (or more): a list of its matrices, as numpy prints it, not one flat row
+        return B.Math(r"\left[" + r",\; ".join(value_math(part).tex for part in a) + r"\right]", text)
     if a.ndim == 1:
         body = r" \\ ".join(tex(v) for v in a)
     else:
-        m = a.reshape(a.shape[0], -1)
-        body = r" \\ ".join(" & ".join(tex(v) for v in row) for row in m)
+        body = r" \\ ".join(" & ".join(tex(v) for v in row) for row in a)
     return B.Math(rf"\begin{{bmatrix}} {body} \end{{bmatrix}}", text)
 
 

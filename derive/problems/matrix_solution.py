@@ -28,7 +28,7 @@ from derive.engine.matspec import MatrixSpec, _array
 from derive.problems.matrix_form import MatrixForm, matrix_blocks, value_math
 from derive.engine.numeric import VerificationError
 from derive.engine.optim import Optimizer, OptimizerError
-from derive.problems.base import Solution
+from derive.problems.base import Solution, update_blocks
 from derive.engine.spec import SpecError
 
 #: vector specs with at most this many entries (all named quantities) and
@@ -336,10 +336,10 @@ class MatrixSolution(Solution):
                            "(one rule per operation, whatever the sizes)."))
         out += self.matrix_form_blocks()
         out.append(B.Heading("Update"))
-        out.append(B.prose(f"{self.optimizer.describe()}, as torch.optim computes it, entry by entry:"))
-        out.append(B.Equations(tuple(
-            B.EqRow(B.Math(g.nodes[n].symbol.tex, n), (_value(v),), f"after {self.steps} step(s)")
-            for n, v in self.updates.items())))
+        loss = g.nodes[g.loss]
+        out += update_blocks(self.optimizer, self.steps, [
+            (g.nodes[n].symbol.tex, n, rf"\frac{{\partial {loss.symbol.tex}}}{{\partial {g.nodes[n].symbol.tex}}}",
+             f"d{g.loss}/d{n}", _value(v)) for n, v in self.updates.items()])
         out.append(B.Heading("Verification"))
         out.append(B.prose("The matrix form against an independent numpy backprop (the operations' own "
                            "vector-Jacobian products) and central finite differences along random "

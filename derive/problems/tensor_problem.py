@@ -19,7 +19,7 @@ from derive.typeset.fmt import num_tex, num_text
 from derive.engine.numeric import VerificationError
 from derive.engine.optim import Optimizer, OptimizerError
 from derive.engine.parse import ExprError, number
-from derive.problems.base import GraphSolution, Problem, memo_json
+from derive.problems.base import GraphSolution, Problem, memo_json, update_blocks
 from derive.engine.spec import SpecError
 
 #: graphs with at most this many derivation steps are also shown component by component
@@ -464,21 +464,10 @@ class TensorSolution(GraphSolution):
     def _tensor_update_blocks(self) -> list:
         tg, opt = self.model.tg, self.optimizer
         params = of_kind(tg, "parameter")
-        if opt.rule == "sgd" and opt.hyper["momentum"] == 0 and opt.hyper["weight_decay"] == 0:
-            rows = []
-            for t in params:
-                rows.append(B.EqRow(
-                    B.Math(t.latex + r"^{+}" if "^" not in t.latex else rf"{{{t.latex}}}^{{+}}", t.name + "+"),
-                    (B.Math(rf"{t.latex} - \eta \, {self.grad_tex(t.name)}", f"{t.name} - lr * d{self.graph.loss}/d{t.name}"),
-                     matrix_math([self.updates[n] for n in t.names], t.shape))))
-            out = [B.prose("Stochastic gradient descent, one step with ",
-                           B.Math(rf"\eta = {num_tex(opt.lr)}", f"lr = {num_text(opt.lr)}"), ":"),
-                   B.Equations(tuple(rows))]
-        else:
-            out = [B.prose(f"{opt.describe()}, as torch.optim computes it:")]
-            out.append(B.Equations(tuple(
-                B.EqRow(B.Math(t.latex, t.name), (matrix_math([self.updates[n] for n in t.names], t.shape),),
-                        f"after {self.steps} step(s)") for t in params)))
+        loss = self.graph.loss
+        out = update_blocks(opt, self.steps, [
+            (t.latex, t.name, self.grad_tex(t.name), f"d{loss}/d{t.name}",
+             matrix_math([self.updates[n] for n in t.names], t.shape)) for t in params])
         if self.steps > 1:
             out.append(B.prose("Loss before each step: ",
                                ", ".join(num_text(v) for v in self.trajectory.losses), "."))
