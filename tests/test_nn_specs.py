@@ -374,3 +374,13 @@ def test_a_decoder_with_conv_transpose2d_is_derived_and_generated_batched():
              for z in zs]
     np.testing.assert_allclose(per["K"], np.stack(alone), rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(summed["K"], sum(alone), rtol=1e-10, atol=1e-13)
+
+
+def test_the_forward_pass_prints_calls_as_the_spec_writes_them(capsys):
+    """Trailing arguments at their defaults are left out (stride 1, padding 0, a pooling stride equal
+    to its size), as the spec wrote them: not conv2d(X, K, 1, 0) or maxpool2d(A, 2, 2)."""
+    from derive import cli
+    assert cli.main(["solve", str(Path(__file__).resolve().parents[1] / "examples" / "cnn.yaml")]) == 0
+    out = capsys.readouterr().out
+    forward = out[out.index("\nForward pass\n"):out.index("quantity  shape")]
+    assert "  Z = conv2d(X, K) + b\n" in forward and "  P = maxpool2d(A, 2)\n" in forward

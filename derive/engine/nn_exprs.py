@@ -186,6 +186,12 @@ def _call(name, pr, e, params=None):
     return f"{name}({', '.join(parts)})"
 
 
+def _pool_args(e) -> tuple:
+    """(size, stride) as a reader writes them: the stride left out where it is the size."""
+    size, stride = e.params[0], e.params[1]
+    return (size,) if stride == size else (size, stride)
+
+
 def _lcall(name, pr, e, params=None):
     ps = e.params if params is None else params
     parts = [pr._print(x) for x in e.operands] + [_num(p) for p in ps if p is not None]
@@ -466,13 +472,13 @@ FORMS: dict[str, dict] = {
                 "spec": lambda pr, e: f"flatten({pr._print(e.operands[0])})",
                 "numpy": lambda pr, e: f"{_np(pr, 'ravel')}({pr._print(e.operands[0])})"},
     # convolution and pooling; numpy forms call the kernels in their own layout
-    "conv2d": {"latex": _lat_conv, "spec": lambda pr, e: _call("conv2d", pr, e),
+    "conv2d": {"latex": _lat_conv, "spec": lambda pr, e: _spec_trimmed("conv2d", lambda e: ())(pr, e),
                "numpy": lambda pr, e: _call("nn_conv2d_any", pr, e)},
-    "conv1d": {"latex": _lat_conv, "spec": lambda pr, e: _call("conv1d", pr, e),
+    "conv1d": {"latex": _lat_conv, "spec": lambda pr, e: _spec_trimmed("conv1d", lambda e: ())(pr, e),
                "numpy": lambda pr, e: _call("nn_conv1d_any", pr, e)},
-    "maxpool2d": {"latex": _lat_pool("maxpool"), "spec": lambda pr, e: _call("maxpool2d", pr, e),
+    "maxpool2d": {"latex": _lat_pool("maxpool"), "spec": lambda pr, e: _call("maxpool2d", pr, e, _pool_args(e)),
                   "numpy": lambda pr, e: _call("nn_maxpool2d", pr, e)},
-    "avgpool2d": {"latex": _lat_pool("avgpool"), "spec": lambda pr, e: _call("avgpool2d", pr, e),
+    "avgpool2d": {"latex": _lat_pool("avgpool"), "spec": lambda pr, e: _call("avgpool2d", pr, e, _pool_args(e)),
                   "numpy": lambda pr, e: _call("nn_avgpool2d", pr, e)},
     # their gradients, as a textbook writes them: dL/dK = X star delta, dL/dX the
     # full convolution of delta with the flipped kernel, delta routed to the maxima
