@@ -384,3 +384,12 @@ def test_the_forward_pass_prints_calls_as_the_spec_writes_them(capsys):
     out = capsys.readouterr().out
     forward = out[out.index("\nForward pass\n"):out.index("quantity  shape")]
     assert "  Z = conv2d(X, K) + b\n" in forward and "  P = maxpool2d(A, 2)\n" in forward
+
+
+def test_a_transposed_product_is_written_with_fewer_transposes(capsys):
+    """S = Q K^T / 2 gives dL/dK = (dL/dS')^T Q, not transpose(transpose(Q) @ dL_du_S)."""
+    from derive import cli
+    assert cli.main(["solve", str(EXAMPLES / "self-attention.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "  dL/dK = transpose(dL_du_S) @ Q\n" in out
+    assert "transpose(transpose(" not in out

@@ -953,6 +953,9 @@ def T(x):
     s = _np_shape_of(x)
     if s is not None and len(s) <= 1:
         return x        # numpy: a vector's transpose is itself
+    if isinstance(x, MatMul_) and any(isinstance(a, Transpose_) for a in x.args):
+        a, b = x.args   # (Q^T G)^T = G^T Q: as a person writes it, with fewer transposes
+        return matmul(T(b), T(a))
     return Transpose_(x)
 
 
