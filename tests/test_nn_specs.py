@@ -393,3 +393,12 @@ def test_a_transposed_product_is_written_with_fewer_transposes(capsys):
     out = capsys.readouterr().out
     assert "  dL/dK = transpose(dL_du_S) @ Q\n" in out
     assert "transpose(transpose(" not in out
+
+
+def test_a_square_root_squared_is_written_as_its_argument(capsys):
+    """Layer norm's d(u / sqrt(var + eps))/d var divides by (var + eps), not sqrt(.) * sqrt(.)."""
+    from derive import cli
+    assert cli.main(["solve", str(EXAMPLES / "self-attention.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "  dL/dvar = -sum(dL_dN * gamma * D / (var + 1/100000), 1) / (2 * sqrt(var + 1/100000))\n" in out
+    assert "sqrt(var + 1/100000) * sqrt(" not in out

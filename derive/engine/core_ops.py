@@ -75,7 +75,7 @@ _binary("mul", "*", lambda a, b: a * b, lambda G, a, b, o: G * b, lambda G, a, b
         "elementwise (Hadamard) product a ⊙ b")
 _binary("div", "/", lambda a, b: a / b, lambda G, a, b, o: G / b, lambda G, a, b, o: -G * a / (b * b),
         X.div, lambda G, a, b, o: X.div(G, b),
-        lambda G, a, b, o: X.neg(X.div(X.had(G, a), X.had(b, b))), "elementwise quotient a ⊘ b")
+        lambda G, a, b, o: X.neg(X.div(X.had(G, a), X.square(b))), "elementwise quotient a ⊘ b")
 
 
 def _pow_shape(shapes, p):

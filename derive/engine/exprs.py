@@ -959,6 +959,14 @@ def T(x):
     return Transpose_(x)
 
 
+def square(x):
+    """x ⊙ x, with sqrt(z) ⊙ sqrt(z) written z (z >= 0 wherever sqrt(z) is defined):
+    layer norm's d(u / sqrt(var + eps)) reads (var + eps), not a product of roots."""
+    if isinstance(x, Fun) and x.fname == "sqrt":
+        return x.args[1]
+    return had(x, x)
+
+
 def outer(a, b):
     return Outer(a, b)
 
