@@ -402,3 +402,38 @@ def test_a_square_root_squared_is_written_as_its_argument(capsys):
     out = capsys.readouterr().out
     assert "  dL/dvar = -sum(dL_dN * gamma * D / (var + 1/100000), 1) / (2 * sqrt(var + 1/100000))\n" in out
     assert "sqrt(var + 1/100000) * sqrt(" not in out
+
+
+def test_a_means_one_over_n_joins_the_number_beside_it(capsys):
+    """2 * (dL_dvar/4) * D, from var = mean(D**2, 1), is written dL_dvar * D / 2."""
+    from derive import cli
+    assert cli.main(["solve", str(EXAMPLES / "self-attention.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "  dL/dD = dL_dvar * D / 2 + dL_du_N * gamma\n" in out
+
+
+@pytest.mark.parametrize("section, bad", [("forward", ["h: tanh(W @ x)"]), ("equations", [1, 2]),
+                                          ("initial", ["H0"])])
+def test_a_section_that_is_not_a_mapping_is_one_line(section, bad, tmp_path, capsys):
+    """Found by hypothesis: unroll.initial given as a number or a list crashed with AttributeError."""
+    from derive import cli
+    spec = {"name": "bad", "parameters": {"W": {"shape": [2, 2], "value": 0.5}},
+            "inputs": {"I": {"shape": ["T", 2], "value": 1}, "H0": {"shape": [2], "value": 0},
+                       "x": {"shape": [2], "value": 1}},
+            "targets": {"Y": {"shape": ["T", 2], "value": 0}},
+            "unroll": {"T": 3, "initial": {"H": "H0"},
+                       "equations": {"H": "tanh(W @ H[t-1] + I[t])", "e": "sum((H - Y[t])**2) / 2"}},
+            "loss": "sum(e)"}
+    from derive.engine.matspec import build_matrix_spec
+    from derive.engine.spec import SpecError
+    if section == "forward":
+        spec["forward"] = bad
+    else:
+        spec["unroll"][section] = bad
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert cli.main(["solve", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "must be a mapping" in err[0], err
+    with pytest.raises(SpecError, match="must be a mapping"):     # the matrix front end on its own
+        build_matrix_spec(spec)

@@ -904,6 +904,11 @@ def had(*factors):
             flat.append(f)
     if coeff == 0:
         return Integer(0)
+    if coeff != 1:      # 2 * (G/4 spread) * D is G * D / 2: a mean's 1/n joins the number beside it
+        for k, f in enumerate(flat):
+            if getattr(f, "key", None) == "bcast" and len(f.params) == 2:
+                coeff /= f.params[1]
+                flat[k] = type(f)("bcast", tuple(f.operands), _np_shape_of(f), (f.params[0],))
     shape = broadcast_shapes(*[_np_shape_of(f) for f in flat]) if flat else ()
     if shape is not None:   # ones are redundant beside a factor of the full shape
         full = [f for f in flat if not isinstance(f, Ones)]

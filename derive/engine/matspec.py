@@ -403,6 +403,8 @@ class _MBuild:
                 if seq:
                     self.seq_leaf.add(name)
         forward = data.get("forward") or {}
+        if not isinstance(forward, dict):
+            raise SpecError("forward", "must be a mapping of names to expressions (name: text)")
         loss_name = data.get("loss_name", "L")
         self.later = {str(n) for n in forward} | {loss_name}
         if unroll:
@@ -435,6 +437,9 @@ class _MBuild:
 
     def _unroll(self, unroll):
         eqs, initial = unroll.get("equations") or {}, unroll.get("initial") or {}
+        for where, part in (("unroll.equations", eqs), ("unroll.initial", initial)):
+            if not isinstance(part, dict):
+                raise SpecError(where, "must be a mapping of names to expressions (name: text)")
         for name in eqs:
             self._name(f"unroll.equations.{name}", name)
             if name in self.names or name in self.later:
