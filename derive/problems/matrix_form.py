@@ -276,6 +276,7 @@ def _derivation_blocks(g) -> list:
     convolution, pooling ...): their textbook lines, once per operation."""
     from derive.engine.nn_ops import textbook_derivations
     from derive.engine.tgraph import Apply
+    from derive.typeset.plaintext import to_text
     used = []
 
     def walk(e):        # in the order a reader meets them: forward lines, inner calls first
@@ -290,7 +291,7 @@ def _derivation_blocks(g) -> list:
     for name, lines in textbook_derivations(used):
         for k, line in enumerate(lines):
             lhs, _, rhs = line.partition(" = ")
-            rows.append(B.EqRow(B.Math(lhs, lhs), (B.Math(rhs, rhs),), name if k == 0 else ""))
+            rows.append(B.EqRow(B.Math(lhs, to_text(lhs)), (B.Math(rhs, to_text(rhs)),), name if k == 0 else ""))
     if not rows:
         return []
     return [B.prose("Where these rules come from (the textbook derivation of each operation's rule):"),
