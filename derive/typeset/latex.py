@@ -237,7 +237,7 @@ _CHAR_WIDTH = {".": 3.0, ",": 3.0, ";": 3.0, ":": 3.0, "(": 4.3, ")": 4.3, "[": 
 _BIN = {"+": 14.9, "-": 14.9, "=": 14.8, "<": 14.8, ">": 14.8}
 
 
-def _group(tex: str, i: int) -> tuple[str, int]:
+def braced_group(tex: str, i: int) -> tuple[str, int]:
     """The braced group (or single token) starting at ``tex[i]``."""
     while i < len(tex) and tex[i] == " ":
         i += 1
@@ -304,14 +304,14 @@ def math_width(tex: str, scale: float = 1.0) -> float:
             name = m.group(1)
             i += len(m.group(0))
             if name in ("frac", "dfrac", "tfrac"):
-                num, i = _group(tex, i)
-                den, i = _group(tex, i)
+                num, i = braced_group(tex, i)
+                den, i = braced_group(tex, i)
                 f = 0.75 if name == "tfrac" else 1.0
                 width += max(math_width(num, scale * f), math_width(den, scale * f)) + 2.4 * scale
             elif name == "begin":
-                env, i = _group(tex, i)
+                env, i = braced_group(tex, i)
                 if env == "array":
-                    _, i = _group(tex, i)
+                    _, i = braced_group(tex, i)
                 end = tex.find(rf"\end{{{env}}}", i)
                 end = n if end < 0 else end
                 width += _environment_width(tex[i:end]) * scale
@@ -325,23 +325,23 @@ def math_width(tex: str, scale: float = 1.0) -> float:
                     i += len(m2.group(0))
                 width += 4.3 * scale
             elif name in _WRAPPERS:
-                arg, i = _group(tex, i)
+                arg, i = braced_group(tex, i)
                 width += math_width(arg, scale) * (1.1 if name.startswith("text") or name in ("mathrm", "operatorname") else 1.0)
             elif name == "sqrt":
                 if tex.startswith("[", i):
                     i = tex.find("]", i) + 1
-                arg, i = _group(tex, i)
+                arg, i = braced_group(tex, i)
                 width += math_width(arg, scale) + 9.0 * scale
             elif name in _CMD_WIDTH:
                 width += _CMD_WIDTH[name] * scale
             else:                 # Greek letters and other single symbols
                 width += 6.0 * scale
         elif ch in "^_":
-            arg, i = _group(tex, i + 1)
+            arg, i = braced_group(tex, i + 1)
             w = math_width(arg, scale * 0.7)
             # a sub- and superscript on the same base stack: count the wider
             if i < n and tex[i] in "^_" and tex[i] != ch:
-                arg2, i = _group(tex, i + 1)
+                arg2, i = braced_group(tex, i + 1)
                 w = max(w, math_width(arg2, scale * 0.7))
             width += w + 0.5 * scale
         elif ch in "{}":

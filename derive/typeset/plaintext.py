@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+from derive.typeset.latex import braced_group
+
 QUAD = "\x00"      # a wide space, kept wide when the others are tidied
 #: commands that stand for one symbol or a space
 SYMBOLS = {
@@ -31,26 +33,6 @@ SYMBOLS = {
 SUPERSCRIPTS = {"2": "²", "3": "³", "\\top": "ᵀ", "T": "ᵀ", "-1": "⁻¹", "+": "⁺", "'": "′"}
 _GROUP_ARGS = {"frac": 2, "tfrac": 2, "dfrac": 2, "bar": 1, "mathbf": 1, "operatorname": 1, "text": 1,
                "mathrm": 1, "sqrt": 1, "tilde": 1, "hat": 1}
-
-
-def _group(tex: str, i: int) -> tuple:
-    """(content, end) of the braced group or the single token at tex[i]."""
-    while i < len(tex) and tex[i] == " ":
-        i += 1
-    if i >= len(tex):
-        return "", i
-    if tex[i] == "{":
-        depth, j = 0, i
-        while j < len(tex):
-            depth += {"{": 1, "}": -1}.get(tex[j], 0)
-            if depth == 0:
-                return tex[i + 1:j], j + 1
-            j += 1
-        return tex[i + 1:], len(tex)
-    if tex[i] == "\\":
-        m = re.match(r"\\([A-Za-z]+|.)", tex[i:])
-        return m.group(0), i + len(m.group(0))
-    return tex[i], i + 1
 
 
 def _atom(text: str) -> str:
@@ -98,12 +80,12 @@ def to_text(tex: str) -> str:
                 while i < len(tex) and tex[i] == " ":
                     i += 1
             if name in ("begin", "end"):
-                _, i = _group(tex, i)
+                _, i = braced_group(tex, i)
                 out.append("[" if name == "begin" else "]")
                 continue
             args = []
             for _ in range(_GROUP_ARGS.get(name, 0)):
-                a, i = _group(tex, i)
+                a, i = braced_group(tex, i)
                 args.append(a)
             if name in ("frac", "tfrac", "dfrac"):
                 num, den = to_text(args[0]), to_text(args[1])
@@ -130,7 +112,7 @@ def to_text(tex: str) -> str:
                 if sym in WORDS or sym.isalpha():       # tanh u, α e^x
                     space_before_letter()
         elif c in "_^":
-            body, i = _group(tex, i + 1)
+            body, i = braced_group(tex, i + 1)
             out.append(_script(body, c == "^", after_sum=bool(out) and out[-1] == "Σ"))
         elif c in "{}":
             i += 1
