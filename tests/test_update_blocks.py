@@ -49,3 +49,15 @@ def test_a_three_axis_value_is_a_list_of_matrices():
     assert m.tex.startswith(r"\left[\begin{bmatrix} 0 & 1 & 2 \\ 3 & 4 & 5 \end{bmatrix},")
     assert m.tex.count(r"\begin{bmatrix}") == 2
     assert m.text == "[[[0, 1, 2], [3, 4, 5]], [[6, 7, 8], [9, 10, 11]]]"
+
+
+def test_shapes_are_typeset_in_the_latex_of_a_matrix_spec(tmp_path):
+    """'3 x 4' is ASCII maths beside typeset matrices; the LaTeX writes 3 \\times 4."""
+    import re
+    from pathlib import Path
+    out = tmp_path / "sa.tex"
+    spec = Path(__file__).resolve().parents[1] / "examples" / "self-attention.yaml"
+    assert cli.main(["solve", str(spec), "--format", "tex", "--out", str(out)]) == 0
+    tex = out.read_text()
+    assert not re.search(r"\d x \d", tex), re.search(r".{40}\d x \d.{10}", tex).group(0)
+    assert "3 \\times 4" in tex

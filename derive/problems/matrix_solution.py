@@ -315,7 +315,7 @@ class MatrixSolution(Solution):
         rows = []
         for kind in ("input", "target", "parameter"):
             for n in g.of_kind(kind):
-                rows.append((B.Math(n.symbol.tex, n.name), kind, _shape(n.shape), _value(self.values[n.name])))
+                rows.append((B.Math(n.symbol.tex, n.name), kind, B.shape_math(n.shape), _value(self.values[n.name])))
         out.append(B.Table(("quantity", "kind", "shape", "value"), tuple(rows), align="lllr"))
         out.append(B.rule_prose(self.optimizer))
         out.append(B.Heading("Forward pass"))
@@ -326,7 +326,7 @@ class MatrixSolution(Solution):
         if len(eqs) > 40:
             eqs = eqs[:20] + eqs[-20:]
         out.append(B.Equations(tuple(eqs)))
-        vrows = [(B.Math(n.symbol.tex, n.name), _shape(n.shape), _value(self.values[n.name]))
+        vrows = [(B.Math(n.symbol.tex, n.name), B.shape_math(n.shape), _value(self.values[n.name]))
                  for n in g.computed()]
         if len(vrows) > 40:
             vrows = vrows[:20] + vrows[-20:]
@@ -346,10 +346,6 @@ class MatrixSolution(Solution):
                            "directions:"))
         out.append(B.Checks(tuple(self.checks)))
         return out
-
-
-def _shape(shape) -> str:
-    return " x ".join(map(str, shape)) if shape else "scalar"
 
 
 def _value(v) -> B.Math:

@@ -15,6 +15,7 @@ from derive.engine.ops import OPS
 from derive.engine.tensor import Tensor, TensorGraph, _flatten, _shape_of, _size, of_kind, rows
 
 from derive.typeset import blocks as B
+from derive.typeset.blocks import shape_math, shape_text  # noqa: F401  (lstm reads shape_math here)
 from derive.typeset.fmt import num_tex, num_text
 from derive.engine.numeric import VerificationError
 from derive.engine.optim import Optimizer, OptimizerError
@@ -53,17 +54,6 @@ def matrix_math(values, shape: tuple) -> B.Math:
         r, c = shape[0], _size(shape[1:])
         body = r" \\ ".join(" & ".join(num_tex(v) for v in values[i * c:(i + 1) * c]) for i in range(r))
     return B.Math(rf"\begin{{bmatrix}} {body} \end{{bmatrix}}", text)
-
-
-def shape_text(shape: tuple) -> str:
-    return " x ".join(str(n) for n in shape) if shape else "scalar"
-
-
-def shape_math(shape: tuple):
-    """A shape as a table cell: ``2 \\times 4`` typeset, ``scalar`` in words."""
-    if not shape:
-        return "scalar"
-    return B.Math(r" \times ".join(str(n) for n in shape), shape_text(shape))
 
 
 class TensorModel:

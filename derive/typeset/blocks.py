@@ -143,6 +143,17 @@ def question_text(question):
     return Tex(q) if isinstance(question, Tex) else q
 
 
+def shape_text(shape: tuple) -> str:
+    return " x ".join(str(n) for n in shape) if shape else "scalar"
+
+
+def shape_math(shape: tuple):
+    """A shape as a table cell: ``2 \\times 4`` typeset, ``scalar`` in words."""
+    if not shape:
+        return "scalar"
+    return Math(r" \times ".join(str(n) for n in shape), shape_text(shape))
+
+
 def prose(*parts) -> Prose:
     return Prose(tuple(parts))
 
