@@ -153,7 +153,7 @@ def test_sum_over_broadcast_axes_is_labelled_by_its_axes_not_as_a_batch():
                ("f", (2, 1, 1)))}
     d = reverse(g, g.forward(leaves))
     dz = r"\frac{\partial L}{\partial z}"
-    assert d.step_of("b").latex == dz + r"^{\top} \mathbf{1}"           # the column sums
+    assert d.step_of("b").latex == r"\left(" + dz + r"\right)^{\top} \mathbf{1}"   # the column sums, (dL/dz)ᵀ 1
     assert d.step_of("c").latex == dz + r" \mathbf{1}"                  # the row sums
     assert d.step_of("e").latex == r"\mathbf{1}^{\top} " + dz
     assert d.step_of("m").spec == "2 * m"           # the two contributions of m * m counted once

@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -437,3 +438,14 @@ def test_a_section_that_is_not_a_mapping_is_one_line(section, bad, tmp_path, cap
     assert len(err) == 1 and "must be a mapping" in err[0], err
     with pytest.raises(SpecError, match="must be a mapping"):     # the matrix front end on its own
         build_matrix_spec(spec)
+
+
+def test_a_transposed_adjoint_is_parenthesised_in_latex(tmp_path):
+    r"""(dL/du_S)^T Q, not \frac{dL}{du_S}^T Q with the T on the fraction's corner."""
+    from derive import cli
+    out = tmp_path / "sa.tex"
+    assert cli.main(["solve", str(EXAMPLES / "self-attention.yaml"), "--format", "tex", "--out", str(out)]) == 0
+    tex = out.read_text()
+    assert r"\left(\frac{\partial L}{\partial u_{S}}\right)^{\top} Q" in tex
+    # no fraction carries a transpose on its corner anywhere
+    assert not re.search(r"\\frac\{\\partial [^{}]*\}\{\\partial [^{}]*(\{[^{}]*\})?[^{}]*\}\^\{\\top\}", tex)

@@ -174,6 +174,16 @@ def _paren(printer, child, prec: int, strict: bool = False) -> str:
     return text
 
 
+def _sup(printer, child) -> str:
+    """``child`` as the base of a superscript (ᵀ): an atom as it is, a
+    fraction (an adjoint's d L / d x) or anything looser in parentheses, so
+    that (dL/du)ᵀ does not read as dL/du with a ᵀ on its denominator."""
+    text = _paren(printer, child, P_ATOM)
+    if isinstance(printer, LatexPrinter) and text.startswith(r"\frac"):
+        return rf"\left({text}\right)"
+    return text
+
+
 def _num(x):
     return sympy.sympify(x) if isinstance(x, (int, float)) else x
 
@@ -340,7 +350,7 @@ class Outer(TExpr):
         return None if a is None or b is None else (a[0], b[0])
 
     def _latex(self, printer):
-        return rf"{_paren(printer, self.args[0], P_MUL, strict=True)} {_paren(printer, self.args[1], P_ATOM)}^{{\top}}"
+        return rf"{_paren(printer, self.args[0], P_MUL, strict=True)} {_sup(printer, self.args[1])}^{{\top}}"
 
     def _spec(self, printer):
         return f"outer({printer._print(self.args[0])}, {printer._print(self.args[1])})"
@@ -358,7 +368,7 @@ class Transpose_(TExpr):
         return None if s is None else tuple(reversed(s))
 
     def _latex(self, printer):
-        return rf"{_paren(printer, self.args[0], P_ATOM)}^{{\top}}"
+        return rf"{_sup(printer, self.args[0])}^{{\top}}"
 
     def _spec(self, printer):
         return f"transpose({printer._print(self.args[0])})"
@@ -473,7 +483,7 @@ class SumTo(TExpr):
         if axes is not None and len(_np_shape_of(x)) == 2 and axes:
             if axes == (0,):
                 return (rf"{one}^{{\top}} {_paren(printer, x, P_MUL, strict)}" if len(self.np_shape) == 2
-                        else rf"{_paren(printer, x, P_ATOM)}^{{\top}} {one}")
+                        else rf"{_sup(printer, x)}^{{\top}} {one}")
             if axes == (1,):
                 return rf"{_paren(printer, x, P_MUL, strict)} {one}"
             return rf"{one}^{{\top}} {_paren(printer, x, P_MUL, strict)} {one}"
@@ -707,7 +717,7 @@ class Pad(TExpr):
         shape, widths = self.np_shape, self.widths
         g = printer._print(self.args[0])
         if len(shape) == 2 and self.inserted == (0,):     # a row placed in a matrix: g as a row
-            g = rf"{_paren(printer, self.args[0], P_ATOM)}^{{\top}}" if _np_shape_of(self.args[0]) else g
+            g = rf"{_sup(printer, self.args[0])}^{{\top}}" if _np_shape_of(self.args[0]) else g
         if len(shape) > 2:
             pads = ",".join(f"{a},{b}" for a, b in widths)
             return rf"\operatorname{{pad}}_{{{pads}}}\left({g}\right)"
@@ -772,7 +782,7 @@ class Concat(TExpr):
         if getattr(a, "key", None) == "reshape":
             inner, shape = a.operands[0], tuple(_np_shape_of(a) or ())
             if len(shape) == 2 and shape[self.axis] == 1 and tuple(_np_shape_of(inner) or ()) == (shape[1 - self.axis],):
-                return rf"{_paren(printer, inner, P_ATOM)}^{{\top}}" if self.axis == 0 else printer._print(inner)
+                return rf"{_sup(printer, inner)}^{{\top}}" if self.axis == 0 else printer._print(inner)
         return printer._print(a)
 
     def _latex(self, printer):
@@ -1021,7 +1031,7 @@ class TexPrinter(LatexPrinter):
     r"""SymPy's LaTeX printer with ᵀ as ``^{\top}`` and ⊙ as ``\odot``."""
 
     def _print_Transpose(self, expr):
-        return rf"{self.parenthesize(expr.arg, 1000)}^{{\top}}"
+        return rf"{_sup(self, expr.arg)}^{{\top}}"
 
     def _print_HadamardProduct(self, expr):
         return r" \odot ".join(self.parenthesize(a, 1000) for a in expr.args)

@@ -213,7 +213,7 @@ def _lat_sum(pr, e):
     nd, axis = _axis_of(e)
     if nd == 1 and isinstance(A, X.Had) and len(A.args) == 2:
         a, b = A.args
-        return rf"{_lat(pr, a)}^{{\top}} {_lat(pr, b)}"
+        return rf"{X._sup(pr, a)}^{{\top}} {_lat(pr, b)}"
     x = _lat(pr, A)
     if nd <= 1:
         return rf"{_ONE}^{{\top}} {x}"
