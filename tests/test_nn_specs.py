@@ -449,3 +449,11 @@ def test_a_transposed_adjoint_is_parenthesised_in_latex(tmp_path):
     assert r"\left(\frac{\partial L}{\partial u_{S}}\right)^{\top} Q" in tex
     # no fraction carries a transpose on its corner anywhere
     assert not re.search(r"\\frac\{\\partial [^{}]*\}\{\\partial [^{}]*(\{[^{}]*\})?[^{}]*\}\^\{\\top\}", tex)
+
+
+def test_a_kept_axis_beside_a_matrix_is_spread_in_latex(tmp_path):
+    r"""D = R - mean(R, 1) is R - (1/4) R 1 1^T in matrix algebra, not R - (1/4) R 1 (a 3 x 1 from a 3 x 4)."""
+    from derive import cli
+    out = tmp_path / "sa.tex"
+    assert cli.main(["solve", str(EXAMPLES / "self-attention.yaml"), "--format", "tex", "--out", str(out)]) == 0
+    assert r"D &= \fitrhs{R - \frac{1}{4} R \mathbf{1} \mathbf{1}^{\top}}" in out.read_text()

@@ -198,16 +198,30 @@ class Add_(TExpr):
         return broadcast_shapes(*[_np_shape_of(a) for a in self.args])
 
     def _join(self, printer, minus):
-        out = _paren(printer, self.args[0], P_ADD)
+        whole = self.np_shape if isinstance(printer, LatexPrinter) else None
+
+        def term(x, strict=False):
+            text = _paren(printer, x, P_ADD, strict)
+            shape = _np_shape_of(x)
+            # numpy spreads a kept axis (a row mean beside the matrix); matrix algebra writes it: R 1 1^T
+            if whole and len(whole) == 2 and shape is not None and len(shape) == 2 and shape != whole:
+                base = _paren(printer, x, P_MUL) if text == printer._print(x) else text
+                if shape[1] == 1 < whole[1] and shape[0] == whole[0]:
+                    return rf"{base} \mathbf{{1}}^{{\top}}"
+                if shape[0] == 1 < whole[0] and shape[1] == whole[1]:
+                    return rf"\mathbf{{1}} {base}"
+            return text
+
+        out = term(self.args[0])
         for a in self.args[1:]:
             if isinstance(a, Neg):
-                out += f" - {_paren(printer, a.args[0], P_ADD, strict=True)}"
+                out += f" - {term(a.args[0], strict=True)}"
             elif isinstance(a, Had) and _is_num(a.args[0]) and a.args[0] < 0:
-                out += f" - {_paren(printer, had(-a.args[0], *a.args[1:]), P_ADD, strict=True)}"
+                out += f" - {term(had(-a.args[0], *a.args[1:]), strict=True)}"
             elif isinstance(a, Basic) and a.is_Number and a < 0:
                 out += f" - {printer._print(-a)}"
             else:
-                out += f" + {_paren(printer, a, P_ADD)}"
+                out += f" + {term(a)}"
         return out
 
     def _latex(self, printer):
